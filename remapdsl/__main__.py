@@ -1,0 +1,5 @@
+import sys
+
+from remapdsl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,179 @@
+"""The in-memory form of a `.remap` document: plain, immutable dataclasses.
+
+Source ranges ride along for diagnostics and editor features but never take part in equality, so a
+document parsed from its own canonical printout compares equal to the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# A value written in the language: a number, a bare word (`same`, `adam`), a string, or a
+# comma-separated list of those.
+Scalar = int | float | str
+Value = Scalar | tuple[Scalar, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """Zero-based line and character, as in the Language Server Protocol."""
+
+    line: int
+    character: int
+
+
+@dataclass(frozen=True)
+class Range:
+    start: Position
+    end: Position
+
+    @staticmethod
+    def of(line: int, start: int, end: int) -> Range:
+        return Range(Position(line, start), Position(line, end))
+
+    def __str__(self) -> str:
+        return f"{self.start.line + 1}:{self.start.character + 1}"
+
+    def contains(self, position: Position) -> bool:
+        return self.start <= position <= self.end
+
+
+NO_RANGE = Range(Position(0, 0), Position(0, 0))
+
+
+def _range() -> Range:
+    return field(default=NO_RANGE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Comments:
+    """Comments attached to a statement: full lines above it and the one at the end of its line."""
+
+    leading: tuple[str, ...] = ()
+    trailing: str | None = None
+
+
+NO_COMMENTS = Comments()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One `name=value` of a layer or header line; a layer's positional value gets its parameter's name."""
+
+    name: str
+    value: Value
+    positional: bool = False
+    range: Range = _range()
+    value_range: Range = _range()
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A per-layer constraint on variations: `@keep`, `@allow(remove, replace)`, `@deny(prepend)`."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    range: Range = _range()
+
+
+@dataclass(frozen=True)
+class Layer:
+    kind: str
+    args: tuple[Arg, ...] = ()
+    annotations: tuple[Annotation, ...] = ()
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()
+    kind_range: Range = _range()
+
+    def arg(self, name: str) -> Arg | None:
+        for a in self.args:
+            if a.name == name:
+                return a
+        return None
+
+    def written(self) -> dict[str, Value]:
+        """The parameters as written, without defaults."""
+        return {a.name: a.value for a in self.args}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    layers: tuple[Layer, ...]
+    parent: str | None = None
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()
+    name_range: Range = _range()
+    parent_range: Range | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """`data NAME ["PATH"] [key=value ...]`."""
+
+    name: str
+    path: str | None = None
+    args: tuple[Arg, ...] = ()
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()
+
+    def option(self, name: str, default: Value | None = None) -> Value | None:
+        for a in self.args:
+            if a.name == name:
+                return a.value
+        return default
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """`train key=value ...`."""
+
+    args: tuple[Arg, ...] = ()
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()
+
+    def option(self, name: str, default: Value | None = None) -> Value | None:
+        for a in self.args:
+            if a.name == name:
+                return a.value
+        return default
+
+
+@dataclass(frozen=True)
+class Budget:
+    """`budget METRIC <= LIMIT`: limit in the metric's base unit (parameters, milliseconds, bytes).
+
+    `unit` keeps the unit the user wrote so that the printer gives it back.
+    """
+
+    metric: str
+    limit: float
+    unit: str = ""
+    strict: bool = False
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()
+
+    def allows(self, measured: float) -> bool:
+        return measured < self.limit if self.strict else measured <= self.limit
+
+
+@dataclass(frozen=True)
+class Document:
+    models: tuple[ModelSpec, ...] = ()
+    data: DataSpec | None = None
+    train: TrainSpec | None = None
+    budgets: tuple[Budget, ...] = ()
+    # Comments after the last statement of the file.
+    final_comments: tuple[str, ...] = ()
+
+    def model(self, name: str) -> ModelSpec | None:
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
+
+    def budget(self, metric: str) -> Budget | None:
+        for b in self.budgets:
+            if b.metric == metric:
+                return b
+        return None

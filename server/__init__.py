@@ -1,0 +1,1 @@
+"""The servers users run (language server, overview), shipped as `remapdsl_server`."""
