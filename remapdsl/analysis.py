@@ -106,17 +106,15 @@ def _check_header(document: Document, out: list[Diagnostic]) -> DatasetInfo | No
                                   f"{', '.join(names)}{did_you_mean(data.name, names)}", code="data"))
             return None
         known = {p.name: p for p in kind.options}
-        if kind.name in ("folder", "npz"):
-            known.update({p.name: p for p in kind.options})
         for arg in data.args:
             spec = known.get(arg.name)
             if spec is None:
                 out.append(Diagnostic(arg.range, f"data {kind.name} has no option '{arg.name}'"
                                       f"{did_you_mean(arg.name, list(known))} (options: {', '.join(known) or 'none'})",
                                       code="data"))
-            elif spec.name != "classes" or kind.name != "quickdraw":
-                if (msg := spec.check(arg.value)) is not None:
-                    out.append(Diagnostic(arg.value_range, msg, code="value"))
+            elif spec.type is not str and (msg := spec.check(arg.value)) is not None:
+                # free-form options (quickdraw class names) are checked against the data when it is loaded
+                out.append(Diagnostic(arg.value_range, msg, code="value"))
         if kind.needs_path and not data.path:
             out.append(Diagnostic(data.range, f"data {kind.name} needs a path: data {kind.name} \"PATH\"",
                                   code="data"))

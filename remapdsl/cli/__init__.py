@@ -11,6 +11,22 @@ from remapdsl import __version__
 # Module names under remapdsl.cli, in the order `remap --help` lists them.
 COMMANDS = (
     "check",
+    "fmt",
+    "show",
+    "sample",
+    "ablate",
+    "vary",
+    "snac",
+    "distance",
+    "neighbours",
+    "layout",
+    "export",
+    "bench",
+    "train",
+    "worker",
+    "queue",
+    "results",
+    "demo",
 )
 
 

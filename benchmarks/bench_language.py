@@ -1,0 +1,122 @@
+"""How fast the language front end is on a big file: parse + analysis of 1,000 models (~10,000 lines).
+
+    python benchmarks/bench_language.py [--models 1000] [--runs 7]
+
+Prints the median of several runs for: a cold parse (line caches cleared), a warm parse (the file seen
+before), analysis alone, and re-validating one edited model, alone (analysis.analyze_model) and as a whole
+parse + analysis after a one-line edit. Targets: whole file under 200 ms, one edited model under 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+from remapdsl.analysis import analyze, analyze_model
+from remapdsl.datasets import describe
+from remapdsl.parser import clear_caches, parse
+
+HEADER = """\
+# A large population, as the sampler writes it: 1,000 models on the 8x8 digits.
+data digits
+train epochs=10 batch=128 lr=0.001 optimizer=adam seed=0
+budget params <= 2M
+"""
+
+
+def sampled_model(index: int, rng: random.Random) -> list[str]:
+    """One conv/pool stack and a dense head, in the style of the sampler's output."""
+    lines = [f"# sampled, generation {index // 100}", f"model m{index:04d}:" if index % 7 or not index else
+             f"model m{index:04d} from m{index - 1:04d}:  # filters at 0 from 16 to 32"]
+    size = 8
+    for block in range(rng.randint(1, 2)):
+        filters = rng.choice((16, 32, 64, 128))
+        kernel = rng.choice((1, 3, 5))
+        annotation = rng.choice(("", "", "", "  @keep", "  @allow(reparameterize, remove)"))
+        lines.append(f"    conv2d {filters} kernel={kernel} padding=same{annotation}")
+        lines.append(f"    {rng.choice(('relu', 'relu', 'tanh', 'sigmoid'))}")
+        if size >= 4 and rng.random() < 0.8:
+            lines.append(f"    {rng.choice(('maxpool', 'avgpool'))} 2")
+            size //= 2
+        if rng.random() < 0.3:
+            lines.append(f"    dropout {rng.choice((0.125, 0.25, 0.5))}  # block {block}")
+    lines.append("    flatten")
+    if rng.random() < 0.6:
+        lines.append(f"    dense {rng.choice((16, 64, 128))}")
+        lines.append("    relu")
+    lines.append("    dense 10")
+    return lines
+
+
+def population(models: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    blocks = ["\n".join(sampled_model(i, rng)) for i in range(models)]
+    return HEADER + "\n" + "\n\n".join(blocks) + "\n"
+
+
+def median_ms(fn: Callable[[], object], runs: int, before: Callable[[], object] = lambda: None) -> float:
+    times = []
+    for _ in range(runs):
+        before()
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def parse_and_analyze(text: str) -> None:
+    result = parse(text)
+    analysis = analyze(result.document, result.diagnostics)
+    assert analysis.valid, analysis.diagnostics[:3]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+
+    text = population(args.models)
+    lines = text.split("\n")
+    document = parse(text).document
+    dataset = describe(document.data)
+    budget = document.budget("params")
+
+    # one edit in the middle of the file: the first convolution of the middle model gets wider
+    middle = document.models[len(document.models) // 2]
+    edit_line = middle.layers[0].range.start.line
+    edited_lines = list(lines)
+    edited_lines[edit_line] = "    conv2d 48 kernel=3 padding=same"
+    edited_text = "\n".join(edited_lines)
+    edited_model = parse(edited_text).document.models[len(document.models) // 2]
+    assert edited_model.layers[0].arg("filters").value == 48  # type: ignore[union-attr]
+
+    rows = [
+        ("parse, cold line cache", median_ms(lambda: parse(text), args.runs, clear_caches)),
+        ("parse, warm", median_ms(lambda: parse(text), args.runs)),
+        ("analyze", median_ms(lambda: analyze(document), args.runs)),
+        ("parse + analyze, cold line cache", median_ms(lambda: parse_and_analyze(text), args.runs, clear_caches)),
+        ("parse + analyze, warm", median_ms(lambda: parse_and_analyze(text), args.runs)),
+        ("one edited model: analyze_model", median_ms(lambda: analyze_model(edited_model, dataset, budget),
+                                                       max(args.runs, 50))),
+    ]
+
+    def edit_then_check() -> None:
+        parse_and_analyze(edited_text)
+
+    def restore() -> None:
+        parse(text)  # the file as it was before the edit is what the caches hold
+
+    rows.append(("one-line edit: parse + analyze", median_ms(edit_then_check, args.runs, restore)))
+
+    print(f"{args.models} models, {len(lines):,} lines, {len(text):,} characters; median of {args.runs} runs")
+    print(f"{'step':40} {'ms':>8}")
+    for name, ms in rows:
+        print(f"{name:40} {ms:8.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Benchmark of the model-space computations for REMAP-sized populations.
+
+For n = 100 and 1,000 random sequential models (drawn like the reference sampler: conv blocks with
+activations, pooling and dropout, then dense layers and the head): the full OTMANN matrix, the
+incremental add of one model (n distances and its out-of-sample placement), classical MDS and
+optional SMACOF refinement. Run: `python benchmarks/bench_projection.py [--sizes 100 1000] [--workers 2]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+from remapdsl import otmann
+from remapdsl.catalog import LAYER_TYPES
+from remapdsl.model import Arg, Layer, ModelSpec
+from remapdsl.projection import embed, place
+
+CONV_BLOCK = ("relu", "tanh", "sigmoid", "maxpool", "avgpool", "dropout", None)
+
+
+def _layer(kind: str, value: int | float | None = None, **named: int) -> Layer:
+    args = []
+    if value is not None:
+        args.append(Arg(LAYER_TYPES[kind].positional.name, value, positional=True))
+    args += [Arg(k, v) for k, v in named.items()]
+    return Layer(kind, tuple(args))
+
+
+def random_model(rng: np.random.Generator, name: str) -> ModelSpec:
+    layers = []
+    for _ in range(rng.integers(1, 6)):
+        layers.append(_layer("conv2d", int(rng.choice([16, 32, 64, 128])), kernel=int(rng.choice([1, 3, 5]))))
+        follow = CONV_BLOCK[rng.integers(len(CONV_BLOCK))]
+        if follow in ("maxpool", "avgpool"):
+            layers.append(_layer(follow, int(rng.choice([2, 3]))))
+        elif follow == "dropout":
+            layers.append(_layer("dropout", float(rng.choice([0.25, 0.5]))))
+        elif follow is not None:
+            layers.append(_layer(follow))
+    layers.append(_layer("flatten"))
+    for _ in range(rng.integers(0, 3)):
+        layers.append(_layer("dense", int(rng.choice([16, 64, 128, 256]))))
+        layers.append(_layer(str(rng.choice(["relu", "tanh", "sigmoid"]))))
+    layers.append(_layer("dense", 10))
+    return ModelSpec(name, tuple(layers))
+
+
+def timed(label: str, fn, repeat: int = 1):  # type: ignore[no-untyped-def]
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    print(f"  {label:<44} {best * 1000:10.1f} ms")
+    return result, best
+
+
+def run(n: int, workers: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    models = [random_model(rng, f"m{i}") for i in range(n + 1)]
+    print(f"n = {n} (mean {np.mean([len(m.layers) for m in models]):.1f} layers per model, "
+          f"{otmann.pair_count(n):,} pairs)")
+    profiles, _ = timed("profiles", lambda: [otmann.profile(m) for m in models])
+    existing, new = profiles[:n], profiles[n]
+    otmann.distance(existing[0], existing[1])  # loads POT (a one-off, seconds) outside the timings
+    matrices, seconds = timed(f"full OTMANN matrix, {workers} worker(s)",
+                              lambda: otmann.distance_matrix(existing, workers=workers))
+    print(f"  {'':<44} {seconds / otmann.pair_count(n) * 1e6:10.1f} us per pair")
+    layout, _ = timed("classical MDS", lambda: embed([m.name for m in models[:n]], matrices.emd), repeat=3)
+    timed("classical MDS + SMACOF (up to 100 iterations)",
+          lambda: embed([m.name for m in models[:n]], matrices.emd, refine=100))
+
+    def add_one() -> np.ndarray:
+        row = otmann.distances_to(new, existing)
+        return place(layout, row.emd)
+
+    timed("add one model: n distances + placement", add_one, repeat=5)
+    row, _ = timed("  of which the n distances", lambda: otmann.distances_to(new, existing), repeat=5)
+    timed("  of which the placement", lambda: place(layout, row.emd), repeat=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"numpy {np.__version__}")
+    for n in args.sizes:
+        run(n, args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Training throughput: the trainer's process pool against a plain PyTorch loop, same models, same run.
+
+    python benchmarks/bench_train.py [--models 100] [--epochs 10] [--batch 128] [--workers N] [--repeat 1]
+                                     [--seed 0] [--json out.json]
+    python benchmarks/bench_train.py --gpu      # CIFAR-10-shaped synthetic data (50,000 x 3 x 32 x 32) on CUDA
+
+The population is the sampler's (`remapdsl.sampler.sample_models`) for the data's input shape. Ours: a
+`TrainingPool` (one process per core, one torch thread each, data held as tensors, seeded index batches,
+full validation each epoch, a checkpoint each epoch). Reference: one model after another in this process
+with torch's default threads, a DataLoader over a TensorDataset with shuffling, Adam, cross-entropy, and
+a validation pass per epoch through a second DataLoader — the loop most training scripts start from.
+Throughput is model-epochs per second over the whole population, start-up of the pool included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from remapdsl.data import Dataset, load_dataset
+from remapdsl.datasets import CIFAR10_CLASSES, DatasetInfo
+from remapdsl.model import ModelSpec
+from remapdsl.parallel import TrainingPool, default_workers
+from remapdsl.torch_model import build_model
+from remapdsl.trainer import TrainSettings, resolve_device
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    val_acc: list[float]
+    failed: int
+    # Share of the workers' time spent training (1.0: no process ever waited for work).
+    busy: float = 1.0
+
+
+def population(n: int, info: DatasetInfo, seed: int) -> list[ModelSpec]:
+    try:
+        from remapdsl.sampler import sample_models
+    except ImportError as e:
+        raise SystemExit(f"bench_train: the sampler is missing ({e}); it provides the population") from e
+    return list(sample_models(n, info, seed))
+
+
+def synthetic_cifar(seed: int) -> Dataset:
+    """CIFAR-10's shapes and sizes with random pixels: throughput does not depend on the pictures."""
+    rng = np.random.default_rng(seed)
+    return Dataset("synthetic-cifar10", f"synthetic-cifar10|seed={seed}",
+                   rng.standard_normal((50_000, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 50_000),
+                   rng.standard_normal((10_000, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 10_000),
+                   CIFAR10_CLASSES)
+
+
+def run_ours(models: list[ModelSpec], data: Dataset, settings: TrainSettings, workers: int, device: str) -> Timing:
+    started = time.perf_counter()
+    with TrainingPool(data, workers, device, keep_checkpoints=False) as pool:
+        results = pool.train_all(models, settings)
+    seconds = time.perf_counter() - started
+    return Timing(seconds, [r.epochs[-1].val_acc if r.epochs else float("nan") for r in results],
+                  sum(r.status != "done" for r in results), sum(r.seconds for r in results) / (workers * seconds))
+
+
+def run_reference(models: list[ModelSpec], data: Dataset, settings: TrainSettings, device: str) -> Timing:
+    import torch
+    from torch.nn import functional
+    from torch.utils.data import DataLoader, TensorDataset
+
+    train_set = TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    val_set = TensorDataset(torch.from_numpy(data.x_val), torch.from_numpy(data.y_val))
+    started = time.perf_counter()
+    accuracies = []
+    for model in models:
+        torch.manual_seed(settings.seed)
+        net = build_model(model, data.input_shape, data.num_classes).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+        train_loader = DataLoader(train_set, batch_size=settings.batch, shuffle=True)
+        val_loader = DataLoader(val_set, batch_size=settings.batch)
+        correct = 0
+        for _ in range(settings.epochs):
+            net.train()
+            for xb, yb in train_loader:
+                xb, yb = xb.to(device), yb.to(device)
+                optimizer.zero_grad()
+                loss = functional.cross_entropy(net(xb), yb)
+                loss.backward()
+                optimizer.step()
+            net.eval()
+            correct = 0
+            with torch.no_grad():
+                for xb, yb in val_loader:
+                    xb, yb = xb.to(device), yb.to(device)
+                    out = net(xb)
+                    functional.cross_entropy(out, yb, reduction="sum")
+                    correct += int((out.argmax(1) == yb).sum())
+        accuracies.append(correct / len(val_set))
+    return Timing(time.perf_counter() - started, accuracies, 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=None, help="processes of the pool (default: one per core, "
+                                                                   "4 on a GPU)")
+    parser.add_argument("--repeat", type=int, default=1, help="run both sides this many times; medians reported")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpu", action="store_true", help="CIFAR-10-shaped synthetic data on CUDA")
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
+
+    if args.gpu:
+        try:
+            device = resolve_device("cuda")
+        except ValueError as e:
+            print(f"bench_train --gpu: {e}", file=sys.stderr)
+            return 2
+        data = synthetic_cifar(args.seed)
+    else:
+        device = "cpu"
+        data = load_dataset(None)
+    models = population(args.models, data.info(), args.seed)
+    settings = TrainSettings(epochs=args.epochs, batch=args.batch, seed=args.seed)
+    workers = args.workers or default_workers(device)
+    model_epochs = len(models) * args.epochs
+    print(f"{len(models)} models x {args.epochs} epochs on {data.name} ({len(data.y_train):,} training examples), "
+          f"batch {args.batch}, device {device}, {workers} worker process(es)")
+
+    ours: list[Timing] = []
+    reference: list[Timing] = []
+    for i in range(args.repeat):
+        ours.append(run_ours(models, data, settings, workers, device))
+        print(f"run {i + 1}: ours {ours[-1].seconds:.1f} s ({model_epochs / ours[-1].seconds:.1f} model-epochs/s, "
+              f"workers busy {ours[-1].busy:.0%}, {ours[-1].failed} failed)", flush=True)
+        if not args.skip_reference:
+            reference.append(run_reference(models, data, settings, device))
+            print(f"run {i + 1}: reference {reference[-1].seconds:.1f} s "
+                  f"({model_epochs / reference[-1].seconds:.1f} model-epochs/s)", flush=True)
+
+    figures: dict[str, float | int | str] = {"models": len(models), "epochs": args.epochs, "device": device,
+                                             "workers": workers, "repeat": args.repeat}
+    ours_s = statistics.median(t.seconds for t in ours)
+    figures.update(ours_seconds=ours_s, ours_model_epochs_per_s=model_epochs / ours_s,
+                   ours_median_val_acc=float(np.nanmedian(ours[-1].val_acc)),
+                   ours_workers_busy=statistics.median(t.busy for t in ours))
+    print(f"\nours:      {ours_s:7.1f} s  {model_epochs / ours_s:7.1f} model-epochs/s  "
+          f"median val acc {figures['ours_median_val_acc']:.3f}")
+    if reference:
+        ref_s = statistics.median(t.seconds for t in reference)
+        figures.update(reference_seconds=ref_s, reference_model_epochs_per_s=model_epochs / ref_s,
+                       reference_median_val_acc=float(np.nanmedian(reference[-1].val_acc)), ratio=ref_s / ours_s)
+        print(f"reference: {ref_s:7.1f} s  {model_epochs / ref_s:7.1f} model-epochs/s  "
+              f"median val acc {figures['reference_median_val_acc']:.3f}")
+        print(f"ratio (ours / reference throughput): {ref_s / ours_s:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

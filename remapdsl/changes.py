@@ -1,0 +1,123 @@
+"""Change records: what an ablation, variation or handcrafted edit did to a parent, in words.
+
+A child model carries its changes as one comment line above its `model` line, so the file itself says
+how each model came about: `# variation: Replaced relu with tanh at index 2`. The word before the colon
+is the model's origin (`ablation`, `variation`), which the store reads back; handcrafted children carry
+the bare change text, and their `from` makes them handcrafted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
+
+from remapdsl.analysis import ModelInfo, analyze_model
+from remapdsl.datasets import DatasetInfo
+from remapdsl.diagnostics import Severity
+from remapdsl.header import BUDGET_UNITS
+from remapdsl.model import Budget, Comments, Layer, ModelSpec, Value
+from remapdsl.printer import layer_text, value_text
+
+OPS = ("prepend", "remove", "replace", "reparameterize")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One atomic change, at `index` of the model as it was just before the change.
+
+    `kind` is the kind of the layer the change is about (the removed, inserted, replaced or reparameterized
+    one). `layer` is the new layer's text for prepend and replace; `param`, `old` and `new` describe a
+    reparameterization.
+    """
+
+    op: str
+    index: int
+    kind: str
+    layer: str = ""
+    param: str = ""
+    old: Value | None = None
+    new: Value | None = None
+
+    def describe(self) -> str:
+        if self.op == "remove":
+            return f"Removed {self.kind} at index {self.index}"
+        if self.op == "prepend":
+            return f"Added {self.layer} at index {self.index}"
+        if self.op == "replace":
+            return f"Replaced {self.kind} with {self.layer} at index {self.index}"
+        if self.op == "reparameterize":
+            old = "" if self.old is None else value_text(self.old)
+            new = "" if self.new is None else value_text(self.new)
+            return f"{self.param} at {self.index} from {old} to {new}"
+        raise ValueError(f"unknown change '{self.op}'; expected one of {', '.join(OPS)}")
+
+
+@dataclass(frozen=True)
+class Child:
+    """A derived model with the changes that made it and its analysis (shapes, parameters)."""
+
+    model: ModelSpec
+    changes: tuple[Change, ...]
+    info: ModelInfo
+
+    def describe(self) -> str:
+        return describe_changes(self.changes)
+
+
+def new_layer_text(layer: Layer) -> str:
+    """How an added layer is named in a change: its code without annotations (`dropout 0.25`)."""
+    return layer_text(replace(layer, annotations=()))
+
+
+def describe_changes(changes: Iterable[Change]) -> str:
+    return "; ".join(c.describe() for c in changes)
+
+
+def derive(parent: ModelSpec, layers: tuple[Layer, ...], changes: Iterable[Change], name: str,
+           origin: str = "") -> ModelSpec:
+    """A child of `parent` with the given layers, `from parent`, and its changes as a comment above it.
+
+    `origin` (`ablation`, `variation`) opens the comment so that the store records where the child came from.
+    """
+    text = describe_changes(changes)
+    if origin:
+        text = f"{origin}: {text}"
+    return ModelSpec(name, layers, parent=parent.name, comments=Comments((text,)))
+
+
+def unique_name(wanted: str, taken: Collection[str]) -> str:
+    """`wanted`, or `wanted_2`, `wanted_3`... whichever is first not in `taken`."""
+    if wanted not in taken:
+        return wanted
+    i = 2
+    while f"{wanted}_{i}" in taken:
+        i += 1
+    return f"{wanted}_{i}"
+
+
+def first_error(info: ModelInfo) -> str | None:
+    """The message of the model's first error, if it has one."""
+    for d in info.diagnostics:
+        if d.severity == Severity.ERROR:
+            return d.message
+    return None
+
+
+def check_parent(model: ModelSpec, dataset: DatasetInfo) -> None:
+    """ValueError naming the first error of `model` (budgets aside), if it has one."""
+    problem = first_error(analyze_model(model, dataset))
+    if problem is not None:
+        raise ValueError(f"model '{model.name}' has errors ({problem}); fix them before deriving children")
+
+
+def over_budget(info: ModelInfo) -> bool:
+    """True when the model's only errors are its parameter budget."""
+    codes = {d.code for d in info.diagnostics if d.severity == Severity.ERROR}
+    return codes == {"budget"}
+
+
+def limit_text(budget: Budget) -> str:
+    """The budget's limit in the unit it was written in: `100k`, `1,000,000`."""
+    n = budget.limit / BUDGET_UNITS.get(budget.metric, {}).get(budget.unit, 1)
+    shown = f"{int(n):,}" if float(n).is_integer() else f"{n:g}"
+    return f"{'< ' if budget.strict else ''}{shown}{budget.unit}"

@@ -1,0 +1,96 @@
+"""`remap demo`: the main job on the bundled digits data, end to end.
+
+Samples a population of models with the Markov chain, writes them to `demo.remap` in a work folder,
+trains them with a progress bar per model and epoch, and prints the Pareto front (accuracy against
+parameters) and the results table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from remapdsl.cli import UsageError
+from remapdsl.cli.train import (
+    DEFAULT_JOBS,
+    open_store,
+    positive_int,
+    print_results,
+    queue_document,
+    read_models,
+    report_plan,
+    train_jobs,
+)
+
+DEFAULT_MODELS = 20
+# small enough that the demo ends in about a minute on two cores
+DEFAULT_EPOCHS = 5
+DEMO_FILE = "demo.remap"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("demo", help="sample, train and compare models on the bundled digits data",
+                              description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--dir", type=Path, default=Path("remap-demo"), metavar="DIR",
+                   help="work folder for demo.remap and its store (default ./remap-demo)")
+    p.add_argument("--models", type=positive_int, default=DEFAULT_MODELS, metavar="N",
+                   help=f"models to sample (default {DEFAULT_MODELS})")
+    p.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, metavar="N",
+                   help=f"epochs per model (default {DEFAULT_EPOCHS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    p.add_argument("--jobs", "-j", type=positive_int, default=DEFAULT_JOBS, metavar="N",
+                   help=f"worker processes (default {DEFAULT_JOBS})")
+    p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
+    p.set_defaults(run=run)
+
+
+def demo_text(models: int, epochs: int, seed: int) -> str:
+    """The text of demo.remap: the digits header and `models` sampled architectures."""
+    from dataclasses import replace
+
+    from remapdsl.datasets import describe
+    from remapdsl.model import Arg, DataSpec, Document, TrainSpec
+    from remapdsl.printer import format_document
+    from remapdsl.sampler import sample_models
+
+    data = DataSpec("digits")
+    document = Document(data=data,
+                        train=TrainSpec((Arg("epochs", epochs), Arg("batch", 64), Arg("lr", 0.002),
+                                         Arg("optimizer", "adam"), Arg("seed", seed))))
+    sampled = sample_models(models, describe(data), seed)
+    return format_document(replace(document, models=tuple(sampled)))
+
+
+def run(args: argparse.Namespace) -> int:
+    folder: Path = args.dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / DEMO_FILE
+        path.write_text(demo_text(args.models, args.epochs, args.seed), encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write the demo into {folder}: {e.strerror or e}") from None
+    print(f"sampled {args.models} models into {path}", flush=True)
+    checked = read_models(path, None)
+    with open_store(folder / ".remap" / "remap.db") as store:
+        plan = queue_document(store, checked, epochs=None, device=args.device, force=False, origin="sampled")
+        todo = report_plan(plan, sys.stdout)
+        if todo:
+            train_jobs(store.path, todo, jobs=args.jobs, device=args.device if args.device != "auto" else None,
+                       out=sys.stdout)
+        _print_front(store, plan)
+        print("\nresults:")
+        print_results(store, plan, sys.stdout)
+    print(f"\nnext: open {path}, or `remap results {path}`; the store is {store.path}")
+    return 0
+
+
+def _print_front(store, plan) -> None:  # type: ignore[no-untyped-def]
+    from remapdsl.results import pareto_rows, result_rows
+
+    rows = result_rows(store, plan.registered, data_key=plan.data.key, settings_key=plan.settings.key(),
+                       epochs=plan.settings.epochs, n_train=len(plan.data.y_train), device=plan.device)
+    front = pareto_rows(rows)
+    print("\nPareto front (validation accuracy against parameters):")
+    for r in front:
+        print(f"  {r.model:<24} {r.params:>9,} params  {100 * (r.val_acc or 0):5.1f}%")

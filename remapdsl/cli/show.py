@@ -1,0 +1,165 @@
+"""`remap show FILE MODEL`: a model's layers, output shapes and parameters under its text SNAC chip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from remapdsl.analysis import Analysis, ModelInfo, analyze, did_you_mean
+from remapdsl.catalog import describe_shape
+from remapdsl.cli import UsageError
+from remapdsl.cli.check import read_source
+from remapdsl.diagnostics import Diagnostic, Severity
+from remapdsl.parser import parse
+from remapdsl.printer import layer_text
+from remapdsl.snac import si_number
+from remapdsl.snac_text import render_text
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model picked from a file, with the errors that concern it (syntax errors in its lines included)."""
+
+    path: Path
+    analysis: Analysis
+    info: ModelInfo
+    errors: tuple[Diagnostic, ...]
+
+
+def read_analysis(path: Path) -> Analysis:
+    """Parse and analyse FILE; a missing or unreadable file is a usage error."""
+    result = parse(read_source(str(path)))
+    return analyze(result.document, result.diagnostics)
+
+
+def load_model(path: Path, name: str) -> Loaded:
+    """Parse and analyse FILE and pick MODEL; a missing file or an unknown model is a usage error."""
+    return pick_model(path, read_analysis(path), name)
+
+
+def pick_model(path: Path, analysis: Analysis, name: str) -> Loaded:
+    """MODEL from an analysed FILE, with its errors; an unknown name is a usage error with a suggestion."""
+    info = analysis.models.get(name)
+    if info is None:
+        names = list(analysis.models)
+        listing = f"; models: {', '.join(names)}" if names else "; it defines no models"
+        raise UsageError(f"{path} has no model '{name}'{did_you_mean(name, names)}{listing}")
+    return Loaded(path, analysis, info, tuple(_errors_of(analysis, info)))
+
+
+def _errors_of(analysis: Analysis, info: ModelInfo) -> list[Diagnostic]:
+    """The model's own errors, syntax errors on its lines, and header errors that leave its shapes unknown."""
+    models = analysis.document.models
+    start = info.model.range.start.line
+    later = [m.range.start.line for m in models if m.range.start.line > start]
+    end = min(later, default=None)
+    data = analysis.document.data
+    # without a usable data set no shape is known: the data line's errors concern every model
+    data_line = data.range.start.line if data is not None and analysis.dataset is None else None
+    out = [d for d in info.diagnostics if d.severity == Severity.ERROR]
+    for d in analysis.diagnostics:
+        if d.severity != Severity.ERROR or d.model is not None or d in out:
+            continue
+        line = d.range.start.line
+        on_its_lines = d.code == "syntax" and start <= line and (end is None or line < end)
+        if on_its_lines or line == data_line:
+            out.append(d)
+    return sorted(out, key=lambda d: (d.range.start, d.range.end))
+
+
+def print_errors(loaded: Loaded) -> None:
+    for d in loaded.errors:
+        print(d.format(str(loaded.path)), file=sys.stderr)
+
+
+def use_colour(choice: str) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("show", help="a model's layers, shapes and parameters, with its SNAC chip",
+                              description=__doc__ + " Exit status 1 when the model has errors (printed).")
+    p.add_argument("file", type=Path, metavar="FILE", help="the .remap file")
+    p.add_argument("model", metavar="MODEL", help="name of the model in FILE")
+    p.add_argument("--json", action="store_true", help="print the same as JSON")
+    p.add_argument("--rows", type=int, default=2, help="height of the chip's bars in lines (default 2)")
+    p.add_argument("--colour", "--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the chip (default auto: on a terminal, unless NO_COLOR is set)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rows < 1:
+        raise UsageError(f"--rows must be at least 1; found {args.rows}")
+    loaded = load_model(args.file, args.model)
+    if loaded.errors:
+        print_errors(loaded)
+        print(f"model '{args.model}' has errors (above); fix them to see its shapes and parameters", file=sys.stderr)
+        return 1
+    info = loaded.info
+    if args.json:
+        print(json.dumps(summary_json(info, render_text(info, rows=args.rows, header=False)), indent=1))
+        return 0
+    print(render_text(info, rows=args.rows, ansi=use_colour(args.colour)), end="")
+    print()
+    print(summary_table(info), end="")
+    return 0
+
+
+def _share(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+def summary_json(info: ModelInfo, snac: str) -> dict[str, object]:
+    total = info.param_count
+    return {
+        "model": info.model.name,
+        "parent": info.model.parent,
+        "input_shape": list(info.input_shape or ()),
+        "output_shape": list(info.output_shape or ()),
+        "param_count": total,
+        "flops": info.flops,
+        "layers": [
+            {
+                "index": i,
+                "layer": layer_text(replace(li.layer, annotations=())),
+                "kind": li.layer.kind,
+                "params": dict(li.params),
+                "output_shape": list(li.output_shape or ()),
+                "param_count": li.param_count,
+                "share": round(_share(li.param_count, total), 6),
+                "flops": li.flops,
+            }
+            for i, li in enumerate(info.layers)
+        ],
+        "snac": snac,
+    }
+
+
+def summary_table(info: ModelInfo) -> str:
+    """A Keras-like table: index, layer, output shape, parameters and their share, then the totals."""
+    total = info.param_count
+    header = ("#", "layer", "output shape", "parameters", "share")
+    rows = [(str(i), layer_text(replace(li.layer, annotations=())),
+             describe_shape(li.output_shape) if li.output_shape else "?",
+             f"{li.param_count:,}", f"{100 * _share(li.param_count, total):.1f}%")
+            for i, li in enumerate(info.layers)]
+    input_row = ("", "input", describe_shape(info.input_shape) if info.input_shape else "?", "", "")
+    widths = [max(len(r[c]) for r in [header, input_row, *rows]) for c in range(5)]
+    right = (True, False, False, True, True)
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+    rule = "─" * len(line(header))
+    out = [line(header), rule, line(input_row), *(line(r) for r in rows), rule]
+    out.append(f"total: {total:,} parameters, {info.flops:,} FLOPs ({si_number(info.flops)}) per example")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,49 @@
+"""`remap worker`: train queued jobs from the store until stopped (or until the queue is empty)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from remapdsl.cli import UsageError
+from remapdsl.cli.train import Progress, add_store_option, open_store, positive_float, positive_int, store_path
+from remapdsl.queue import DEFAULT_LEASE_SECONDS
+from remapdsl.worker import Worker, WorkerOptions
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("worker", help="train queued jobs from the store",
+                              description="Claim queued jobs one at a time, train them and record every finished "
+                                          "epoch. Several workers can share one store; a job whose worker dies "
+                                          "is queued again when its lease runs out and resumes from its last epoch.")
+    add_store_option(p)
+    p.add_argument("--device", metavar="D", help="train every job on this device (default: the one each job asks)")
+    p.add_argument("--until-empty", action="store_true", help="exit when no job is queued or running")
+    p.add_argument("--max-jobs", type=positive_int, metavar="N", help="exit after training N jobs")
+    p.add_argument("--lease", type=positive_float, default=DEFAULT_LEASE_SECONDS, metavar="S",
+                   help=f"seconds a claimed job stays held without a heartbeat (default {DEFAULT_LEASE_SECONDS:g})")
+    p.add_argument("--heartbeat", type=positive_float, metavar="S",
+                   help="seconds between heartbeats (default: a quarter of the lease)")
+    p.add_argument("--poll", type=positive_float, default=1.0, metavar="S",
+                   help="seconds between looks at an empty queue (default 1)")
+    p.add_argument("--id", metavar="NAME", help="this worker's name in the queue (default host:pid)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = WorkerOptions(lease_seconds=args.lease, heartbeat_seconds=args.heartbeat or args.lease / 4,
+                                poll_seconds=args.poll, device=args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.device:
+        from remapdsl.cli.train import device_of
+
+        device_of(args.device)
+    path = store_path(args)
+    open_store(path).close()
+    with Worker(path, options=options, worker_id=args.id, on_event=Progress(sys.stdout, 0, tty=False)) as worker:
+        print(f"worker {worker.id} on {path}", flush=True)
+        done = worker.run(until_empty=args.until_empty, max_jobs=args.max_jobs)
+    print(f"worker {worker.id}: trained {done} job(s)", flush=True)
+    return 0

@@ -1,0 +1,560 @@
+"""The experiment store: one SQLite file (WAL) shared by the editor, the overview and the workers.
+
+Models are keyed by their architecture hash; a run is one training of a model on a data set with settings;
+finished epochs, validation predictions, confusion matrices and artifacts (checkpoints and ONNX files on
+disk, referenced by path) hang off runs, and queue jobs point at runs. Several processes read and write at
+once: WAL lets readers go on while one writer commits, every write is a short ``BEGIN IMMEDIATE``
+transaction (so a writer waits for the lock up front instead of failing half-way), and the busy timeout
+makes waiting for the lock the normal case rather than a "database is locked" error.
+
+The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS[i]`` upgrades version i to i + 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STORE_DIR = ".remap"
+STORE_FILE = "remap.db"
+ORIGINS = ("sampled", "ablation", "variation", "handcrafted", "user")
+RUN_STATUSES = ("queued", "running", "done", "stopped", "failed", "cancelled")
+# a run in one of these statuses has a result worth keeping: never trained again unless forced
+FINISHED = ("done", "stopped")
+BUSY_TIMEOUT_MS = 30_000
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE models(
+        hash TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        params INTEGER,
+        flops INTEGER,
+        parent TEXT,
+        origin TEXT NOT NULL DEFAULT 'user',
+        changes TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL
+    );
+    CREATE TABLE model_names(
+        source TEXT NOT NULL,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL REFERENCES models(hash) ON DELETE CASCADE,
+        updated REAL NOT NULL,
+        PRIMARY KEY(source, name)
+    );
+    CREATE INDEX model_names_hash ON model_names(hash);
+    CREATE TABLE runs(
+        id INTEGER PRIMARY KEY,
+        model_hash TEXT NOT NULL REFERENCES models(hash),
+        model_name TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        data_key TEXT NOT NULL,
+        data_text TEXT NOT NULL,
+        base_dir TEXT NOT NULL DEFAULT '',
+        settings_key TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        device TEXT NOT NULL DEFAULT 'auto',
+        status TEXT NOT NULL DEFAULT 'queued',
+        reason TEXT NOT NULL DEFAULT '',
+        params INTEGER,
+        flops INTEGER,
+        n_train INTEGER,
+        val_acc REAL,
+        val_loss REAL,
+        seconds REAL,
+        used_device TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL
+    );
+    CREATE INDEX runs_key ON runs(model_hash, data_key, settings_key);
+    CREATE TABLE epochs(
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL,
+        train_loss REAL NOT NULL,
+        train_acc REAL NOT NULL,
+        val_loss REAL NOT NULL,
+        val_acc REAL NOT NULL,
+        seconds REAL NOT NULL,
+        recorded REAL NOT NULL,
+        PRIMARY KEY(run_id, epoch)
+    );
+    CREATE TABLE predictions(
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        dtype TEXT NOT NULL,
+        classes BLOB NOT NULL
+    );
+    CREATE TABLE confusion(
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        matrix TEXT NOT NULL,
+        per_class TEXT NOT NULL
+    );
+    CREATE TABLE artifacts(
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+        model_hash TEXT REFERENCES models(hash) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        epoch INTEGER,
+        meta TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE INDEX artifacts_run ON artifacts(run_id, kind);
+    CREATE TABLE jobs(
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id) ON DELETE CASCADE,
+        priority INTEGER NOT NULL DEFAULT 0,
+        position REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued',
+        worker TEXT,
+        lease_until REAL,
+        heartbeat REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL
+    );
+    CREATE INDEX jobs_order ON jobs(status, priority DESC, position, id);
+    CREATE TABLE distances(space TEXT, a TEXT, b TEXT, lp REAL, value REAL NOT NULL, PRIMARY KEY(space, a, b));
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used as asked; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    hash: str
+    text: str
+    params: int | None
+    flops: int | None
+    parent: str | None  # the parent's architecture hash
+    origin: str
+    changes: str
+    created: float
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    model_hash: str
+    model_name: str
+    source: str
+    data_key: str
+    data_text: str
+    base_dir: str
+    settings_key: str
+    settings: dict[str, Any]
+    device: str
+    status: str
+    reason: str
+    params: int | None
+    flops: int | None
+    n_train: int | None
+    val_acc: float | None
+    val_loss: float | None
+    seconds: float | None
+    used_device: str | None
+    created: float
+    started: float | None
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class EpochRow:
+    run_id: int
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    id: int
+    run_id: int | None
+    model_hash: str | None
+    kind: str
+    path: str
+    epoch: int | None
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConfusionRow:
+    run_id: int
+    matrix: np.ndarray
+    per_class: np.ndarray
+
+
+def default_store_path(file: str | os.PathLike[str] | None = None) -> Path:
+    """`<workspace>/.remap/remap.db`, the workspace being the .remap file's folder (or the current one)."""
+    workspace = Path(file).resolve().parent if file is not None else Path.cwd()
+    return workspace / STORE_DIR / STORE_FILE
+
+
+class Store:
+    """One connection to the store file. Not shared between threads: open one per thread or process."""
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store folder {self.path.parent}: {e.strerror or e}") from None
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder; expected a store file")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the store {self.path}: {e}") from None
+        try:
+            self._configure(timeout)
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise StoreError(_describe_open_error(self.path, e)) from None
+
+    def _configure(self, timeout: float) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        mode = ""
+        deadline = time.monotonic() + timeout
+        # switching to WAL takes a short exclusive lock; another process opening the file at the
+        # same moment can make it fail once, so try again until the busy timeout
+        while mode.lower() != "wal":
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+                continue
+            if mode.lower() != "wal":
+                raise sqlite3.DatabaseError(f"journal mode stays '{mode}'")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has schema version {version}, newer than this remapdsl's "
+                                 f"{SCHEMA_VERSION}; upgrade remapdsl")
+            for script in MIGRATIONS[version:]:
+                for statement in split_sql(script):
+                    self.conn.execute(statement)
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction, taking the write lock at its start (BEGIN IMMEDIATE)."""
+        if self.conn.in_transaction:  # nested: part of the caller's transaction
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            with suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def folder(self, name: str) -> Path:
+        """A folder next to the store file for files the store references (checkpoints, ONNX)."""
+        folder = self.path.parent / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # --- models ------------------------------------------------------------------------------------
+
+    def add_model(self, hash: str, text: str, *, name: str | None = None, source: str = "",
+                  params: int | None = None, flops: int | None = None, parent: str | None = None,
+                  origin: str = "user", changes: str = "") -> ModelRow:
+        """Register an architecture (kept as first registered) and, with `name`, what `source` calls it."""
+        if origin not in ORIGINS:
+            raise ValueError(f"unknown origin '{origin}'; expected one of {', '.join(ORIGINS)}")
+        now = time.time()
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO models(hash, text, params, flops, parent, origin, changes, created) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (hash, text, params, flops, parent, origin, changes, now))
+            if name is not None:
+                c.execute("INSERT OR REPLACE INTO model_names(source, name, hash, updated) VALUES (?, ?, ?, ?)",
+                          (source, name, hash, now))
+        row = self.model(hash)
+        assert row is not None
+        return row
+
+    def model(self, hash: str) -> ModelRow | None:
+        r = self.conn.execute("SELECT hash, text, params, flops, parent, origin, changes, created FROM models "
+                              "WHERE hash = ?", (hash,)).fetchone()
+        return ModelRow(*r) if r else None
+
+    def models(self) -> list[ModelRow]:
+        rows = self.conn.execute("SELECT hash, text, params, flops, parent, origin, changes, created FROM models "
+                                 "ORDER BY created, hash").fetchall()
+        return [ModelRow(*r) for r in rows]
+
+    def model_names(self, hash: str) -> list[str]:
+        rows = self.conn.execute("SELECT DISTINCT name FROM model_names WHERE hash = ? ORDER BY updated DESC",
+                                 (hash,)).fetchall()
+        return [r[0] for r in rows]
+
+    # --- runs --------------------------------------------------------------------------------------
+
+    def add_run(self, model_hash: str, model_name: str, *, data_key: str, data_text: str, settings_key: str,
+                settings: dict[str, Any], device: str = "auto", source: str = "", base_dir: str = "",
+                params: int | None = None, flops: int | None = None) -> int:
+        with self.transaction() as c:
+            return self._insert_run(c, model_hash, model_name, data_key, data_text, settings_key, settings, device,
+                                    source, base_dir, params, flops)
+
+    def _insert_run(self, c: sqlite3.Connection, model_hash: str, model_name: str, data_key: str, data_text: str,
+                    settings_key: str, settings: dict[str, Any], device: str, source: str, base_dir: str,
+                    params: int | None, flops: int | None) -> int:
+        cur = c.execute(
+            "INSERT INTO runs(model_hash, model_name, source, data_key, data_text, base_dir, settings_key, settings, "
+            "device, params, flops, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (model_hash, model_name, source, data_key, data_text, base_dir, settings_key,
+             json.dumps(settings, sort_keys=True), device, params, flops, time.time()))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    _RUN_COLUMNS = ("id, model_hash, model_name, source, data_key, data_text, base_dir, settings_key, settings, "
+                    "device, status, reason, params, flops, n_train, val_acc, val_loss, seconds, used_device, "
+                    "created, started, finished")
+
+    def run(self, run_id: int) -> RunRow | None:
+        r = self.conn.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_row(r) if r else None
+
+    def runs(self, model_hash: str | None = None) -> list[RunRow]:
+        if model_hash is None:
+            rows = self.conn.execute(f"SELECT {self._RUN_COLUMNS} FROM runs ORDER BY id").fetchall()
+        else:
+            rows = self.conn.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE model_hash = ? ORDER BY id",
+                                     (model_hash,)).fetchall()
+        return [_run_row(r) for r in rows]
+
+    def find_runs(self, model_hash: str, data_key: str, settings_key: str) -> list[RunRow]:
+        """Runs of one architecture on one data set with one group of settings, newest first."""
+        rows = self.conn.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE model_hash = ? AND data_key = ? "
+                                 "AND settings_key = ? ORDER BY id DESC", (model_hash, data_key, settings_key))
+        return [_run_row(r) for r in rows.fetchall()]
+
+    def start_run(self, run_id: int, n_train: int, params: int, flops: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET status = 'running', n_train = ?, params = ?, flops = ?, "
+                      "started = COALESCE(started, ?) WHERE id = ?", (n_train, params, flops, time.time(), run_id))
+
+    def set_run_status(self, run_id: int, status: str, reason: str = "") -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status '{status}'")
+        with self.transaction() as c:
+            _set_run_status(c, run_id, status, reason)
+
+    # --- epochs and checkpoints ----------------------------------------------------------------------
+
+    def record_epoch(self, run_id: int, epoch: EpochRow, checkpoint: bytes | None = None,
+                     owner: tuple[int, str] | None = None) -> bool:
+        """Commit one finished epoch and its checkpoint together.
+
+        The checkpoint file is written first under a name of its own and referenced in the same transaction
+        as the epoch row, so a crash at any point leaves the last committed epoch and its checkpoint in
+        agreement. With `owner` (job id, worker id), nothing is written unless that worker still holds the
+        job; returns False then, or when the epoch was already recorded.
+        """
+        path: Path | None = None
+        if checkpoint is not None:
+            # a name of its own per writer: a worker that lost its job must not clobber the new holder's file
+            path = self.folder("checkpoints") / f"run-{run_id}-epoch-{epoch.epoch}-{uuid.uuid4().hex[:8]}.pt"
+            _write_atomically(path, checkpoint)
+        stale: list[str] = []
+        with self.transaction() as c:
+            if owner is not None and not _holds(c, *owner):
+                written = False
+            else:
+                cur = c.execute("INSERT OR IGNORE INTO epochs(run_id, epoch, train_loss, train_acc, val_loss, val_acc, "
+                                "seconds, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (run_id, epoch.epoch, epoch.train_loss, epoch.train_acc, epoch.val_loss,
+                                 epoch.val_acc, epoch.seconds, time.time()))
+                written = cur.rowcount == 1
+            if written and path is not None:
+                stale = [r[0] for r in c.execute("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'checkpoint'",
+                                                 (run_id,))]
+                c.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'checkpoint'", (run_id,))
+                c.execute("INSERT INTO artifacts(run_id, kind, path, epoch, created) VALUES (?, 'checkpoint', ?, ?, ?)",
+                          (run_id, str(path), epoch.epoch, time.time()))
+        if not written and path is not None:
+            path.unlink(missing_ok=True)
+        for old in stale:
+            if old != str(path):
+                Path(old).unlink(missing_ok=True)
+        return written
+
+    def epochs(self, run_id: int) -> list[EpochRow]:
+        rows = self.conn.execute("SELECT run_id, epoch, train_loss, train_acc, val_loss, val_acc, seconds FROM epochs "
+                                 "WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        return [EpochRow(*r) for r in rows]
+
+    def last_checkpoint(self, run_id: int) -> tuple[int, bytes] | None:
+        """(epoch, bytes) of the run's latest checkpoint, or None when it has none (or its file is gone)."""
+        r = self.conn.execute("SELECT path, epoch FROM artifacts WHERE run_id = ? AND kind = 'checkpoint' "
+                              "ORDER BY epoch DESC LIMIT 1", (run_id,)).fetchone()
+        if r is None:
+            return None
+        try:
+            return int(r[1]), Path(r[0]).read_bytes()
+        except OSError:
+            return None
+
+    # --- results -----------------------------------------------------------------------------------
+
+    def finish_run(self, run_id: int, status: str, reason: str = "", *, seconds: float | None = None,
+                   used_device: str | None = None, predictions: np.ndarray | None = None,
+                   confusion: np.ndarray | None = None, per_class: np.ndarray | None = None) -> None:
+        """Final status and results of a run in one transaction; accuracy and loss from its last epoch."""
+        with self.transaction() as c:
+            self.finish_run_in(c, run_id, status, reason, seconds=seconds, used_device=used_device,
+                               predictions=predictions, confusion=confusion, per_class=per_class)
+
+    def finish_run_in(self, c: sqlite3.Connection, run_id: int, status: str, reason: str = "", *,
+                      seconds: float | None = None, used_device: str | None = None,
+                      predictions: np.ndarray | None = None, confusion: np.ndarray | None = None,
+                      per_class: np.ndarray | None = None) -> None:
+        last = c.execute("SELECT val_acc, val_loss FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
+                         (run_id,)).fetchone()
+        total = c.execute("SELECT SUM(seconds) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()[0]
+        c.execute("UPDATE runs SET status = ?, reason = ?, val_acc = ?, val_loss = ?, seconds = ?, "
+                  "used_device = COALESCE(?, used_device), finished = ? WHERE id = ?",
+                  (status, reason, last[0] if last else None, last[1] if last else None,
+                   total if total is not None else seconds, used_device, time.time(), run_id))
+        if predictions is not None:
+            arr = np.ascontiguousarray(predictions)
+            c.execute("INSERT OR REPLACE INTO predictions(run_id, dtype, classes) VALUES (?, ?, ?)",
+                      (run_id, arr.dtype.str, arr.tobytes()))
+        if confusion is not None:
+            pc = per_class if per_class is not None else np.array([])
+            c.execute("INSERT OR REPLACE INTO confusion(run_id, matrix, per_class) VALUES (?, ?, ?)",
+                      (run_id, json.dumps(np.asarray(confusion).tolist()), json.dumps(np.asarray(pc).tolist())))
+
+    def predictions(self, run_id: int) -> np.ndarray | None:
+        r = self.conn.execute("SELECT dtype, classes FROM predictions WHERE run_id = ?", (run_id,)).fetchone()
+        return np.frombuffer(r[1], dtype=np.dtype(r[0])).copy() if r else None
+
+    def confusion(self, run_id: int) -> ConfusionRow | None:
+        r = self.conn.execute("SELECT matrix, per_class FROM confusion WHERE run_id = ?", (run_id,)).fetchone()
+        if r is None:
+            return None
+        return ConfusionRow(run_id, np.array(json.loads(r[0]), dtype=np.int64), np.array(json.loads(r[1])))
+
+    def add_artifact(self, kind: str, path: str | os.PathLike[str], *, run_id: int | None = None,
+                     model_hash: str | None = None, epoch: int | None = None,
+                     meta: dict[str, Any] | None = None) -> int:
+        with self.transaction() as c:
+            cur = c.execute("INSERT INTO artifacts(run_id, model_hash, kind, path, epoch, meta, created) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, model_hash, kind, str(path), epoch,
+                                                             json.dumps(meta or {}, sort_keys=True), time.time()))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def artifacts(self, *, run_id: int | None = None, model_hash: str | None = None,
+                  kind: str | None = None) -> list[ArtifactRow]:
+        where, params = [], []
+        for column, value in (("run_id", run_id), ("model_hash", model_hash), ("kind", kind)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT id, run_id, model_hash, kind, path, epoch, meta FROM artifacts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [ArtifactRow(*r[:6], json.loads(r[6])) for r in rows]
+
+    def throughput(self, device: str) -> float | None:
+        """Measured training throughput on `device` in FLOPs per second: the median over its finished runs
+        of flops per example x examples x epochs / seconds."""
+        rows = self.conn.execute(
+            "SELECT r.flops * r.n_train * COUNT(e.epoch) / SUM(e.seconds) FROM runs r JOIN epochs e ON e.run_id = r.id "
+            "WHERE r.used_device = ? AND r.status IN ('done', 'stopped') AND r.flops > 0 AND r.n_train > 0 "
+            "GROUP BY r.id HAVING SUM(e.seconds) > 0 ORDER BY r.id DESC LIMIT 50", (device,)).fetchall()
+        values = sorted(float(r[0]) for r in rows if r[0])
+        return float(np.median(values)) if values else None
+
+
+def split_sql(script: str) -> list[str]:
+    """The statements of an SQL script, in order."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def _run_row(r: Sequence[Any]) -> RunRow:
+    values = list(r)
+    values[8] = json.loads(values[8])
+    return RunRow(*values)
+
+
+def _set_run_status(c: sqlite3.Connection, run_id: int, status: str, reason: str = "") -> None:
+    finished = time.time() if status in ("done", "stopped", "failed", "cancelled") else None
+    c.execute("UPDATE runs SET status = ?, reason = ?, finished = ? WHERE id = ?", (status, reason, finished, run_id))
+
+
+def _holds(c: sqlite3.Connection, job_id: int, worker: str) -> bool:
+    r = c.execute("SELECT 1 FROM jobs WHERE id = ? AND worker = ? AND status = 'running'", (job_id, worker)).fetchone()
+    return r is not None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _describe_open_error(path: Path, e: sqlite3.DatabaseError) -> str:
+    text = str(e)
+    if "not a database" in text or "malformed" in text:
+        return f"{path} is not a remapdsl store (corrupt or not an SQLite file); move it away or pass --store"
+    if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+        return f"cannot write the store {path}: {text}; pass --store with a writable path"
+    return f"cannot open the store {path}: {text}"

@@ -1,0 +1,274 @@
+"""A training worker: claims queued jobs, trains them and writes every finished epoch to the store.
+
+One job at a time: claim it under a lease, load its data (kept per data key for the next job), resume
+from its last checkpoint, and commit each finished epoch together with its checkpoint, so a worker killed
+at any moment loses at most the epoch in progress. A heartbeat thread extends the lease while the job
+trains; the cancel flag is read at most every half second from the batch-boundary poll. A job that fails
+(an exception, or a training that ends as failed) is marked failed with its reason, and the worker goes on
+to the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from remapdsl.queue import DEFAULT_LEASE_SECONDS, Job, Queue
+from remapdsl.store import EpochRow, Store
+
+if TYPE_CHECKING:
+    from remapdsl.data import Dataset
+    from remapdsl.model import ModelSpec
+    from remapdsl.trainer import Checkpoint, EpochResult, TrainResult
+
+CANCEL_CHECK_SECONDS = 0.5
+
+
+class LeaseLost(Exception):
+    """The worker no longer holds its job: its lease ran out and the job went to another worker."""
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    """What a worker reports as it goes: a job started, an epoch finished, a job ended."""
+
+    kind: str  # "start" | "epoch" | "end"
+    job: Job
+    epoch: EpochRow | None = None
+    status: str = ""  # at "end": the run's status (done, stopped, failed, cancelled) or "released"
+    reason: str = ""
+    resumed_from: int = 0  # at "start": the last epoch finished before this attempt
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    heartbeat_seconds: float = DEFAULT_LEASE_SECONDS / 4
+    poll_seconds: float = 1.0  # wait between looks at an empty queue
+    device: str | None = None  # overrides the device each job asks for
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds <= 0:
+            raise ValueError(f"lease must be positive; got {self.lease_seconds}")
+        if not 0 < self.heartbeat_seconds < self.lease_seconds:
+            raise ValueError(f"heartbeat interval must be positive and shorter than the lease "
+                             f"({self.lease_seconds:g} s); got {self.heartbeat_seconds:g}")
+        if self.poll_seconds <= 0:
+            raise ValueError(f"poll interval must be positive; got {self.poll_seconds}")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
+
+
+class Worker:
+    """Trains the jobs of one store; `run()` loops, `run_one()` trains the next job."""
+
+    def __init__(self, store_path: str | os.PathLike[str], *, options: WorkerOptions | None = None,
+                 worker_id: str | None = None, only: Collection[int] | None = None,
+                 on_event: Callable[[WorkerEvent], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.store_path = Path(store_path)
+        self.options = options or WorkerOptions()
+        self.id = worker_id or default_worker_id()
+        self.only = set(only) if only is not None else None
+        self.on_event = on_event
+        self.stop = stop or threading.Event()
+        self.store = Store(self.store_path)
+        self.queue = Queue(self.store)
+        self._data: dict[str, Dataset] = {}
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, *, until_empty: bool = False, max_jobs: int | None = None) -> int:
+        """Train jobs until stopped (or, with `until_empty`, until none is queued or running); returns how many."""
+        done = 0
+        while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
+            if self.run_one() is not None:
+                done += 1
+                continue
+            if until_empty and not self._pending():
+                break
+            self.stop.wait(self.options.poll_seconds)
+        return done
+
+    def _pending(self) -> bool:
+        """Whether some job of interest is queued or running (a running one may come back if its worker died)."""
+        jobs = self.queue.jobs(["queued", "running"])
+        return any(self.only is None or j.id in self.only for j in jobs)
+
+    def run_one(self) -> WorkerEvent | None:
+        """Claim and train the next job; its "end" event, or None when there was nothing to claim."""
+        job = self.queue.claim(self.id, self.options.lease_seconds, only=self.only)
+        if job is None:
+            return None
+        beat = _Heartbeat(self.store_path, job.id, self.id, self.options)
+        beat.start()
+        try:
+            status, reason = self._train(job, beat)
+        except LeaseLost:
+            status, reason = "lost", "the lease ran out and the job went to another worker"
+        except KeyboardInterrupt:
+            self.queue.release(job.id, self.id)
+            raise
+        except Exception as e:  # one broken job must not stop the worker
+            status, reason = "failed", _describe(e)
+            self.queue.complete(job.id, self.id, "failed", reason)
+        finally:
+            beat.stop()
+        event = WorkerEvent("end", self.queue.require(job.id), status=status, reason=reason)
+        self._emit(event)
+        return event
+
+    # --- one job -----------------------------------------------------------------------------------
+
+    def _train(self, job: Job, beat: _Heartbeat) -> tuple[str, str]:
+        from remapdsl.analysis import analyze_model
+        from remapdsl.trainer import Checkpoint, TrainSettings, train
+
+        run = self.store.run(job.run_id)
+        model_row = self.store.model(job.model_hash)
+        if run is None or model_row is None:
+            raise RuntimeError(f"job {job.id} refers to a run or model that is no longer in the store")
+        model = _parse_model(model_row.text)
+        data = self._dataset(run.data_text, run.base_dir)
+        settings = TrainSettings(**run.settings)
+        resume = self._resume_point(job.run_id)
+        info = analyze_model(model, data.info())
+        self.store.start_run(job.run_id, n_train=len(data.y_train), params=info.param_count, flops=info.flops)
+        self._emit(WorkerEvent("start", job, resumed_from=resume[0] if resume else 0))
+
+        def on_epoch(result: EpochResult, checkpoint: Checkpoint) -> None:
+            row = EpochRow(job.run_id, result.epoch, result.train_loss, result.train_acc, result.val_loss,
+                           result.val_acc, result.seconds)
+            written = self.store.record_epoch(job.run_id, row, checkpoint.to_bytes(), owner=(job.id, self.id))
+            if not written and not self.queue.holds(job.id, self.id):
+                raise LeaseLost(job.id)
+            self._emit(WorkerEvent("epoch", job, epoch=row))
+
+        should_stop = _StopCheck(self.queue, job.id, self.stop, beat)
+        resume_checkpoint = Checkpoint.from_bytes(resume[1]) if resume else None
+        result: TrainResult = train(model, data, settings, self.options.device or run.device,
+                                    resume=resume_checkpoint, on_epoch=on_epoch, should_stop=should_stop)
+        if beat.lost.is_set():
+            raise LeaseLost(job.id)
+        if result.status == "cancelled" and not should_stop.cancelled_by_user:
+            # the worker is shutting down: the job goes back to the queue and resumes later
+            self.queue.release(job.id, self.id)
+            return "released", "the worker stopped; the job is queued again"
+        reason = result.reason
+        if result.status == "cancelled":
+            reason = f"cancelled by the user ({reason.rstrip(')')})" if reason else "cancelled by the user"
+        self.queue.complete(job.id, self.id, result.status, reason, seconds=result.seconds, used_device=result.device,
+                            predictions=result.predictions, confusion=result.confusion,
+                            per_class=result.per_class_accuracy)
+        return result.status, reason
+
+    def _resume_point(self, run_id: int) -> tuple[int, bytes] | None:
+        """The last checkpoint; epochs recorded after it (none, unless its file was lost) are dropped so that
+        they are trained and recorded again rather than kept from a different history."""
+        checkpoint = self.store.last_checkpoint(run_id)
+        last = checkpoint[0] if checkpoint else 0
+        with self.store.transaction() as c:
+            c.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, last))
+        return checkpoint
+
+    def _dataset(self, data_text: str, base_dir: str) -> Dataset:
+        from remapdsl.data import load_dataset
+        from remapdsl.parser import parse
+
+        cache_key = f"{base_dir}\n{data_text}"
+        if cache_key not in self._data:
+            spec = parse(data_text).document.data
+            self._data[cache_key] = load_dataset(spec, Path(base_dir) if base_dir else None)
+        return self._data[cache_key]
+
+    def _emit(self, event: WorkerEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+class _StopCheck:
+    """The trainer's batch-boundary poll: stop on shutdown, lost lease, or the job's cancel flag."""
+
+    def __init__(self, queue: Queue, job_id: int, shutdown: threading.Event, beat: _Heartbeat) -> None:
+        self.queue = queue
+        self.job_id = job_id
+        self.shutdown = shutdown
+        self.beat = beat
+        self.cancelled_by_user = False
+        self._next_check = 0.0
+
+    def __call__(self) -> bool:
+        if self.shutdown.is_set() or self.beat.lost.is_set():
+            return True
+        now = time.monotonic()
+        if now >= self._next_check:  # reading the flag costs a query: not at every batch
+            self._next_check = now + CANCEL_CHECK_SECONDS
+            self.cancelled_by_user = self.queue.cancel_requested(self.job_id)
+        return self.cancelled_by_user
+
+
+class _Heartbeat:
+    """Extends the job's lease from a thread of its own (with its own connection) while the job trains."""
+
+    def __init__(self, store_path: Path, job_id: int, worker: str, options: WorkerOptions) -> None:
+        self.store_path = store_path
+        self.job_id = job_id
+        self.worker = worker
+        self.options = options
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        with Store(self.store_path) as store:
+            queue = Queue(store)
+            while not self._done.wait(self.options.heartbeat_seconds):
+                try:
+                    alive = queue.heartbeat(self.job_id, self.worker, self.options.lease_seconds)
+                except Exception:  # a missed beat is not fatal; the lease allows for a few
+                    continue
+                if not alive:
+                    self.lost.set()
+                    return
+
+
+def _parse_model(text: str) -> ModelSpec:
+    from remapdsl.parser import parse
+
+    result = parse(text)
+    if result.diagnostics or len(result.document.models) != 1:
+        raise RuntimeError("the stored model text does not parse: "
+                           + "; ".join(d.message for d in result.diagnostics[:3]))
+    return result.document.models[0]
+
+
+def _describe(e: Exception) -> str:
+    message = str(e).strip() or type(e).__name__
+    if isinstance(e, ValueError | RuntimeError | OSError):
+        return message
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    place = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
+    return f"{type(e).__name__}: {message}{place}"

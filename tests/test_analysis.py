@@ -1,0 +1,189 @@
+"""Static analysis: shapes, parameter counts and semantic diagnostics, with ranges and fixes."""
+
+from __future__ import annotations
+
+import pytest
+
+from remapdsl.analysis import analyze
+from remapdsl.diagnostics import Severity
+from remapdsl.parser import parse
+
+
+def analysed(text: str):
+    result = parse(text)
+    return analyze(result.document, result.diagnostics)
+
+
+def messages(text: str) -> list[str]:
+    return [d.message for d in analysed(text).diagnostics]
+
+
+SMALL = """\
+data digits
+model small:
+    conv2d 16 kernel=3
+    relu
+    maxpool 2
+    flatten
+    dense 10
+"""
+
+
+def test_shapes_and_parameter_counts_of_a_small_model():
+    info = analysed(SMALL).models["small"]
+    assert [li.output_shape for li in info.layers] == [(16, 8, 8), (16, 8, 8), (16, 4, 4), (256,), (10,)]
+    # conv: 16 * (1*3*3 + 1); dense: 10 * (256 + 1)
+    assert [li.param_count for li in info.layers] == [160, 0, 0, 0, 2570]
+    assert info.param_count == 2730
+    assert info.valid
+
+
+def test_shapes_follow_strides_padding_and_pool_strides():
+    text = """\
+data cifar10 "/nonexistent/cifar"
+model m:
+    conv2d 8 kernel=5 stride=2
+    conv2d 8 kernel=3 padding=valid
+    maxpool 3
+    avgpool 2 stride=1
+    flatten
+    dense 10
+"""
+    info = analysed(text).models["m"]
+    assert [li.output_shape for li in info.layers][:4] == [(8, 16, 16), (8, 14, 14), (8, 6, 6), (8, 5, 5)]
+    assert info.valid
+
+
+def test_batchnorm_counts_two_parameters_per_channel_or_feature():
+    text = "model m:\n    conv2d 4\n    batchnorm\n    flatten\n    batchnorm\n    dense 10\n"
+    info = analysed(text).models["m"]
+    assert info.layers[1].param_count == 8
+    assert info.layers[3].param_count == 2 * 4 * 8 * 8
+
+
+def test_unknown_layer_says_what_was_expected_and_suggests():
+    text = "model m:\n    conv3d 16\n    flatten\n    dense 10\n"
+    (d,) = [d for d in analysed(text).diagnostics if d.code == "unknown-layer"]
+    assert d.message == "expected a layer such as conv2d, dense, maxpool; found 'conv3d'; did you mean 'conv2d'?"
+    assert (d.range.start.line, d.range.start.character, d.range.end.character) == (1, 4, 10)
+
+
+def test_unknown_parameter_and_out_of_range_value_have_exact_ranges():
+    text = "model m:\n    conv2d 16 kernal=3\n    dropout 1.5\n    flatten\n    dense 10\n"
+    ds = analysed(text).diagnostics
+    unknown = next(d for d in ds if d.code == "unknown-param")
+    assert "did you mean 'kernel'" in unknown.message
+    assert (unknown.range.start.line, unknown.range.start.character) == (1, 14)
+    rate = next(d for d in ds if d.code == "value")
+    assert "rate must be a number in (0, 1)" in rate.message
+    assert (rate.range.start.line, rate.range.start.character, rate.range.end.character) == (2, 12, 15)
+
+
+def test_missing_required_value():
+    assert any("conv2d needs filters" in m for m in messages("model m:\n    conv2d kernel=3\n    flatten\n    dense 10\n"))
+
+
+def test_spatial_collapse_is_an_error():
+    text = "model m:\n    maxpool 5\n    maxpool 5\n    flatten\n    dense 10\n"
+    ds = [d for d in analysed(text).diagnostics if d.code == "collapse"]
+    assert len(ds) == 1 and ds[0].range.start.line == 2
+    assert "does not fit the 2x2 input" in ds[0].message
+
+
+def test_conv_after_flatten_or_dense_is_an_error():
+    text = "model m:\n    flatten\n    dense 32\n    conv2d 8\n    dense 10\n"
+    (d,) = [d for d in analysed(text).diagnostics if d.code == "after-flat"]
+    assert d.range.start.line == 3
+
+
+def test_dense_on_an_image_offers_to_insert_flatten_and_checks_on():
+    text = "model m:\n    conv2d 8\n    dense 12\n"
+    ds = analysed(text).diagnostics
+    flat = next(d for d in ds if d.code == "needs-flatten")
+    assert flat.fix is not None and flat.fix.edits[0].new_text == "    flatten\n"
+    assert flat.fix.edits[0].range.start.line == 2
+    head = next(d for d in ds if d.code == "head")
+    assert head.fix is not None and head.fix.edits[0].new_text == "10"
+
+
+def test_model_must_end_with_the_head():
+    text = "model m:\n    conv2d 8\n    relu\n"
+    head = next(d for d in analysed(text).diagnostics if d.code == "head")
+    assert head.fix is not None and head.fix.edits[0].new_text == "    flatten\n    dense 10\n"
+
+
+def test_head_width_follows_the_data_set():
+    text = 'data quickdraw "/q" classes=cat,bird\nmodel m:\n    flatten\n    dense 10\n'
+    assert any("must have 2 units" in m for m in messages(text))
+
+
+def test_duplicate_names_unknown_and_cyclic_parents():
+    text = (
+        "model a from c:\n    flatten\n    dense 10\n"
+        "model a:\n    flatten\n    dense 10\n"
+        "model b from missing:\n    flatten\n    dense 10\n"
+        "model c from a:\n    flatten\n    dense 10\n"
+    )
+    ms = messages(text)
+    assert any("model 'a' is already defined at line 1" in m for m in ms)
+    assert any("unknown parent model 'missing'" in m for m in ms)
+    assert any("cycle" in m for m in ms)
+
+
+def test_budget_violation_names_the_model_and_the_bound():
+    text = "budget params <= 2k\n" + SMALL.replace("data digits\n", "")
+    (d,) = [d for d in analysed(text).diagnostics if d.code == "budget"]
+    assert d.message == "model 'small' has 2,730 parameters, over the budget of 2k"
+
+
+def test_one_broken_model_does_not_hide_the_others():
+    text = SMALL + "model broken:\n    conv2d 16 kernel=\n    dense 10\nmodel other:\n    flatten\n    dense 11\n"
+    a = analysed(text)
+    assert a.models["small"].valid
+    assert any(d.model == "other" and d.code == "head" for d in a.diagnostics)
+    assert any(d.range.start.line == 7 for d in a.diagnostics)
+
+
+def test_flatten_twice_is_a_warning_with_a_fix():
+    text = "model m:\n    flatten\n    flatten\n    dense 10\n"
+    (d,) = analysed(text).diagnostics
+    assert d.severity == Severity.WARNING and d.fix is not None
+
+
+@pytest.mark.parametrize("annotation, message", [
+    ("@frozen", "unknown annotation '@frozen'"),
+    ("@allow(shrink)", "unknown operator 'shrink' in @allow"),
+    ("@keep(remove)", "@keep takes no operators"),
+])
+def test_bad_annotations(annotation, message):
+    assert any(message in m for m in messages(f"model m:\n    flatten {annotation}\n    dense 10\n"))
+
+
+def test_header_options_are_checked():
+    ms = messages("data digits val=2 foo=1\ntrain epochs=0 optimiser=adam\n" + SMALL.replace("data digits\n", ""))
+    assert any("val must be a number in (0, 1)" in m for m in ms)
+    assert any("data digits has no option 'foo'" in m for m in ms)
+    assert any("epochs must be an integer in [1, 100000]" in m for m in ms)
+    assert any("did you mean 'optimizer'" in m for m in ms)
+
+
+def test_data_needing_a_path_and_unknown_data():
+    assert any("data cifar10 needs a path" in m for m in messages("data cifar10\n"))
+    assert any("unknown data set 'cifar100'" in m for m in messages("data cifar100\n"))
+
+
+def test_npz_shape_is_read_from_the_file(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((6, 12, 12, 3), np.uint8), y=np.array([0, 1, 2, 0, 1, 2]))
+    text = f'data npz "{path}"\nmodel m:\n    conv2d 4\n    flatten\n    dense 3\n'
+    a = analysed(text)
+    assert a.valid and a.models["m"].layers[0].input_shape == (3, 12, 12)
+
+
+def test_unreadable_data_file_is_one_clear_diagnostic(tmp_path):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"not a zip")
+    (d,) = analysed(f'data npz "{path}"\n').diagnostics
+    assert str(path) in d.message and "cannot read" in d.message

@@ -1,0 +1,149 @@
+"""`remap distance`, `remap neighbours` and `remap layout` on a .remap file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remapdsl.cli import COMMANDS, UsageError
+from remapdsl.cli import distance as distance_cli
+from remapdsl.cli import layout as layout_cli
+from remapdsl.cli import neighbours as neighbours_cli
+
+FILE = """\
+data digits
+train epochs=10 batch=128 lr=0.001 optimizer=adam seed=0
+
+model small:
+    conv2d 16 kernel=3 padding=same
+    relu
+    maxpool 2
+    flatten
+    dense 10
+
+model small_wide from small:   # filters at 0 from 16 to 32
+    conv2d 32 kernel=3 padding=same   @keep
+    relu
+    maxpool 2                         @allow(reparameterize, remove)
+    flatten
+    dense 10
+
+model same_as_small:
+    conv2d   16 kernel=3 stride=1     # formatting, stride and pool kind are not represented
+    relu
+    avgpool 2
+    flatten
+    dense 10
+
+model mlp:
+    flatten
+    dense 64
+    tanh
+    dense 10
+"""
+
+
+def invoke(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run one of these subcommands as `remap` does: usage errors become exit status 2."""
+    parser = argparse.ArgumentParser(prog="remap")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (distance_cli, neighbours_cli, layout_cli):
+        module.register(sub)
+    args = parser.parse_args(argv)
+    try:
+        code = args.run(args)
+    except UsageError as e:
+        print(f"remap {args.command}: error: {e}", file=__import__("sys").stderr)
+        code = 2
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def remap_file(tmp_path: Path) -> Path:
+    path = tmp_path / "digits.remap"
+    path.write_text(FILE, encoding="utf-8")
+    return path
+
+
+def test_the_commands_are_listed():
+    assert {"distance", "neighbours", "layout"} <= set(COMMANDS)
+
+
+def test_distance_json_gives_lp_and_emd(remap_file, capsys):
+    code, out, _ = invoke(["distance", str(remap_file), "small", "small_wide", "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    # conv 16 vs 32, relu 256 vs 1024, pool 16 vs 32, dense 160 vs 320, and ip, softmax, op 100 vs
+    # 140.8 (a tenth of 1408): b's extra mass comes from a's dummy at cost 1
+    extra = 16 + 768 + 16 + 160 + 3 * 40.8
+    assert result["lp"] == pytest.approx(extra)
+    assert result["emd"] == pytest.approx(extra / (448 + 300 + 1408 + 3 * 140.8))
+    assert result["space"] == "structural" and result["a"] == "small" and result["b"] == "small_wide"
+
+
+def test_distance_text(remap_file, capsys):
+    code, out, _ = invoke(["distance", str(remap_file), "small", "same_as_small"], capsys)
+    assert code == 0 and out.strip() == "small - same_as_small: OTMANN lp 0, emd 0"
+
+
+def test_unknown_model_is_a_usage_error(remap_file, capsys):
+    code, _, err = invoke(["distance", str(remap_file), "small", "smal_wide"], capsys)
+    assert code == 2
+    assert "has no model 'smal_wide'; did you mean 'small_wide'?" in err
+
+
+def test_missing_file_is_a_usage_error(tmp_path, capsys):
+    code, _, err = invoke(["distance", str(tmp_path / "nope.remap"), "a", "b"], capsys)
+    assert code == 2 and "cannot read" in err
+
+
+def test_a_model_with_a_syntax_error_is_refused(tmp_path, capsys):
+    path = tmp_path / "broken.remap"
+    path.write_text(FILE + "\nmodel broken:\n    conv2d 16 kernel=\n    dense 10\n", encoding="utf-8")
+    code, _, err = invoke(["distance", str(path), "small", "broken"], capsys)
+    # the parser dropped the broken layer; comparing what is left would misreport the model
+    assert code == 2 and "cannot compare 'broken':" in err and "broken.remap:32:15: " in err
+
+
+def test_predictions_space_needs_trained_runs(remap_file, capsys):
+    code, _, err = invoke(["distance", str(remap_file), "small", "mlp", "--space", "predictions"], capsys)
+    assert code == 2 and "no trained runs found for small, mlp" in err
+
+
+def test_neighbours_are_ordered_by_distance(remap_file, capsys):
+    code, out, _ = invoke(["neighbours", str(remap_file), "small", "-k", "2", "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    assert [n["model"] for n in result["neighbours"]] == ["same_as_small", "small_wide"]
+    assert result["neighbours"][0]["distance"] == 0.0
+
+
+def test_neighbours_text_and_bad_k(remap_file, capsys):
+    code, out, _ = invoke(["neighbours", str(remap_file), "mlp"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "nearest to mlp (structural, OTMANN emd):" and len(lines) == 4
+    code, _, err = invoke(["neighbours", str(remap_file), "mlp", "-k", "0"], capsys)
+    assert code == 2 and "-k must be at least 1" in err
+
+
+def test_layout_json_places_equal_structures_together(remap_file, capsys):
+    code, out, _ = invoke(["layout", str(remap_file), "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    points = {p["model"]: np.array([p["x"], p["y"]]) for p in result["points"]}
+    assert set(points) == {"small", "small_wide", "same_as_small", "mlp"}
+    assert np.linalg.norm(points["small"] - points["same_as_small"]) < 1e-9
+    assert np.linalg.norm(points["small"] - points["mlp"]) > np.linalg.norm(points["small"] - points["small_wide"])
+    assert result["measure"] == "emd" and result["stress"] >= 0
+
+
+def test_layout_with_lp_and_refinement(remap_file, capsys):
+    code, out, _ = invoke(["layout", str(remap_file), "--measure", "lp", "--refine", "20"], capsys)
+    assert code == 0 and out.startswith("structural layout (OTMANN lp, stress")
+    code, _, err = invoke(["layout", str(remap_file), "--refine", "-1"], capsys)
+    assert code == 2 and "--refine must be 0 or more" in err

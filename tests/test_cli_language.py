@@ -1,0 +1,92 @@
+"""`remap check` and `remap fmt`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from remapdsl.cli import main
+
+GOOD = "data digits\n\nmodel small:\n    conv2d 16 kernel=3\n    relu\n    maxpool 2\n    flatten\n    dense 10\n"
+MESSY = "data digits\nmodel small:\n  conv2d 16   kernel=3\n  relu\n  maxpool 2\n  flatten\n  dense 10\n"
+BAD = "model m:\n    conv2d 16 kernel=\n    flatten\n    flatten\n    dense 12\n"
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_check_ok_prints_a_summary(tmp_path, capsys):
+    path = write(tmp_path, "good.remap", GOOD)
+    assert main(["check", path]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == "ok: 1 model in 1 file"
+
+
+def test_check_prints_every_diagnostic_compiler_style(tmp_path, capsys):
+    good = write(tmp_path, "good.remap", GOOD)
+    bad = write(tmp_path, "bad.remap", BAD)
+    assert main(["check", good, bad]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        f"{bad}:2:15: error: expected a value after 'kernel='",
+        f"{bad}:4:5: warning: flatten does nothing here: the tensor is already flat",
+        f"{bad}:5:11: error: the classifier head must have 10 units, one per class; found 12",
+    ]
+    assert err.strip() == "2 errors, 1 warning in 2 files"
+
+
+def test_check_reports_missing_files_and_directories(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "missing.remap")]) == 2
+    assert "missing.remap: no such file" in capsys.readouterr().err
+    assert main(["check", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    binary = tmp_path / "binary.remap"
+    binary.write_bytes(b"\xff\xfe\x00model")
+    assert main(["check", str(binary)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_fmt_rewrites_in_place(tmp_path, capsys):
+    path = write(tmp_path, "m.remap", MESSY)
+    assert main(["fmt", path]) == 0
+    assert Path(path).read_text(encoding="utf-8") == GOOD
+    assert "1 file reformatted" in capsys.readouterr().err
+    assert main(["fmt", path]) == 0
+    assert Path(path).read_text(encoding="utf-8") == GOOD
+
+
+def test_fmt_check_lists_files_that_would_change_and_changes_nothing(tmp_path, capsys):
+    messy = write(tmp_path, "messy.remap", MESSY)
+    good = write(tmp_path, "good.remap", GOOD)
+    assert main(["fmt", "--check", messy, good]) == 1
+    out, _ = capsys.readouterr()
+    assert out.splitlines() == [messy]
+    assert Path(messy).read_text(encoding="utf-8") == MESSY
+    assert main(["fmt", "--check", good]) == 0
+
+
+def test_fmt_leaves_files_with_syntax_errors_untouched(tmp_path, capsys):
+    bad = write(tmp_path, "bad.remap", BAD)
+    assert main(["fmt", bad]) == 1
+    assert Path(bad).read_text(encoding="utf-8") == BAD
+    err = capsys.readouterr().err
+    assert f"{bad}:2:15: error: expected a value after 'kernel='" in err
+    assert "1 with syntax errors left unchanged" in err
+
+
+def test_console_script_checks_the_bundled_example():
+    # the script next to this interpreter first (a virtual environment), then PATH
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    remap = shutil.which("remap", path=search)
+    assert remap is not None, "the remap console script is not installed (pip install -e .)"
+    example = Path(__file__).parent.parent / "examples" / "digits.remap"
+    done = subprocess.run([remap, "check", str(example)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "ok: 4 models in 1 file"
