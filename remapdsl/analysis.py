@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 
 from remapdsl.annotations import ANNOTATIONS, VARIATION_OPS
-from remapdsl.catalog import LAYER_TYPES, LayerType, ShapeError, Shape, describe_shape, is_spatial
+from remapdsl.catalog import LAYER_TYPES, LayerType, Shape, ShapeError, describe_shape, is_spatial
 from remapdsl.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
 from remapdsl.diagnostics import Diagnostic, Fix, Severity, TextEdit
 from remapdsl.header import TRAIN_OPTIONS
@@ -300,7 +300,7 @@ def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report) 
     last = infos[-1]
     if last.type is not None and last.type.name == "dense":
         units = last.params.get("units")
-        if units is not None and int(units) != classes:  # type: ignore[arg-type]
+        if isinstance(units, int | float) and int(units) != classes:  # type: ignore[arg-type]
             arg = last.layer.arg("units")
             rng = arg.value_range if arg else last.layer.range
             fix = Fix(f"Set units to {classes}", (TextEdit(arg.value_range, str(classes)),)) if arg else None

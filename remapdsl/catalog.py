@@ -189,7 +189,7 @@ def _window_out(size: int, window: int, stride: int, pad: int, what: str) -> int
 
 
 def _conv_shape(shape: Shape, p: Params) -> Shape:
-    c, h, w = shape
+    _, h, w = shape
     k, s = int(p["kernel"]), int(p["stride"])
     if p["padding"] == "same" and k % 2 == 0:
         raise ShapeError("padding=same needs an odd kernel; use padding=valid or an odd kernel", code="value")

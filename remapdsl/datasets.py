@@ -105,7 +105,10 @@ def describe(data: DataSpec | None) -> DatasetInfo:
 def _existing(data: DataSpec) -> Path:
     if not data.path:
         raise DataError(f"data {data.name} needs a path, e.g. data {data.name} \"~/data/{data.name}\"")
-    path = Path(data.path).expanduser()
+    try:
+        path = Path(data.path).expanduser()
+    except RuntimeError as e:  # "~someone" naming no user
+        raise DataError(f"{data.path}: {e}") from e
     if not path.exists():
         raise DataError(f"{data.path} does not exist")
     return path

@@ -47,7 +47,10 @@ def _range() -> Range:
 
 @dataclass(frozen=True)
 class Comments:
-    """Comments attached to a statement: full lines above it and the one at the end of its line."""
+    """Comments attached to a statement: full lines above it and the one at the end of its line.
+
+    Texts are stored without the leading `#` and the one space after it.
+    """
 
     leading: tuple[str, ...] = ()
     trailing: str | None = None
@@ -63,8 +66,8 @@ class Arg:
     name: str
     value: Value
     positional: bool = False
-    range: Range = _range()
-    value_range: Range = _range()
+    range: Range = _range()  # noqa: RUF009
+    value_range: Range = _range()  # noqa: RUF009
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Annotation:
 
     name: str
     args: tuple[str, ...] = ()
-    range: Range = _range()
+    range: Range = _range()  # noqa: RUF009
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,8 @@ class Layer:
     args: tuple[Arg, ...] = ()
     annotations: tuple[Annotation, ...] = ()
     comments: Comments = NO_COMMENTS
-    range: Range = _range()
-    kind_range: Range = _range()
+    range: Range = _range()  # noqa: RUF009
+    kind_range: Range = _range()  # noqa: RUF009
 
     def arg(self, name: str) -> Arg | None:
         for a in self.args:
@@ -102,8 +105,8 @@ class ModelSpec:
     layers: tuple[Layer, ...]
     parent: str | None = None
     comments: Comments = NO_COMMENTS
-    range: Range = _range()
-    name_range: Range = _range()
+    range: Range = _range()  # noqa: RUF009
+    name_range: Range = _range()  # noqa: RUF009
     parent_range: Range | None = field(default=None, compare=False, repr=False)
 
 
@@ -115,7 +118,7 @@ class DataSpec:
     path: str | None = None
     args: tuple[Arg, ...] = ()
     comments: Comments = NO_COMMENTS
-    range: Range = _range()
+    range: Range = _range()  # noqa: RUF009
 
     def option(self, name: str, default: Value | None = None) -> Value | None:
         for a in self.args:
@@ -130,7 +133,7 @@ class TrainSpec:
 
     args: tuple[Arg, ...] = ()
     comments: Comments = NO_COMMENTS
-    range: Range = _range()
+    range: Range = _range()  # noqa: RUF009
 
     def option(self, name: str, default: Value | None = None) -> Value | None:
         for a in self.args:
@@ -151,7 +154,7 @@ class Budget:
     unit: str = ""
     strict: bool = False
     comments: Comments = NO_COMMENTS
-    range: Range = _range()
+    range: Range = _range()  # noqa: RUF009
 
     def allows(self, measured: float) -> bool:
         return measured < self.limit if self.strict else measured <= self.limit
