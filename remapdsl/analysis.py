@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
 from remapdsl.annotations import ANNOTATIONS, VARIATION_OPS
 from remapdsl.catalog import LAYER_TYPES, LayerType, Shape, ShapeError, describe_shape, is_spatial
@@ -73,10 +74,14 @@ def layer_examples() -> str:
     return "conv2d, dense, maxpool"
 
 
-def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic] = ()) -> Analysis:
-    """All diagnostics of a parsed document, and shapes and counts for each model."""
+def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic] = (),
+            base_dir: Path | None = None) -> Analysis:
+    """All diagnostics of a parsed document, and shapes and counts for each model.
+
+    `base_dir` is the folder of the `.remap` file: relative data paths resolve against it.
+    """
     diagnostics: list[Diagnostic] = list(syntax)
-    dataset = _check_header(document, diagnostics)
+    dataset = _check_header(document, diagnostics, base_dir)
     budget = document.budget("params")
     models: dict[str, ModelInfo] = {}
     first_line: dict[str, int] = {}
@@ -96,7 +101,7 @@ def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic
     return Analysis(document, dataset, models, tuple(diagnostics))
 
 
-def _check_header(document: Document, out: list[Diagnostic]) -> DatasetInfo | None:
+def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | None) -> DatasetInfo | None:
     data = document.data
     if data is not None:
         kind = DATASET_KINDS.get(data.name)
@@ -130,7 +135,7 @@ def _check_header(document: Document, out: list[Diagnostic]) -> DatasetInfo | No
         elif (msg := spec.check(arg.value)) is not None:
             out.append(Diagnostic(arg.value_range, msg, code="value"))
     try:
-        return describe(data)
+        return describe(data, base_dir)
     except DataError as e:
         assert data is not None
         out.append(Diagnostic(data.range, f"{e}; shapes of models cannot be checked", code="data"))

@@ -76,22 +76,25 @@ DATASET_KINDS: dict[str, DatasetKind] = {
 }
 
 
-def describe(data: DataSpec | None) -> DatasetInfo:
-    """Input shape and classes of the data a document trains on (digits when there is no data line)."""
+def describe(data: DataSpec | None, base_dir: Path | None = None) -> DatasetInfo:
+    """Input shape and classes of the data a document trains on (digits when there is no data line).
+
+    A relative path resolves against `base_dir`, the folder of the `.remap` file, as the loaders do.
+    """
     if data is None:
         kind = DATASET_KINDS["digits"]
         assert kind.shape is not None
         return DatasetInfo("digits", kind.shape, len(kind.classes), kind.classes)
     kind = DATASET_KINDS[data.name]
     if kind.name == "quickdraw":
-        return _quickdraw(data)
+        return _quickdraw(data, base_dir)
     if kind.shape is not None:
         return DatasetInfo(kind.name, kind.shape, len(kind.classes), kind.classes)
     declared = {a.name: a.value for a in data.args if a.name in ("channels", "size", "classes")}
     if {"channels", "size", "classes"} <= declared.keys():
         n, s, c = int(declared["classes"]), int(declared["size"]), int(declared["channels"])
         return DatasetInfo(kind.name, (c, s, s), n, tuple(str(i) for i in range(n)))
-    path = _existing(data)
+    path = _existing(data, base_dir)
     stamp = os.stat(path).st_mtime_ns
     info = _folder_info(str(path), stamp) if kind.name == "folder" else _npz_info(str(path), stamp)
     c, h, w = info.input_shape
@@ -102,26 +105,27 @@ def describe(data: DataSpec | None) -> DatasetInfo:
     return DatasetInfo(info.name, (c, h, w), info.num_classes, info.class_names)
 
 
-def _existing(data: DataSpec) -> Path:
+def _existing(data: DataSpec, base_dir: Path | None) -> Path:
     if not data.path:
         raise DataError(f"data {data.name} needs a path, e.g. data {data.name} \"~/data/{data.name}\"")
     try:
         path = Path(data.path).expanduser()
     except RuntimeError as e:  # "~someone" naming no user
         raise DataError(f"{data.path}: {e}") from e
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
     if not path.exists():
         raise DataError(f"{data.path} does not exist")
     return path
 
 
-def _quickdraw(data: DataSpec) -> DatasetInfo:
+def _quickdraw(data: DataSpec, base_dir: Path | None) -> DatasetInfo:
     chosen = data.option("classes")
-    if isinstance(chosen, tuple):
-        names = tuple(str(c) for c in chosen)
-    elif isinstance(chosen, str) and chosen:
-        names = (chosen,)
-    else:
-        path = _existing(data)
+    # `classes=cat,dog` and `classes="cat,dog"` name the same classes, as the loader reads them
+    items = chosen if isinstance(chosen, tuple) else str(chosen or "").split(",")
+    names = tuple(str(c).strip() for c in items if str(c).strip())
+    if not names:
+        path = _existing(data, base_dir)
         names = quickdraw_classes(path)
         if not names:
             raise DataError(f"{data.path} holds no <class>.npy files")

@@ -7,6 +7,7 @@ document parsed from its own canonical printout compares equal to the original.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # A value written in the language: a number, a bare word (`same`, `adam`), a string, or a
 # comma-separated list of those.
@@ -14,16 +15,16 @@ Scalar = int | float | str
 Value = Scalar | tuple[Scalar, ...]
 
 
-@dataclass(frozen=True, order=True)
-class Position:
+# Positions and ranges are named tuples rather than dataclasses: a large file has tens of thousands of them,
+# and a tuple is several times cheaper to build; they compare (and order) as tuples.
+class Position(NamedTuple):
     """Zero-based line and character, as in the Language Server Protocol."""
 
     line: int
     character: int
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(NamedTuple):
     start: Position
     end: Position
 

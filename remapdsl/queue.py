@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -344,14 +345,15 @@ def model_origin(model: ModelSpec) -> tuple[str, str]:
     return ("handcrafted" if model.parent is not None else "user"), changes
 
 
-def describe_models(document: Document, names: Sequence[str] | None = None, *,
-                    origin: str | None = None) -> list[tuple[Registered, str]]:
-    """Each chosen model as the store keys it, with its canonical text; `origin` overrides the comments."""
+def describe_models(document: Document, names: Sequence[str] | None = None, *, origin: str | None = None,
+                    base_dir: Path | None = None) -> list[tuple[Registered, str]]:
+    """Each chosen model as the store keys it, with its canonical text; `origin` overrides the comments.
+    `base_dir`, the folder of the file, resolves a relative data path."""
     from remapdsl.analysis import analyze
     from remapdsl.hashing import architecture_hash
     from remapdsl.printer import format_model
 
-    analysis = analyze(document)
+    analysis = analyze(document, base_dir=base_dir)
     wanted = list(names) if names is not None else list(analysis.models)
     hashes = {name: architecture_hash(info.model) for name, info in analysis.models.items()}
     out: list[tuple[Registered, str]] = []
@@ -367,9 +369,9 @@ def describe_models(document: Document, names: Sequence[str] | None = None, *,
 
 
 def register_models(store: Store, document: Document, names: Sequence[str] | None = None, *, source: str = "",
-                    origin: str | None = None) -> list[Registered]:
+                    origin: str | None = None, base_dir: Path | None = None) -> list[Registered]:
     """Register the chosen (valid) models of a document in the store, with what `source` calls them."""
-    described = describe_models(document, names, origin=origin)
+    described = describe_models(document, names, origin=origin, base_dir=base_dir)
     hashes = {m.name: m.hash for m, _ in described}
     for m, text in described:
         parent = hashes.get(m.parent) if m.parent else None

@@ -10,15 +10,16 @@ to the next one.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from remapdsl.queue import DEFAULT_LEASE_SECONDS, Job, Queue
 from remapdsl.store import EpochRow, Store
@@ -53,6 +54,7 @@ class WorkerOptions:
     heartbeat_seconds: float = DEFAULT_LEASE_SECONDS / 4
     poll_seconds: float = 1.0  # wait between looks at an empty queue
     device: str | None = None  # overrides the device each job asks for
+    onnx: bool = True  # export each trained model and measure it with onnxruntime, when onnx is installed
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0:
@@ -176,7 +178,23 @@ class Worker:
         self.queue.complete(job.id, self.id, result.status, reason, seconds=result.seconds, used_device=result.device,
                             predictions=result.predictions, confusion=result.confusion,
                             per_class=result.per_class_accuracy)
+        if self.options.onnx and result.status in ("done", "stopped") and result.checkpoint is not None:
+            self._measure_onnx(job, model, data, result.checkpoint.model_state)
         return result.status, reason
+
+    def _measure_onnx(self, job: Job, model: ModelSpec, data: Dataset, model_state: Mapping[str, Any]) -> None:
+        """Parameters and latency through onnxruntime. A failure is stored with the run and never fails the job,
+        whose training already succeeded; without the onnx extra there is nothing to measure with."""
+        if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+            return
+        from remapdsl.onnx_export import OnnxError
+        from remapdsl.onnx_store import measure_and_store
+
+        try:
+            measure_and_store(self.store, job.run_id, model, data, model_state)
+        except OnnxError as e:
+            self.store.add_artifact("onnx-error", "", run_id=job.run_id, model_hash=job.model_hash,
+                                    meta={"error": str(e)})
 
     def _resume_point(self, run_id: int) -> tuple[int, bytes] | None:
         """The last checkpoint; epochs recorded after it (none, unless its file was lost) are dropped so that

@@ -188,3 +188,30 @@ def test_unreadable_data_file_is_one_clear_diagnostic(tmp_path):
     path.write_bytes(b"not a zip")
     (d,) = analysed(f'data npz "{path}"\n').diagnostics
     assert str(path) in d.message and "cannot read" in d.message
+
+
+def test_a_relative_data_path_resolves_against_the_file_folder(tmp_path, monkeypatch):
+    import numpy as np
+
+    from remapdsl.parser import parse
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(folder / "data.npz", x=rng.random((40, 1, 6, 6), dtype=np.float32), y=np.arange(40) % 4)
+    text = 'data npz "data.npz"\n\nmodel m:\n    flatten\n    dense 4\n'
+    monkeypatch.chdir(tmp_path)
+    result = parse(text)
+    assert not analyze(result.document, result.diagnostics, folder).diagnostics
+    elsewhere = analyze(result.document, result.diagnostics, tmp_path)
+    assert any("does not exist" in d.message for d in elsewhere.diagnostics)
+
+
+def test_quickdraw_classes_may_be_one_quoted_list():
+    from remapdsl.parser import parse
+
+    quoted = parse('data quickdraw "/nowhere" classes="cat, dog,fish"\n').document
+    listed = parse('data quickdraw "/nowhere" classes=cat,dog,fish\n').document
+    for document in (quoted, listed):
+        analysis = analyze(document)
+        assert analysis.dataset is not None and analysis.dataset.class_names == ("cat", "dog", "fish")

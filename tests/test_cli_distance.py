@@ -112,7 +112,39 @@ def test_a_model_with_a_syntax_error_is_refused(tmp_path, capsys):
 
 def test_predictions_space_needs_trained_runs(remap_file, capsys):
     code, _, err = invoke(["distance", str(remap_file), "small", "mlp", "--space", "predictions"], capsys)
-    assert code == 2 and "no trained runs found for small, mlp" in err
+    assert code == 2 and "no store at" in err
+    store = remap_file.parent / "empty.db"
+    from remapdsl.store import Store
+
+    Store(store).close()
+    code, _, err = invoke(["distance", str(remap_file), "small", "mlp", "--space", "predictions", "--store",
+                           str(store)], capsys)
+    assert code == 2 and "no finished run on this data for small, mlp" in err
+
+
+def test_predictions_space_compares_what_trained_models_predict(remap_file, capsys):
+    from remapdsl.cli import main
+    from remapdsl.prediction_distance import prediction_distance
+    from remapdsl.store import Store
+
+    store = remap_file.parent / "runs.db"
+    assert main(["train", str(remap_file), "--epochs", "1", "--store", str(store), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    common = ["--space", "predictions", "--store", str(store), "--json"]
+    code, out, _ = invoke(["distance", str(remap_file), "small", "mlp", *common], capsys)
+    assert code == 0
+    measured = json.loads(out)["distance"]
+    with Store(store) as s:
+        by_name = {r.model_name: s.predictions(r.id) for r in s.runs()}
+    assert measured == pytest.approx(prediction_distance(by_name["small"], by_name["mlp"]))
+    assert 0 < measured < 1
+
+    code, out, _ = invoke(["neighbours", str(remap_file), "small", "-k", "3", *common], capsys)
+    found = json.loads(out)["neighbours"]
+    assert code == 0 and len(found) == 3 and [n["distance"] for n in found] == sorted(n["distance"] for n in found)
+
+    code, out, _ = invoke(["layout", str(remap_file), *common], capsys)
+    assert code == 0 and len(json.loads(out)["points"]) == 4
 
 
 def test_neighbours_are_ordered_by_distance(remap_file, capsys):

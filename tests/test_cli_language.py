@@ -90,3 +90,24 @@ def test_console_script_checks_the_bundled_example():
     done = subprocess.run([remap, "check", str(example)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "ok: 4 models in 1 file"
+
+
+def test_a_missing_optional_dependency_names_the_extra(monkeypatch, capsys, tmp_path):
+    for name in [m for m in sys.modules if m == "scipy" or m.startswith("scipy.")] or ["scipy"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "remapdsl.projection", raising=False)
+    path = tmp_path / "m.remap"
+    path.write_text("data digits\n\nmodel m:\n    flatten\n    dense 10\n")
+    assert main(["layout", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "needs scipy" in err and "remapdsl[distance]" in err
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    script = ("import subprocess, sys\n"
+              "p = subprocess.Popen([sys.executable, '-m', 'remapdsl', 'sample', '20'],"
+              " stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
+              "p.stdout.close(); err = p.stderr.read(); p.wait()\n"
+              "sys.stdout.write(err.decode())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in out.stdout and "BrokenPipe" not in out.stdout

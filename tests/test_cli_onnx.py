@@ -290,10 +290,12 @@ def test_bench_uses_trained_weights_and_records_reports(remap, trained: Path) ->
     with Store(default_store_path(trained)) as store:
         small = latest_report(store, architecture_hash(document.model("small")))  # type: ignore[arg-type]
         mlp = latest_report(store, architecture_hash(document.model("mlp")))  # type: ignore[arg-type]
-        [artifact] = store.artifacts(run_id=1, kind="onnx")
+        # the worker measured the trained model when its training finished, and bench measured it again
+        measured_by_worker, artifact = store.artifacts(run_id=1, kind="onnx")
     assert small is not None and small.trained and small.parity_inputs == "validation" and small.ok
     assert mlp is not None and not mlp.trained
     assert Path(artifact.path).stat().st_size == small.size_bytes
+    assert measured_by_worker.path == artifact.path  # one file per run and exporter, written again
 
     code, stdout, _ = remap("bench", trained, "--model", "small", "--no-store", "--untrained", "--json")
     assert code == 0 and json.loads(stdout)["stored_in"] is None

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from remapdsl.data import load_dataset
+from remapdsl.onnx_store import latest_report
 from remapdsl.parser import parse
 from remapdsl.queue import Queue, data_line, register_models
 from remapdsl.store import Store
@@ -117,6 +118,10 @@ def test_a_worker_trains_queued_jobs_and_records_everything(tmp_path: Path) -> N
             assert predictions is not None and confusion is not None
             assert confusion.matrix.sum() == len(predictions) and confusion.matrix.shape == (10, 10)
             assert store.last_checkpoint(job.run_id) is not None
+            # the trained weights went through onnxruntime: same parameters, same outputs, a latency
+            report = latest_report(store, job.model_hash, trained=True)
+            assert report is not None and report.ok and report.param_count == run.params
+            assert report.latency and report.latency[0].p50_ms > 0
         assert store.throughput("cpu") is not None
     kinds = [e.kind for e in events]
     assert kinds == ["start", "epoch", "epoch", "end"] * 2

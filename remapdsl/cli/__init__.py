@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from remapdsl import __version__
@@ -30,12 +31,38 @@ COMMANDS = (
 )
 
 
+# Optional dependencies, by import name, and the extra that installs each.
+EXTRAS = {
+    "torch": "train",
+    "sklearn": "train",
+    "PIL": "train",
+    "ot": "distance",
+    "scipy": "distance",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "cairosvg": "png",
+}
+
+
 class UsageError(Exception):
     """Bad command-line input; the message names what was wrong."""
 
 
+def missing_extra_message(command: str, error: ModuleNotFoundError) -> str | None:
+    """What to install when a subcommand needs an optional dependency that is absent; None if not one of ours."""
+    top = (error.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    hint = " (for the CPU build of torch, run `pip install torch==2.13.0` first)" if extra == "train" else ""
+    return (f"`remap {command}` needs {top}, which is not installed; install it with "
+            f"`pip install 'remapdsl[{extra}]'`{hint}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="remap", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="remap", description="Write, check, vary, train and compare small neural "
+                                     "network architectures in .remap files.")
     parser.add_argument("--version", action="version", version=f"remap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -52,8 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"remap {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:
+        message = missing_extra_message(args.command, e)
+        if message is None:
+            raise
+        print(f"remap {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `remap results | head`: the reader left. Point stdout at devnull so the flush at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def load_source(path: str, name: str) -> Source:
     """FILE parsed and analysed and MODEL picked; an unknown model or one with errors is a usage error."""
     text = read_source(path)
     result = parse(text)
-    analysis = analyze(result.document, result.diagnostics)
+    analysis = analyze(result.document, result.diagnostics, Path(path).parent)
     loaded = pick_model(Path(path), analysis, name)
     errors = [d for d in loaded.errors if d.code != "budget"]  # an oversized parent is what ablation shrinks
     if errors:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     errors = warnings = models = 0
     for path, text in sources.items():
         result = parse(text)
-        analysis = analyze(result.document, result.diagnostics)
+        analysis = analyze(result.document, result.diagnostics, Path(path).parent)
         models += len(result.document.models)
         for d in analysis.diagnostics:
             print(d.format(path))

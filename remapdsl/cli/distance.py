@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from remapdsl import otmann
 from remapdsl.analysis import did_you_mean
 from remapdsl.cli import UsageError
@@ -25,6 +27,9 @@ def add_space_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", choices=SPACES, default="structural",
                         help="structural: OTMANN between architectures (no training needed); "
                              "predictions: disagreement of trained models on the validation set")
+    parser.add_argument("--store", metavar="PATH",
+                        help="the store with trained runs, for --space predictions (default: .remap/remap.db "
+                             "beside FILE)")
 
 
 def read_document(path: Path) -> tuple[Document, list[Diagnostic]]:
@@ -92,12 +97,51 @@ def warn_skipped(problems: dict[str, str]) -> None:
         print(f"note: left out '{name}': {reason}", file=sys.stderr)
 
 
-def require_trained_runs(path: Path, names: list[str]) -> None:
-    """The predictions space compares validation predictions of trained runs, kept in the store."""
-    store = path.resolve().parent / ".remap"
-    raise UsageError(f"no trained runs found for {', '.join(names)}: the predictions space compares the "
-                     f"validation predictions of trained models, and {store} holds none that this command "
-                     "can read; train the models first, or use --space structural")
+def trained_predictions(path: Path, names: list[str], store_arg: str | None) -> dict[str, np.ndarray]:
+    """Validation predictions of each named model's finished run on the file's data set.
+
+    All runs must share the data set and its split, so that example i is the same image for every model;
+    runs with the file's training settings are preferred, other finished runs on the same data are used
+    otherwise. A model without such a run is a usage error naming it.
+    """
+    from remapdsl.cli.train import dataset_of, open_store, settings_of, store_path
+    from remapdsl.queue import describe_models
+    from remapdsl.results import pick_run
+    from remapdsl.store import FINISHED
+
+    document, _ = read_document(path)
+    folder = path.resolve().parent
+    data = dataset_of(document, folder)
+    settings_key = settings_of(document, None).key()
+    described = {m.name: m for m, _ in describe_models(document, names, base_dir=folder)}
+    location = store_path(argparse.Namespace(store=store_arg), path)
+    out: dict[str, np.ndarray] = {}
+    missing: list[str] = []
+    with open_store(location, must_exist=True) as store:
+        for name in names:
+            run = pick_run(store, described[name].hash, data.key, settings_key)
+            if run is None or run.status not in FINISHED:
+                run = next((r for r in store.runs(described[name].hash)
+                            if r.data_key == data.key and r.status in FINISHED), None)
+            predictions = store.predictions(run.id) if run is not None else None
+            if predictions is None:
+                missing.append(name)
+            else:
+                out[name] = predictions
+    if missing:
+        raise UsageError(f"no finished run on this data for {', '.join(missing)} in {location}: the predictions "
+                         "space compares validation predictions of trained models; train them first "
+                         f"(`remap train {path}`), or use --space structural")
+    return out
+
+
+def prediction_row(target: str, others: list[str], predictions: dict[str, np.ndarray]) -> np.ndarray:
+    from remapdsl.prediction_distance import PredictionError, prediction_distances_to
+
+    try:
+        return prediction_distances_to(predictions[target], [predictions[o] for o in others])
+    except PredictionError as e:
+        raise UsageError(str(e)) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -112,11 +156,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.space == "predictions":
-        require_trained_runs(args.file, [args.model_a, args.model_b])
     profiles, problems = file_profiles(args.file)
     for name in (args.model_a, args.model_b):
         require_model(args.file, name, profiles, problems)
+    if args.space == "predictions":
+        predictions = trained_predictions(args.file, [args.model_a, args.model_b], args.store)
+        distance = float(prediction_row(args.model_a, [args.model_b], predictions)[0])
+        if args.json:
+            print(json.dumps({"space": args.space, "a": args.model_a, "b": args.model_b, "distance": distance}))
+        else:
+            print(f"{args.model_a} - {args.model_b}: predictions differ on {distance:.2%} of the validation set")
+        return 0
     d = otmann.distance(profiles[args.model_a], profiles[args.model_b])
     if args.json:
         print(json.dumps({"space": args.space, "a": args.model_a, "b": args.model_b, "lp": d.lp, "emd": d.emd}))

@@ -65,7 +65,7 @@ def open_workspace(path: Path, store: Path | None, epochs: int | None = None, *,
     from remapdsl.store import Store, StoreError, default_store_path
 
     result = parse(read_source(str(path)))
-    analysis = analyze(result.document, result.diagnostics)
+    analysis = analyze(result.document, result.diagnostics, Path(path).parent)
     if analysis.dataset is None:
         _print_diagnostics(path, (d for d in analysis.diagnostics if d.model is None and d.severity == Severity.ERROR))
         raise UsageError(f"{path}: the input shape is unknown until the data line is fixed")

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from remapdsl import otmann
 from remapdsl.cli import UsageError
-from remapdsl.cli.distance import MEASURES, add_space_option, file_profiles, require_trained_runs, warn_skipped
-from remapdsl.projection import embed, stress
+from remapdsl.cli.distance import MEASURES, add_space_option, file_profiles, trained_predictions, warn_skipped
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,19 +26,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
+    from remapdsl.projection import embed, stress  # scipy comes with the optional `distance` extra
+
     if args.refine < 0:
         raise UsageError(f"--refine must be 0 or more; found {args.refine}")
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1; found {args.workers}")
     profiles, problems = file_profiles(args.file)
-    if args.space == "predictions":
-        require_trained_runs(args.file, list(profiles) or ["the models of this file"])
     warn_skipped(problems)
     if not profiles:
         raise UsageError(f"{args.file} has no models to lay out")
     keys = list(profiles)
-    matrices = otmann.distance_matrix([profiles[k] for k in keys], workers=args.workers)
-    d = matrices.emd if args.measure == "emd" else matrices.lp
+    if args.space == "predictions":
+        from remapdsl.prediction_distance import PredictionError, prediction_distance_matrix
+
+        predictions = trained_predictions(args.file, keys, args.store)
+        try:
+            d = prediction_distance_matrix([predictions[k] for k in keys])
+        except PredictionError as e:
+            raise UsageError(str(e)) from None
+    else:
+        matrices = otmann.distance_matrix([profiles[k] for k in keys], workers=args.workers)
+        d = matrices.emd if args.measure == "emd" else matrices.lp
     layout = embed(keys, d, refine=args.refine)
     fit = stress(d, layout.coords)
     if args.json:
@@ -48,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
                                      for k, (x, y) in zip(keys, layout.coords, strict=True)]}))
         return 0
     width = max(len(k) for k in keys)
-    print(f"{args.space} layout (OTMANN {args.measure}, stress {fit:.3g}):")
+    what = f"OTMANN {args.measure}" if args.space == "structural" else "prediction distance"
+    print(f"{args.space} layout ({what}, stress {fit:.3g}):")
     for k, (x, y) in zip(keys, layout.coords, strict=True):
         print(f"  {k:<{width}}  {x: .4g}  {y: .4g}")
     return 0

@@ -11,11 +11,12 @@ from remapdsl.cli.distance import (
     MEASURES,
     add_space_option,
     file_profiles,
+    prediction_row,
     require_model,
-    require_trained_runs,
+    trained_predictions,
     warn_skipped,
 )
-from remapdsl.neighbours import structural_neighbours
+from remapdsl.neighbours import nearest, structural_neighbours
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,12 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError(f"-k must be at least 1; found {args.k}")
-    if args.space == "predictions":
-        require_trained_runs(args.file, [args.model])
     profiles, problems = file_profiles(args.file)
     require_model(args.file, args.model, profiles, problems)
     warn_skipped(problems)
-    found = structural_neighbours(profiles, args.model, args.k, args.measure)
+    if args.space == "predictions":
+        names = list(profiles)
+        predictions = trained_predictions(args.file, names, args.store)
+        others = [n for n in names if n != args.model]
+        found = nearest(others, prediction_row(args.model, others, predictions), args.k)
+    else:
+        found = structural_neighbours(profiles, args.model, args.k, args.measure)
     if args.json:
         print(json.dumps({"model": args.model, "space": args.space, "measure": args.measure,
                           "neighbours": [{"model": n.key, "distance": n.distance} for n in found]}))
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.model} has no other models to compare with in {args.file}")
         return 0
     width = max(len(n.key) for n in found)
-    print(f"nearest to {args.model} ({args.space}, OTMANN {args.measure}):")
+    what = f"OTMANN {args.measure}" if args.space == "structural" else "share of validation predictions that differ"
+    print(f"nearest to {args.model} ({args.space}, {what}):")
     for rank, n in enumerate(found, start=1):
         print(f"  {rank}. {n.key:<{width}}  {n.distance:.6g}")
     return 0

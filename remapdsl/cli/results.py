@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_of(checked.document, args.epochs)
     data = dataset_of(checked.document, checked.path.resolve().parent)
     with open_store(store_path(args, args.file), must_exist=True) as store:
-        models = [m for m, _ in describe_models(checked.document, checked.names)]
+        models = [m for m, _ in describe_models(checked.document, checked.names,
+                                                   base_dir=checked.path.resolve().parent)]
         rows = result_rows(store, models, data_key=data.key, settings_key=settings.key(), epochs=settings.epochs,
                            n_train=len(data.y_train), device=device)
     if args.pareto:

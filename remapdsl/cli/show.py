@@ -33,7 +33,7 @@ class Loaded:
 def read_analysis(path: Path) -> Analysis:
     """Parse and analyse FILE; a missing or unreadable file is a usage error."""
     result = parse(read_source(str(path)))
-    return analyze(result.document, result.diagnostics)
+    return analyze(result.document, result.diagnostics, Path(path).parent)
 
 
 def load_model(path: Path, name: str) -> Loaded:

@@ -68,7 +68,7 @@ def read_models(path: Path, wanted: Sequence[str] | None) -> Checked:
     from remapdsl.parser import parse
 
     result = parse(read_source(str(path)))
-    analysis = analyze(result.document, result.diagnostics)
+    analysis = analyze(result.document, result.diagnostics, Path(path).parent)
     known = list(analysis.models)
     names = list(dict.fromkeys(wanted)) if wanted else known
     for name in names:
@@ -291,7 +291,8 @@ def queue_document(store: Store, checked: Checked, *, epochs: int | None, device
     settings = settings_of(checked.document, epochs)
     data = dataset_of(checked.document, checked.path.resolve().parent)
     source = str(checked.path.resolve())
-    registered = register_models(store, checked.document, checked.names, source=source, origin=origin)
+    registered = register_models(store, checked.document, checked.names, source=source, origin=origin,
+                                 base_dir=checked.path.resolve().parent)
     queue = Queue(store)
     jobs, new = [], []
     for m in registered:

@@ -26,6 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="seconds between heartbeats (default: a quarter of the lease)")
     p.add_argument("--poll", type=positive_float, default=1.0, metavar="S",
                    help="seconds between looks at an empty queue (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="CPU threads for torch (default 1: small models train fastest one thread per worker; "
+                        "run one worker per core)")
+    p.add_argument("--no-onnx", dest="onnx", action="store_false",
+                   help="do not export trained models to ONNX and measure them with onnxruntime")
     p.add_argument("--id", metavar="NAME", help="this worker's name in the queue (default host:pid)")
     p.set_defaults(run=run)
 
@@ -33,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     try:
         options = WorkerOptions(lease_seconds=args.lease, heartbeat_seconds=args.heartbeat or args.lease / 4,
-                                poll_seconds=args.poll, device=args.device)
+                                poll_seconds=args.poll, device=args.device, onnx=args.onnx)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.device:
@@ -42,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         device_of(args.device)
     path = store_path(args)
     open_store(path).close()
+    import torch
+
+    torch.set_num_threads(args.threads)
     with Worker(path, options=options, worker_id=args.id, on_event=Progress(sys.stdout, 0, tty=False)) as worker:
         print(f"worker {worker.id} on {path}", flush=True)
         done = worker.run(until_empty=args.until_empty, max_jobs=args.max_jobs)
