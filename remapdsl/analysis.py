@@ -7,6 +7,7 @@ fix is obvious, the diagnostic carries it as a text edit.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +75,17 @@ def layer_examples() -> str:
     return "conv2d, dense, maxpool"
 
 
+# Given a model, the data's description and the params budget: an earlier analysis of the same model that
+# still holds, or None to analyse it afresh (see remapdsl.reanalysis).
+Reuse = Callable[[ModelSpec, DatasetInfo | None, Budget | None], ModelInfo | None]
+
+
 def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic] = (),
-            base_dir: Path | None = None) -> Analysis:
+            base_dir: Path | None = None, *, reuse: Reuse | None = None) -> Analysis:
     """All diagnostics of a parsed document, and shapes and counts for each model.
 
-    `base_dir` is the folder of the `.remap` file: relative data paths resolve against it.
+    `base_dir` is the folder of the `.remap` file: relative data paths resolve against it. `reuse` may hand
+    back earlier results for models that did not change.
     """
     diagnostics: list[Diagnostic] = list(syntax)
     dataset = _check_header(document, diagnostics, base_dir)
@@ -92,7 +99,9 @@ def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic
                 f"model '{model.name}' is already defined at line {first_line[model.name] + 1}",
                 code="duplicate-model", model=model.name))
             continue
-        info = analyze_model(model, dataset, budget)
+        info = reuse(model, dataset, budget) if reuse is not None else None
+        if info is None:
+            info = analyze_model(model, dataset, budget)
         models[model.name] = info
         first_line[model.name] = model.name_range.start.line
         diagnostics.extend(info.diagnostics)

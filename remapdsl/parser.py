@@ -75,7 +75,13 @@ class ParseResult:
 
 def parse(text: str) -> ParseResult:
     """The document and every syntax error of `text`; never raises."""
-    return _Assembler().run(_LINE_BREAK.split(text))
+    return _Assembler().run(split_lines(text))
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of `text` as the parser numbers them: only \\r\\n, \\r and \\n end a line, as in the Language
+    Server Protocol (str.splitlines also breaks at form feeds and other separators)."""
+    return _LINE_BREAK.split(text)
 
 
 def clear_caches() -> None:

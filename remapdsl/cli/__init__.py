@@ -28,6 +28,7 @@ COMMANDS = (
     "queue",
     "results",
     "demo",
+    "lsp",
 )
 
 

@@ -18,14 +18,13 @@ from pathlib import Path
 from remapdsl.ablation import ablate
 from remapdsl.analysis import Analysis, analyze
 from remapdsl.changes import Child
+from remapdsl.children import Parent, appended, blocking_errors
 from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
 from remapdsl.cli.show import pick_model
-from remapdsl.datasets import DatasetInfo
-from remapdsl.hashing import architecture_hash
-from remapdsl.model import Budget, Document, ModelSpec
+from remapdsl.model import Document, ModelSpec
 from remapdsl.parser import parse
-from remapdsl.printer import format_document, format_model
+from remapdsl.printer import format_document
 
 BOM = b"\xef\xbb\xbf"
 
@@ -44,10 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     source = load_source(args.file, args.model)
-    layers = parse_indices(args.layers, source.model) if args.layers is not None else None
+    parent = source.parent
+    layers = parse_indices(args.layers, parent.model) if args.layers is not None else None
     try:
-        result = ablate(source.model, source.dataset, layers, source.budget, existing_names=source.names,
-                        existing_hashes=source.hashes)
+        result = ablate(parent.model, parent.dataset, layers, parent.budget, existing_names=parent.names,
+                        existing_hashes=parent.hashes)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return write_children(source, result.children, result.notes, args.output)
@@ -63,17 +63,13 @@ def add_output(p: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Source:
-    """A parent model picked from a file, with what deriving children needs to know about the file."""
+    """A parent model picked from a file, with the file it came from."""
 
     path: str
     text: str
     bom: bool
     analysis: Analysis
-    model: ModelSpec
-    dataset: DatasetInfo
-    budget: Budget | None
-    names: frozenset[str]
-    hashes: frozenset[str]
+    parent: Parent
 
 
 def load_source(path: str, name: str) -> Source:
@@ -82,16 +78,14 @@ def load_source(path: str, name: str) -> Source:
     result = parse(text)
     analysis = analyze(result.document, result.diagnostics, Path(path).parent)
     loaded = pick_model(Path(path), analysis, name)
-    errors = [d for d in loaded.errors if d.code != "budget"]  # an oversized parent is what ablation shrinks
+    errors = blocking_errors(loaded.errors)
     if errors:
         more = f" (and {len(errors) - 1} more; see `remap check {path}`)" if len(errors) > 1 else ""
         raise UsageError(f"model '{name}' has errors; fix them first: {errors[0].format(path)}{more}")
     if analysis.dataset is None:
         raise UsageError(f"the data line of {path} cannot be used, so shapes are unknown; see `remap check {path}`")
-    hashes = frozenset(architecture_hash(m) for m in result.document.models)
-    return Source(path, text, Path(path).read_bytes().startswith(BOM), analysis, loaded.info.model,
-                  analysis.dataset, result.document.budget("params"),
-                  frozenset(m.name for m in result.document.models), hashes)
+    return Source(path, text, Path(path).read_bytes().startswith(BOM), analysis,
+                  Parent.of(analysis, loaded.info.model))
 
 
 def parse_indices(text: str, model: ModelSpec) -> list[int]:
@@ -123,11 +117,7 @@ def write_children(source: Source, children: Sequence[Child], notes: Sequence[st
         write_atomic(output, format_document(_own_document(source, children)))
         print(f"wrote {_plural(len(children), 'model')} to {output}", file=sys.stderr)
         return 0
-    blocks = "\n".join(format_model(c.model) for c in children)
-    text = source.text.rstrip() + "\n\n" + blocks if source.text.strip() else blocks
-    if "\r\n" in source.text:
-        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    write_atomic(source.path, text, bom=source.bom)
+    write_atomic(source.path, appended(source.text, (c.model for c in children)), bom=source.bom)
     print(f"appended {_plural(len(children), 'model')} to {source.path}", file=sys.stderr)
     return 0
 
@@ -135,7 +125,7 @@ def write_children(source: Source, children: Sequence[Child], notes: Sequence[st
 def _own_document(source: Source, children: Sequence[Child]) -> Document:
     """FILE's header, the parent with its ancestors (so `from` resolves), and the children."""
     document = source.analysis.document
-    lineage = [source.model]
+    lineage = [source.parent.model]
     while (parent := lineage[0].parent) is not None and (model := document.model(parent)) is not None \
             and model not in lineage:
         lineage.insert(0, model)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from remapdsl.analysis import Analysis, ModelInfo, analyze, did_you_mean
 from remapdsl.catalog import describe_shape
+from remapdsl.children import model_errors
 from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
-from remapdsl.diagnostics import Diagnostic, Severity
+from remapdsl.diagnostics import Diagnostic
 from remapdsl.parser import parse
 from remapdsl.printer import layer_text
 from remapdsl.snac import si_number
@@ -48,27 +49,7 @@ def pick_model(path: Path, analysis: Analysis, name: str) -> Loaded:
         names = list(analysis.models)
         listing = f"; models: {', '.join(names)}" if names else "; it defines no models"
         raise UsageError(f"{path} has no model '{name}'{did_you_mean(name, names)}{listing}")
-    return Loaded(path, analysis, info, tuple(_errors_of(analysis, info)))
-
-
-def _errors_of(analysis: Analysis, info: ModelInfo) -> list[Diagnostic]:
-    """The model's own errors, syntax errors on its lines, and header errors that leave its shapes unknown."""
-    models = analysis.document.models
-    start = info.model.range.start.line
-    later = [m.range.start.line for m in models if m.range.start.line > start]
-    end = min(later, default=None)
-    data = analysis.document.data
-    # without a usable data set no shape is known: the data line's errors concern every model
-    data_line = data.range.start.line if data is not None and analysis.dataset is None else None
-    out = [d for d in info.diagnostics if d.severity == Severity.ERROR]
-    for d in analysis.diagnostics:
-        if d.severity != Severity.ERROR or d.model is not None or d in out:
-            continue
-        line = d.range.start.line
-        on_its_lines = d.code == "syntax" and start <= line and (end is None or line < end)
-        if on_its_lines or line == data_line:
-            out.append(d)
-    return sorted(out, key=lambda d: (d.range.start, d.range.end))
+    return Loaded(path, analysis, info, tuple(model_errors(analysis, info)))
 
 
 def print_errors(loaded: Loaded) -> None:

@@ -21,7 +21,7 @@ from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
 from remapdsl.diagnostics import Severity
 from remapdsl.model import Document
-from remapdsl.queue import Job, Queue, Registered, data_line, register_models
+from remapdsl.queue import Enqueued, Job, Queue, Registered, data_line, register_models
 from remapdsl.store import EpochRow, Store, StoreError, default_store_path
 from remapdsl.worker import Worker, WorkerEvent, WorkerOptions
 
@@ -290,19 +290,24 @@ def queue_document(store: Store, checked: Checked, *, epochs: int | None, device
     resolved = device_of(device)
     settings = settings_of(checked.document, epochs)
     data = dataset_of(checked.document, checked.path.resolve().parent)
+    registered, enqueued = enqueue_models(store, checked, settings, data.key, device=device, force=force,
+                                          origin=origin)
+    return Plan(registered, [e.job for e in enqueued], [e.created for e in enqueued], data, settings, resolved)
+
+
+def enqueue_models(store: Store, checked: Checked, settings: TrainSettings, data_key: str, *, device: str = "auto",
+                   force: bool = False, origin: str | None = None) -> tuple[list[Registered], list[Enqueued]]:
+    """Register the chosen models of a checked file and queue a training of each with these settings and data."""
     source = str(checked.path.resolve())
+    base_dir = checked.path.resolve().parent
     registered = register_models(store, checked.document, checked.names, source=source, origin=origin,
-                                 base_dir=checked.path.resolve().parent)
+                                 base_dir=base_dir)
     queue = Queue(store)
-    jobs, new = [], []
-    for m in registered:
-        e = queue.enqueue(m.hash, m.name, data_key=data.key, data_text=data_line(checked.document),
-                          settings_key=settings.key(), settings=_settings_dict(settings), device=device,
-                          source=source, base_dir=str(checked.path.resolve().parent), params=m.params,
-                          flops=m.flops, force=force)
-        jobs.append(e.job)
-        new.append(e.created)
-    return Plan(registered, jobs, new, data, settings, resolved)
+    enqueued = [queue.enqueue(m.hash, m.name, data_key=data_key, data_text=data_line(checked.document),
+                              settings_key=settings.key(), settings=_settings_dict(settings), device=device,
+                              source=source, base_dir=str(base_dir), params=m.params, flops=m.flops, force=force)
+                for m in registered]
+    return registered, enqueued
 
 
 def _settings_dict(settings: TrainSettings) -> dict[str, Any]:

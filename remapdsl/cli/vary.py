@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     ops = parse_ops(args.ops)
     source = load_source(args.file, args.model)
     try:
-        result = vary(source.model, source.dataset, args.n, max_changes=args.changes, ops=ops, seed=args.seed,
-                      budget=source.budget, existing_hashes=source.hashes, existing_names=source.names)
+        parent = source.parent
+        result = vary(parent.model, parent.dataset, args.n, max_changes=args.changes, ops=ops, seed=args.seed,
+                      budget=parent.budget, existing_hashes=parent.hashes, existing_names=parent.names)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return write_children(source, result.children, result.notes, args.output)

@@ -1,0 +1,1 @@
+"""The language server: protocol glue over `remapdsl`, one module per feature."""

@@ -1,0 +1,179 @@
+"""Code actions: every REMAP operation on a model or a layer, one action away.
+
+On a model (its `model` line or anywhere in its block): ablate all layers, ablate the layers on the
+selected lines (the paper's brushing), generate variations, train, duplicate as a handcrafted child. On a
+layer line: remove it, replace it with another type, reparameterize it to a neighbouring grid value,
+insert a layer before or after it. Each spawning action inserts named children with `from PARENT`.
+
+The list is cheap: titles from the analysis at the cursor, the quick fixes first. Clients that resolve
+code actions get each action's WorkspaceEdit from codeAction/resolve, computed in the thread pool against
+the document version the action was offered for. Other clients get the edits of the handcrafted actions
+with the list, and commands for ablation and variation, which compute their edit and send it with
+workspace/applyEdit.
+
+Training the children: an edit returned with a code action is applied by the client later, so with
+auto-train on, an action carries a `remap.enqueue` command, which the client runs after applying the
+edit, and which queues the children as the document holds them by then. A resolved action's command
+names its edit by a token; the resolve records the children under that token.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from remapdsl.spawn import Offer, Operation, layer_at, layer_offers, model_at, model_offers, selected_layers, spawn
+
+from . import training
+from .quickfix import quick_fixes
+from .spawning import compute, tell, workspace_edit
+
+if TYPE_CHECKING:
+    from .documents import DocumentState
+    from .server import RemapServer
+
+# Spawning children extracts new models from a parent; layer edits rewrite one layer in a child.
+KINDS = {
+    "ablate": "refactor.extract.remap.ablate",
+    "vary": "refactor.extract.remap.vary",
+    "duplicate": "refactor.extract.remap.duplicate",
+    "remove": "refactor.rewrite.remap.remove",
+    "replace": "refactor.rewrite.remap.replace",
+    "reparameterize": "refactor.rewrite.remap.reparameterize",
+    "insert": "refactor.rewrite.remap.insert",
+}
+TRAIN_KIND = "source.remap.train"
+CODE_ACTION_KINDS = [types.CodeActionKind.QuickFix, "refactor.extract.remap", "refactor.rewrite.remap", "source.remap"]
+
+_tokens = itertools.count(1)
+
+
+def register(server: RemapServer) -> None:
+    options = types.CodeActionOptions(code_action_kinds=CODE_ACTION_KINDS, resolve_provider=True)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, options)
+    def code_action(ls: RemapServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        training.start(ls)
+        return code_actions(ls, params)
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(ls: RemapServer, action: types.CodeAction) -> types.CodeAction:
+        return await resolve(ls, action)
+
+
+def code_actions(ls: RemapServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    state = ls.document_state(params.text_document.uri)
+    if state is None:
+        return None
+    only = params.context.only
+    actions: list[types.CodeAction] = []
+    if _wanted(types.CodeActionKind.QuickFix, only):
+        actions += quick_fixes(state, params.range, params.context.diagnostics, ls.workspace.position_codec)
+    if any(_wanted(kind, only) for kind in (*KINDS.values(), TRAIN_KIND)):
+        actions += [a for a in remap_actions(ls, state, params.range) if _wanted(a.kind, only)]
+    return actions
+
+
+def remap_actions(ls: RemapServer, state: DocumentState, selection: types.Range) -> list[types.CodeAction]:
+    """The actions on the model (and layer) at the selection."""
+    analysis = state.analysis
+    first, last = selection.start.line, selection.end.line
+    if last > first and selection.end.character == 0:
+        last -= 1  # a selection of whole lines ends at the start of the next line
+    model = model_at(analysis.document, first) or model_at(analysis.document, last)
+    info = analysis.models.get(model.name) if model is not None else None
+    if model is None or info is None or info.model.range != model.range:
+        return []  # not in a model, or in a second definition of a name (the first one is the model)
+    name = model.name
+    spans = selection.start != selection.end
+    offers = model_offers(analysis, name, selected_layers(model, first, last) if spans else (),
+                          seed=state.version or 0)
+    actions = [_action(ls, state, offer) for offer in offers]
+    if info.valid:
+        train = types.Command(f"Train {name}", training.TRAIN, arguments=[state.uri, [name]])
+        actions.append(types.CodeAction(f"Train {name}", kind=TRAIN_KIND, command=train))
+    index = layer_at(model, first) if first == last else None
+    if index is not None:
+        actions += [_action(ls, state, offer) for offer in layer_offers(analysis, name, index)]
+    return [a for a in actions if a is not None]
+
+
+async def resolve(ls: RemapServer, action: types.CodeAction) -> types.CodeAction:
+    """The action's edit, for the document version it was offered for."""
+    uri, version, operation, token = _read_data(action.data)
+    state, result = await compute(ls, uri, version, operation)
+    tell(ls, result, action.title)
+    if result.edit is None:
+        action.edit = types.WorkspaceEdit(changes={})
+        return action
+    action.edit = workspace_edit(ls, state, result.edit)
+    if token is not None:
+        training.remember(ls, token, uri, result.names)
+    return action
+
+
+def _action(ls: RemapServer, state: DocumentState, offer: Offer) -> types.CodeAction | None:
+    operation = offer.operation
+    kind = KINDS[operation.op]
+    auto_train = ls.settings.auto_train
+    if _resolves(ls):
+        token = f"spawn-{next(_tokens)}" if auto_train else None
+        data = {"uri": state.uri, "version": state.version, "operation": operation.to_json(), "token": token}
+        return types.CodeAction(offer.title, kind=kind, data=data, command=_enqueue(state.uri, token))
+    # ablation and variation hash every model of the file and, for variations, sample and validate
+    # candidates: too slow for the list, so clients that cannot resolve get them as commands
+    if operation.op == "ablate":
+        arguments = [state.uri, operation.model, list(operation.layers)]
+        return types.CodeAction(offer.title, kind=kind, command=types.Command(offer.title, training.ABLATE,
+                                                                              arguments=arguments))
+    if operation.op == "vary":
+        arguments = [state.uri, operation.model, operation.n]
+        return types.CodeAction(offer.title, kind=kind, command=types.Command(offer.title, training.VARY,
+                                                                              arguments=arguments))
+    try:
+        result = spawn(state.text, state.analysis, operation)
+    except ValueError:  # offered from the same analysis, so not expected; left out rather than failing the list
+        return None
+    if result.edit is None:
+        return None
+    return types.CodeAction(offer.title, kind=kind, edit=workspace_edit(ls, state, result.edit),
+                            command=_enqueue(state.uri, list(result.names)) if auto_train else None)
+
+
+def _enqueue(uri: str, children: list[str] | str | None) -> types.Command | None:
+    """The command that queues an action's children once its edit is applied: their names, or the token
+    under which the resolve records them."""
+    if not children:
+        return None
+    return types.Command("Queue the new models for training", training.ENQUEUE, arguments=[uri, children])
+
+
+def _resolves(ls: RemapServer) -> bool:
+    """Whether the client resolves a code action's edit (and keeps its data for the resolve)."""
+    text_document = ls.client_capabilities.text_document
+    code_action = text_document.code_action if text_document else None
+    if code_action is None or code_action.resolve_support is None:
+        return False
+    return "edit" in code_action.resolve_support.properties and bool(code_action.data_support)
+
+
+def _wanted(kind: str | None, only: list[str] | None) -> bool:
+    """Whether an action of `kind` is among the kinds the client asked for (all when it names none)."""
+    if not only:
+        return True
+    return kind is not None and any(kind == o or kind.startswith(f"{o}.") for o in only)
+
+
+def _read_data(data: Any) -> tuple[str, int, Operation, str | None]:
+    """(uri, version, operation, token) from an action's data; an error response for anything else."""
+    if not isinstance(data, dict) or not isinstance(data.get("uri"), str) or not isinstance(data.get("version"), int):
+        raise JsonRpcInvalidParams("this code action carries no data to resolve it from; ask for actions again")
+    try:
+        operation = Operation.from_json(data.get("operation"))
+    except ValueError as e:
+        raise JsonRpcInvalidParams(f"cannot resolve this code action: {e}") from None
+    token = data.get("token")
+    return data["uri"], data["version"], operation, token if isinstance(token, str) else None

@@ -1,0 +1,102 @@
+"""Hover: a model's SNAC chip and facts, a layer's shapes and parameters, what a header line means."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from remapdsl.facts import StoreFacts, store_facts
+from remapdsl.hashing import architecture_hash
+from remapdsl.hover import HEADER_HELP, layer_hover, model_hover, plain_text, planned_epochs
+from remapdsl.model import Position
+from remapdsl.navigation import name_at
+from remapdsl.queue import data_line
+from remapdsl.store import Store
+
+from .convert import from_lsp_position, to_lsp_range
+
+if TYPE_CHECKING:
+    from .documents import DocumentState
+    from .server import RemapServer
+
+
+# Editors in a terminal render Markdown as text: a data URI would show as kilobytes of base64 there.
+TEXT_ONLY_CLIENTS = ("neovim", "vim", "emacs", "eglot", "helix", "kakoune", "kak-lsp")
+
+
+def wants_images(ls: RemapServer) -> bool:
+    """Markdown images need a client that renders Markdown in hovers; the `hoverImages` setting decides, or
+    else the client's name (capabilities do not say whether a client shows images)."""
+    document = ls.client_capabilities.text_document
+    hover = document.hover if document else None
+    formats = hover.content_format if hover and hover.content_format else []
+    if types.MarkupKind.Markdown not in formats:
+        return False
+    if ls.settings.hover_images is not None:
+        return ls.settings.hover_images
+    name = (ls.client_info.name if ls.client_info else "").lower()
+    return not any(client in name for client in TEXT_ONLY_CLIENTS)
+
+
+def read_facts(store: Store | None, hashes: list[str], data_text: str) -> list[StoreFacts | None]:
+    if store is None:
+        return [None] * len(hashes)
+    return [store_facts(store, h, data_text) for h in hashes]
+
+
+def hover_text(ls: RemapServer, state: DocumentState, position: Position,
+               images: bool) -> tuple[str, types.Range] | None:
+    """Runs off the event loop: analysis lookups, store reads and SVG drawing."""
+    document, codec = state.analysis.document, ls.workspace.position_codec
+    found = name_at(document, position)
+    if found is not None:
+        info = state.analysis.models.get(found.name)
+        if info is None:
+            return None
+        parent = state.analysis.models.get(info.model.parent) if info.model.parent else None
+        hashes = [architecture_hash(info.model)] + ([architecture_hash(parent.model)] if parent else [])
+        facts = read_facts(ls.store(state.uri), hashes, data_line(document))
+        parent_facts = facts[1] if parent else None
+        classes = state.analysis.dataset.class_names if state.analysis.dataset else ()
+        text = model_hover(info, images=images, facts=facts[0], epochs=planned_epochs(document),
+                           parent=parent, class_names=classes,
+                           parent_acc=parent_facts.trained.val_acc if parent_facts and parent_facts.trained else None)
+        return text, to_lsp_range(codec, state.lines, found.range)
+    for model in document.models:
+        for index, layer in enumerate(model.layers):
+            if layer.range.start.line == position.line:
+                info = state.analysis.models.get(model.name)
+                if info is None or info.model is not model or index >= len(info.layers):
+                    return None
+                return layer_hover(info, index), to_lsp_range(codec, state.lines, layer.range)
+    for line in (document.data, document.train, *document.budgets):
+        if line is not None and line.range.start.line == position.line:
+            keyword = "data" if line is document.data else "train" if line is document.train else "budget"
+            return HEADER_HELP[keyword], to_lsp_range(codec, state.lines, line.range)
+    return None
+
+
+def register(server: RemapServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    async def hover(ls: RemapServer, params: types.HoverParams) -> types.Hover | None:
+        uri = params.text_document.uri
+        state = await ls.run_blocking(ls.document_state, uri)
+        if state is None:
+            return None
+        position = from_lsp_position(ls.workspace.position_codec, state.lines, params.position)
+        images = wants_images(ls)
+        found = await ls.run_blocking(hover_text, ls, state, position, images)
+        if found is None:
+            return None
+        text, r = found
+        if _markdown(ls):
+            return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text), r)
+        return types.Hover(types.MarkupContent(types.MarkupKind.PlainText, plain_text(text)), r)
+
+
+def _markdown(ls: RemapServer) -> bool:
+    document = ls.client_capabilities.text_document
+    hover = document.hover if document else None
+    formats = hover.content_format if hover and hover.content_format else [types.MarkupKind.Markdown]
+    return types.MarkupKind.Markdown in formats

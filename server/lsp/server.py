@@ -1,0 +1,129 @@
+"""The remap language server: shared state, and a factory that registers every feature.
+
+Each feature lives in its own module with `register(server)`; handlers stay thin and call `remapdsl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from remapdsl import __version__
+from remapdsl.store import Store, StoreError, default_store_path
+
+from .documents import DocumentCache, DocumentState
+from .logs import ClientLog
+from .protocol import RemapProtocol
+from .settings import Settings, parse_settings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class RemapServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("remap", __version__, protocol_cls=RemapProtocol)
+        self.settings = Settings()
+        self.documents = DocumentCache()
+        self._documents_lock = threading.Lock()
+        # SQLite queries, SVG drawing and variation sampling run here, never on the event loop
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remap")
+        self.refreshers: list[Callable[[str], None]] = []  # called with a URI whose results may have changed
+        self.client_log = ClientLog(self)  # attached once the event loop runs (on initialize)
+        self.client_info: types.ClientInfo | None = None  # the client's name, from initialize
+        self._stores = threading.local()  # a Store connection must not be shared between threads
+
+    def document_state(self, uri: str) -> DocumentState | None:
+        """The open document at `uri`, parsed and analysed (cached per version); None if it is not open."""
+        document = self.workspace.text_documents.get(uri)
+        if document is None:
+            return None
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        with self._documents_lock:
+            return self.documents.get(uri, document.version, document.source, path)
+
+    def documents_cached(self, uri: str) -> DocumentState | None:
+        return self.documents.latest(uri)
+
+    def store_path(self, uri: str | None = None) -> Path | None:
+        """The store file for the document at `uri`: the configured path (relative to the workspace folder), else
+        `.remap/remap.db` beside the file, where `remap train` puts it; without `uri`, the workspace's."""
+        configured = self.settings.store_path
+        root = self.workspace.root_path
+        if configured:
+            path = Path(configured).expanduser()
+            return path if path.is_absolute() or not root else Path(root) / path
+        file = to_fs_path(uri) if uri is not None and uri.startswith("file:") else None
+        if file:
+            return default_store_path(file)
+        return Path(root) / ".remap" / "remap.db" if root else None
+
+    def store(self, uri: str | None = None, *, create: bool = False) -> Store | None:
+        """The store for `uri` (see `store_path`), opened once per thread, for use off the event loop (in
+        `run_blocking`). None when there is none yet (unless `create`: reading features never create the
+        `.remap` folder) or when it cannot be opened; the reason goes to the client's log."""
+        path = self.store_path(uri)
+        if path is None or (not create and not path.is_file()):
+            return None
+        opened: dict[Path, Store] = self._stores.__dict__.setdefault("by_path", {})
+        store = opened.get(path)
+        if store is None:
+            try:
+                store = opened[path] = Store(path)
+            except StoreError as e:
+                log.warning("%s", e)
+                return None
+        return store
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def refresh_document(self, uri: str) -> None:
+        for refresh in self.refreshers:
+            refresh(uri)
+
+    def refresh_all(self) -> None:
+        """Recompute what depends on the store (diagnostics of measured budgets) for every open document."""
+        for uri in list(self.workspace.text_documents):
+            self.refresh_document(uri)
+
+    def apply_settings(self, raw: Any) -> None:
+        self.settings, problems = parse_settings(raw, self.settings)
+        for problem in problems:
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, problem))
+
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        self.window_log_message(types.LogMessageParams(kind, message))
+
+    def shutdown_pool(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def build_server() -> RemapServer:
+    from . import (
+        actions,
+        completion,
+        configuration,
+        diagnostics,
+        formatting,
+        hover,
+        lens,
+        navigation,
+        symbols,
+        training,
+    )
+
+    server = RemapServer()
+    for feature in (configuration, diagnostics, hover, completion, formatting, symbols, navigation, actions, lens,
+                    training):
+        feature.register(server)
+    return server

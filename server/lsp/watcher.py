@@ -1,0 +1,178 @@
+"""The store watcher: tells the editor about training as it happens, whoever trains.
+
+Twice a second, in the thread pool, it reads `PRAGMA data_version` on a connection of its own: a number
+SQLite changes whenever another connection commits, so an idle store costs one tiny query. When it
+changed, the queue's counts and the jobs in training are read, and when those changed the client hears:
+`remap/queueProgress` (counts and the model in training, for a status bar), work-done progress per
+training ("Training M", "epoch k of n"), a code lens refresh, and, when a training ended, fresh
+diagnostics and hovers (`refresh_all`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from remapdsl.status import QueueProgress, Training, queue_progress
+
+if TYPE_CHECKING:
+    from .server import RemapServer
+
+QUEUE_PROGRESS = "remap/queueProgress"
+POLL_SECONDS = 0.5
+# How long a client may take to answer a refresh or a progress creation before the watcher goes on.
+CLIENT_TIMEOUT = 5.0
+
+log = logging.getLogger(__name__)
+_attempts = itertools.count(1)
+
+
+class StorePoller:
+    """A connection of its own to the store, only read, used by one poll at a time (from pool threads)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        self.version: int | None = None
+
+    def poll(self) -> QueueProgress | None:
+        """The queue's progress when the store changed since the last poll; None when it did not (or does
+        not exist yet)."""
+        if self.conn is None:
+            if not self.path.exists():
+                return None
+            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=1.0)
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self.version:
+            return None
+        progress = queue_progress(self.conn)
+        self.version = version
+        return progress
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class StoreWatcher:
+    """Polls the stores that `stores()` names (those of the open documents) and reports changes to the
+    client; `on_progress(store, progress)` hears each store's progress on every tick."""
+
+    def __init__(self, ls: RemapServer, stores: Callable[[], set[Path]],
+                 on_progress: Callable[[Path, QueueProgress], object] = lambda s, p: None) -> None:
+        self.ls = ls
+        self.stores = stores
+        self.on_progress = on_progress
+        self.pollers: dict[Path, StorePoller] = {}
+        self.progress: dict[Path, QueueProgress] = {}
+        self.last = QueueProgress()
+        self.tokens: dict[int, tuple[str, str]] = {}  # job id -> its work-done progress token and last message
+        self.task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        if self.task is None:
+            self.loop = asyncio.get_running_loop()
+            self.task = self.loop.create_task(self.run())
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except RuntimeError as e:
+                if "shutdown" in str(e):  # the server shut its thread pool down: it is going away
+                    self.stop()
+                    return
+                log.warning("store watcher: %s", e)
+            except Exception as e:  # a locked or broken store must not end the watching
+                log.warning("store watcher: %s", e)
+                self._close(list(self.pollers))
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def tick(self) -> None:
+        stores = self.stores()
+        self._close([p for p in self.pollers if p not in stores])
+        for path in stores:
+            poller = self.pollers.setdefault(path, StorePoller(path))
+            changed = await self.ls.run_blocking(poller.poll)
+            if changed is not None:
+                self.progress[path] = changed
+            if path in self.progress:
+                self.on_progress(path, self.progress[path])
+        progress = combined(self.progress[p] for p in stores if p in self.progress)
+        if progress == self.last:
+            return
+        finished = (progress.done, progress.failed, progress.cancelled) != (self.last.done, self.last.failed,
+                                                                            self.last.cancelled)
+        self.last = progress
+        self.ls.protocol.notify(QUEUE_PROGRESS, progress.to_json())
+        await self._report(progress.training)
+        await self._refresh_lenses()
+        if finished:
+            result = self.ls.refresh_all()
+            if inspect.isawaitable(result):
+                await result
+
+    def _close(self, paths: list[Path]) -> None:
+        for path in paths:
+            self.pollers.pop(path).close()
+            self.progress.pop(path, None)
+
+    async def _report(self, training: tuple[Training, ...]) -> None:
+        """Work-done progress: begin for a new training, report a new epoch, end what stopped training."""
+        window = self.ls.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return
+        progress = self.ls.work_done_progress
+        running = {t.job_id: t for t in training}
+        for job_id in [j for j in self.tokens if j not in running]:
+            progress.end(self.tokens.pop(job_id)[0], types.WorkDoneProgressEnd(message="finished"))
+        for t in training:
+            message = f"epoch {t.epoch} of {t.epochs}" if t.epochs else "training"
+            percentage = int(100 * t.epochs_done / t.epochs) if t.epochs else None
+            if t.job_id not in self.tokens:
+                # a token of its own per attempt: a job queued again trains under a new one
+                token = f"remap-training-{t.job_id}-{next(_attempts)}"
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(progress.create_async(token), CLIENT_TIMEOUT)
+                self.tokens[t.job_id] = (token, message)
+                progress.begin(token, types.WorkDoneProgressBegin(title=f"Training {t.model}", message=message,
+                                                                  percentage=percentage))
+            elif self.tokens[t.job_id][1] != message:
+                token = self.tokens[t.job_id][0]
+                self.tokens[t.job_id] = (token, message)
+                progress.report(token, types.WorkDoneProgressReport(message=message, percentage=percentage))
+
+    async def _refresh_lenses(self) -> None:
+        workspace = self.ls.client_capabilities.workspace
+        if not (workspace and workspace.code_lens and workspace.code_lens.refresh_support):
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ls.workspace_code_lens_refresh_async(None), CLIENT_TIMEOUT)
+
+    def stop(self) -> None:
+        task, self.task = self.task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._close(list(self.pollers))
+
+
+def combined(progresses: Iterable[QueueProgress]) -> QueueProgress:
+    """The progress of several stores as one."""
+    out = QueueProgress()
+    for p in progresses:
+        out = QueueProgress(out.queued + p.queued, out.running + p.running, out.done + p.done,
+                            out.failed + p.failed, out.cancelled + p.cancelled, out.training + p.training)
+    return out
