@@ -15,6 +15,7 @@ from remapdsl.annotations import ANNOTATIONS, VARIATION_OPS
 from remapdsl.catalog import LAYER_TYPES, LayerType, Shape, ShapeError, describe_shape, is_spatial
 from remapdsl.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
 from remapdsl.diagnostics import Diagnostic, Fix, Severity, TextEdit
+from remapdsl.gcpause import collection_paused
 from remapdsl.header import TRAIN_OPTIONS
 from remapdsl.model import Arg, Budget, Document, Layer, ModelSpec, Position, Range, Value
 
@@ -87,6 +88,12 @@ def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic
     `base_dir` is the folder of the `.remap` file: relative data paths resolve against it. `reuse` may hand
     back earlier results for models that did not change.
     """
+    with collection_paused():
+        return _analyze(document, syntax, base_dir, reuse)
+
+
+def _analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic], base_dir: Path | None,
+             reuse: Reuse | None) -> Analysis:
     diagnostics: list[Diagnostic] = list(syntax)
     dataset = _check_header(document, diagnostics, base_dir)
     budget = document.budget("params")
@@ -106,7 +113,7 @@ def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic
         first_line[model.name] = model.name_range.start.line
         diagnostics.extend(info.diagnostics)
     diagnostics.extend(_check_lineage(document))
-    diagnostics.sort(key=lambda d: (d.range.start, d.range.end))
+    diagnostics.sort(key=lambda d: d.range)  # ranges order as (start, end)
     return Analysis(document, dataset, models, tuple(diagnostics))
 
 

@@ -65,7 +65,7 @@ def model_errors(analysis: Analysis, info: ModelInfo) -> list[Diagnostic]:
         on_its_lines = d.code == "syntax" and start <= line and (end is None or line < end)
         if on_its_lines or line == data_line:
             out.append(d)
-    return sorted(out, key=lambda d: (d.range.start, d.range.end))
+    return sorted(out, key=lambda d: d.range)  # ranges order as (start, end)
 
 
 def blocking_errors(errors: Iterable[Diagnostic]) -> list[Diagnostic]:

@@ -15,8 +15,8 @@ Scalar = int | float | str
 Value = Scalar | tuple[Scalar, ...]
 
 
-# Positions and ranges are named tuples rather than dataclasses: a large file has tens of thousands of them,
-# and a tuple is several times cheaper to build; they compare (and order) as tuples.
+# Positions and ranges are tuples rather than dataclasses: a large file has tens of thousands of them, and a
+# tuple is several times cheaper to build; they compare (and order) as tuples.
 class Position(NamedTuple):
     """Zero-based line and character, as in the Language Server Protocol."""
 
@@ -24,16 +24,38 @@ class Position(NamedTuple):
     character: int
 
 
-class Range(NamedTuple):
-    start: Position
-    end: Position
+class Range(tuple):  # type: ignore[type-arg]
+    """From `start` up to `end`, stored as four ints (start line, character, end line, character).
+
+    One flat tuple rather than a pair of Positions: a parsed file holds one per statement, argument and name,
+    and every object the cycle collector tracks costs time whenever it runs. Ranges order as (start, end).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, start: Position | tuple[int, int], end: Position | tuple[int, int]) -> Range:
+        return tuple.__new__(cls, (start[0], start[1], end[0], end[1]))
 
     @staticmethod
     def of(line: int, start: int, end: int) -> Range:
-        return Range(Position(line, start), Position(line, end))
+        return tuple.__new__(Range, (line, start, line, end))  # type: ignore[no-any-return]
+
+    @property
+    def start(self) -> Position:
+        return Position(self[0], self[1])
+
+    @property
+    def end(self) -> Position:
+        return Position(self[2], self[3])
+
+    def __getnewargs__(self) -> tuple[Position, Position]:  # type: ignore[override]
+        return self.start, self.end
+
+    def __repr__(self) -> str:
+        return f"Range({self.start!r}, {self.end!r})"
 
     def __str__(self) -> str:
-        return f"{self.start.line + 1}:{self.start.character + 1}"
+        return f"{self[0] + 1}:{self[1] + 1}"
 
     def contains(self, position: Position) -> bool:
         return self.start <= position <= self.end

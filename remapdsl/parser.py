@@ -29,6 +29,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 from remapdsl.catalog import LAYER_TYPES
 from remapdsl.datasets import DATASET_KINDS
 from remapdsl.diagnostics import Diagnostic
+from remapdsl.gcpause import collection_paused
 from remapdsl.header import BUDGET_UNITS, TRAIN_OPTIONS
 from remapdsl.model import (
     NO_COMMENTS,
@@ -40,7 +41,6 @@ from remapdsl.model import (
     Document,
     Layer,
     ModelSpec,
-    Position,
     Range,
     TrainSpec,
     Value,
@@ -75,7 +75,8 @@ class ParseResult:
 
 def parse(text: str) -> ParseResult:
     """The document and every syntax error of `text`; never raises."""
-    return _Assembler().run(split_lines(text))
+    with collection_paused():
+        return _Assembler().run(split_lines(text))
 
 
 def split_lines(text: str) -> list[str]:
@@ -589,8 +590,7 @@ def _line(number: int, text: str) -> _Line:
     return _Line(statement, diagnostics, opens_model=syntax.opens_model)
 
 
-def _span(line: int, start: int, end: int) -> Range:
-    return Range(Position(line, start), Position(line, end))
+_span = Range.of
 
 
 def _build_args(args: tuple[_ArgSyntax, ...], line: int, at: int) -> tuple[Arg, ...]:
@@ -609,7 +609,7 @@ def _build(s: _Statement, line: int, at: int, comments: Comments) -> Layer | Dat
         annotations = tuple(Annotation(a.name, a.args, _span(line, at + a.start, at + a.end))
                             for a in s.annotations) if s.annotations else ()
         args = _build_args(s.args, line, at) if s.args else ()
-        return Layer(s.kind, args, annotations, comments, whole, Range(whole.start, Position(line, at + s.kind_end)))
+        return Layer(s.kind, args, annotations, comments, whole, _span(line, at, at + s.kind_end))
     if isinstance(s, _ModelSyntax):
         parent_range = _span(line, at + s.parent_start, at + s.parent_end) if s.parent is not None else None
         return ModelSpec(s.name, (), s.parent, comments, whole, _span(line, at + s.name_start, at + s.name_end),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from remapdsl.analysis import Analysis, analyze
+from remapdsl.gcpause import collection_paused
 from remapdsl.parser import ParseResult, parse, split_lines
 from remapdsl.reanalysis import reanalyze
 
@@ -36,22 +34,6 @@ def analyse(uri: str, version: int | None, text: str, path: str | None,
             analysis = reanalyze(previous.analysis, previous.text, text, result, base_dir)
     # lines as the parser and the protocol count them, so that ranges index them
     return DocumentState(uri, version, text, result, analysis, tuple(split_lines(text)))
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """Parsing a big file builds a few hundred thousand small objects, none of them in a reference cycle.
-    Python's cycle collector would run many times meanwhile, each time walking every object the parser's line
-    caches keep alive (a third of the time of parsing a file whose lines all moved); run it once afterwards
-    instead. Callers do not overlap: the server analyses one document at a time."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class DocumentCache:
