@@ -16,6 +16,7 @@ Scopes follow the TextMate conventions themes know: a layer type is `support.fun
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -192,8 +193,11 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Write grammar/remap.tmLanguage.json from the layer catalog.")
+    parser.add_argument("--check", action="store_true", help="exit 1, writing nothing, when the file is out of date")
+    args = parser.parse_args(argv)
     text = render()
-    if "--check" in argv:
+    if args.check:
         current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
         if current != text:
             print(f"{OUTPUT} is out of date; run: python grammar/build_tmlanguage.py", file=sys.stderr)

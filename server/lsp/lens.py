@@ -32,7 +32,7 @@ def register(server: RemapServer) -> None:
     async def code_lens(ls: RemapServer, params: types.CodeLensParams) -> list[types.CodeLens]:
         training.start(ls)
         uri = params.text_document.uri
-        state = ls.document_state(uri)
+        state = await ls.run_blocking(ls.document_state, uri)
         if state is None:
             return []
         return await ls.run_blocking(document_lenses, uri, training.store_file(ls, uri), state.analysis)

@@ -6,13 +6,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-# JSON name (as VS Code sends it) → field name
+# JSON name → field name. The flat names are the initialization options; the dotted ones are the VS Code
+# settings (`remap.store.path`, ...), which `workspace/configuration` returns as nested objects.
 _NAMES = {
     "storePath": "store_path",
     "autoTrain": "auto_train",
     "startWorker": "start_worker",
     "debounceMs": "debounce_ms",
     "hoverImages": "hover_images",
+    "store.path": "store_path",
+    "training.autoTrain": "auto_train",
+    "training.startWorker": "start_worker",
+    "diagnostics.debounceMs": "debounce_ms",
+    "hover.images": "hover_images",
 }
 
 
@@ -26,7 +32,8 @@ class Settings:
 
 
 def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
-    """Settings from a JSON object (flat, or nested under "remap"), and a message for each bad value.
+    """Settings from a JSON object (flat, or nested under "remap", or VS Code's nested sections such as
+    {"training": {"autoTrain": false}}), and a message for each bad value.
 
     A bad value keeps the value in `base`; unknown keys are ignored, as clients send settings of their own.
     """
@@ -39,7 +46,7 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
         raw = raw["remap"]
     problems: list[str] = []
     changes: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, value in _flattened(raw):
         name = _NAMES.get(key, key if key in {f.name for f in fields(Settings)} else None)
         if name is None:
             continue
@@ -49,6 +56,18 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
         else:
             changes[name] = (value or None) if name == "store_path" else value  # "" means the default
     return replace(settings, **changes), problems
+
+
+def _flattened(raw: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """("training.autoTrain", False) for {"training": {"autoTrain": False}}; flat keys stay as they are."""
+    out: list[tuple[str, Any]] = []
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and dotted not in _NAMES:
+            out += _flattened(value, f"{dotted}.")
+        else:
+            out.append((dotted, value))
+    return out
 
 
 def _check(name: str, value: Any) -> str | None:

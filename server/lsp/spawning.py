@@ -30,9 +30,10 @@ class SpawnFailed(JsonRpcInvalidParams):
         return cls(message=str(exc))
 
 
-def current_state(ls: RemapServer, uri: str, version: int | None) -> DocumentState:
-    """The open document's state; an error response when it is not open or no longer at `version`."""
-    state = ls.document_state(uri)
+async def current_state(ls: RemapServer, uri: str, version: int | None) -> DocumentState:
+    """The open document's state (parsed in the thread pool); an error response when it is not open or no
+    longer at `version`."""
+    state = await ls.run_blocking(ls.document_state, uri)
     if state is None:
         raise JsonRpcInvalidParams(f"{uri} is not open in the editor")
     if version is not None and state.version != version:
@@ -43,12 +44,12 @@ def current_state(ls: RemapServer, uri: str, version: int | None) -> DocumentSta
 async def compute(ls: RemapServer, uri: str, version: int | None, operation: Operation) -> tuple[DocumentState, Spawn]:
     """The operation's children for the document at `version` (None: as it is now), sampled and validated
     in the thread pool; ContentModified when the document changed meanwhile, so a stale edit never goes out."""
-    state = current_state(ls, uri, version)
+    state = await current_state(ls, uri, version)
     try:
         result = await ls.run_blocking(spawn, state.text, state.analysis, operation)
     except ValueError as e:
         raise SpawnFailed.of(e) from None
-    current_state(ls, uri, state.version)
+    await current_state(ls, uri, state.version)
     return state, result
 
 

@@ -86,8 +86,8 @@ def register(server: RemapServer) -> None:
         n = args[2] if len(args) > 2 and args[2] is not None else DEFAULT_VARIATIONS
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 100:
             raise JsonRpcInvalidParams(f"{VARY} expects a number of variations from 1 to 100; got {n!r}")
-        state = _remap(ls).document_state(uri)
-        seed = state.version if state is not None and state.version is not None else 0
+        document = ls.workspace.text_documents.get(uri)
+        seed = document.version if document is not None and document.version is not None else 0
         return await spawn_and_apply(_remap(ls), uri, Operation("vary", model, n=n, seed=seed), f"Vary {model}")
 
 
@@ -298,7 +298,7 @@ async def _holding(ls: RemapServer, uri: str, names: Sequence[str], wait: float)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        state = ls.document_state(uri)
+        state = await ls.run_blocking(ls.document_state, uri)
         if state is None:
             raise JsonRpcInvalidParams(f"{uri} is not open in the editor")
         if all(name in state.analysis.models for name in names) or loop.time() > deadline:

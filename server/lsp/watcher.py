@@ -76,7 +76,8 @@ class StoreWatcher:
         self.pollers: dict[Path, StorePoller] = {}
         self.progress: dict[Path, QueueProgress] = {}
         self.last = QueueProgress()
-        self.tokens: dict[int, tuple[str, str]] = {}  # job id -> its work-done progress token and last message
+        # job id -> its work-done progress token (None: the client refused it) and the last message
+        self.tokens: dict[int, tuple[str | None, str]] = {}
         self.task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -138,22 +139,28 @@ class StoreWatcher:
         progress = self.ls.work_done_progress
         running = {t.job_id: t for t in training}
         for job_id in [j for j in self.tokens if j not in running]:
-            progress.end(self.tokens.pop(job_id)[0], types.WorkDoneProgressEnd(message="finished"))
+            token = self.tokens.pop(job_id)[0]
+            if token is not None:
+                progress.end(token, types.WorkDoneProgressEnd(message="finished"))
         for t in training:
             message = f"epoch {t.epoch} of {t.epochs}" if t.epochs else "training"
             percentage = int(100 * t.epochs_done / t.epochs) if t.epochs else None
             if t.job_id not in self.tokens:
                 # a token of its own per attempt: a job queued again trains under a new one
-                token = f"remap-training-{t.job_id}-{next(_attempts)}"
-                with contextlib.suppress(Exception):
+                token: str | None = f"remap-training-{t.job_id}-{next(_attempts)}"
+                try:
                     await asyncio.wait_for(progress.create_async(token), CLIENT_TIMEOUT)
+                except Exception:  # the client refused the token (or never answered): no progress for this one
+                    token = None
                 self.tokens[t.job_id] = (token, message)
-                progress.begin(token, types.WorkDoneProgressBegin(title=f"Training {t.model}", message=message,
-                                                                  percentage=percentage))
+                if token is not None:
+                    progress.begin(token, types.WorkDoneProgressBegin(title=f"Training {t.model}", message=message,
+                                                                      percentage=percentage))
             elif self.tokens[t.job_id][1] != message:
                 token = self.tokens[t.job_id][0]
                 self.tokens[t.job_id] = (token, message)
-                progress.report(token, types.WorkDoneProgressReport(message=message, percentage=percentage))
+                if token is not None:
+                    progress.report(token, types.WorkDoneProgressReport(message=message, percentage=percentage))
 
     async def _refresh_lenses(self) -> None:
         workspace = self.ls.client_capabilities.workspace

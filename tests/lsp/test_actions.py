@@ -107,9 +107,10 @@ async def test_model_actions_offer_every_remap_operation(client: LanguageClient,
                      "refactor.extract.remap.duplicate", "source.remap.train"]
     if resolves(client):
         assert all(a.edit is None and a.data["operation"]["model"] == "small" for a in actions[:3])
-    else:  # no resolve: the slow ones are commands, the rest plain edits
-        assert [a.command.command for a in actions[:2]] == ["remap.ablate", "remap.vary"]
-        assert actions[2].edit is not None
+    else:  # no resolve: every spawning action comes with its plain edit, and queues its children after it
+        assert all(a.edit is not None and a.data is None for a in actions[:3])
+        assert [a.command.command for a in actions[:3]] == ["remap.enqueue"] * 3
+        assert actions[0].command.arguments[1] == ["small_abl0", "small_abl1", "small_abl2"]
     # brushing: a selection over the relu and maxpool lines ablates those two
     brushed = await editor.actions(uri, (RELU, 0), (RELU + 2, 0))
     assert "Ablate selected layers of small (relu at 1, maxpool at 2)" in [a.title for a in brushed]

@@ -140,10 +140,11 @@ async def test_settings_are_read_once_warned_about_and_refreshed(tmp_path):
         # is reported to the client's log, left as it was, and hovers go on without it
         junk = tmp_path / "junk.db"
         junk.write_bytes(b"this is not a database" * 100)
-        session.client.set_configuration({"debounceMs": -1, "hoverImages": True, "storePath": str(junk)},
-                                         section="remap")
+        # (VS Code's shape: its settings remap.hover.images, remap.store.path arrive as nested objects)
+        session.client.set_configuration({"diagnostics": {"debounceMs": -1}, "hover": {"images": True},
+                                          "store": {"path": str(junk)}}, section="remap")
         session.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
-        await session.editor.wait_for(lambda: any("'debounceMs'" in m.message and "-1" in m.message
+        await session.editor.wait_for(lambda: any("'diagnostics.debounceMs'" in m.message and "-1" in m.message
                                                   for m in session.client.messages))
         text = await hover(session, uri, line_of(TEXT, "model small"), 7)
         assert text is not None and "data:image/svg+xml;base64," in text and "not trained" in text

@@ -176,8 +176,8 @@ export function findUrl(output: string): string | undefined {
 /** What to tell the user when `remap serve` stopped before printing its address. */
 export function serveFailureMessage(code: number | null, output: string): string {
   if (/invalid choice: '?serve'?/.test(output)) {
-    return "remap: this remapdsl has no `remap serve` command yet, so the overview cannot start. " +
-      "Update remapdsl (`pip install -U remapdsl`) and try again.";
+    return "remap: the installed remapdsl has no `remap serve` command, so the model overview cannot start. " +
+      "The overview server is not released yet; `remap results` and `remap layout` show the same figures in a terminal.";
   }
   const last = output.trim().split(/\r?\n/).filter((l) => l.trim() !== "").pop();
   const why = code === null ? "stopped" : `exited with code ${code}`;

@@ -149,7 +149,7 @@ export class RemapServer implements vscode.Disposable {
       synchronize: { configurationSection: "remap" },
       outputChannel: this.log,
       // SNAC chips arrive as data-URI images in hover markdown.
-      markdown: { isTrusted: true, supportHtml: true },
+      markdown: { supportHtml: true },
     };
     let client: LanguageClient | undefined;
     try {
