@@ -130,6 +130,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_order ON jobs(status, priority DESC, position, id);
     CREATE TABLE distances(space TEXT, a TEXT, b TEXT, lp REAL, value REAL NOT NULL, PRIMARY KEY(space, a, b));
     """,
+    # 2: positions in the 2-D layouts of the model space, kept so that a new model is placed among the others
+    # without moving them (keys as in distances: architecture hashes or run ids)
+    """
+    CREATE TABLE layouts(
+        space TEXT NOT NULL,
+        measure TEXT NOT NULL,
+        key TEXT NOT NULL,
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        refined INTEGER NOT NULL DEFAULT 0,
+        updated REAL NOT NULL,
+        PRIMARY KEY(space, measure, key)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
