@@ -18,6 +18,7 @@ from remapdsl.model import Budget, Document
 
 if TYPE_CHECKING:
     from remapdsl.onnx_bench import OnnxReport
+    from remapdsl.store import Store
 
 MEASURED_METRICS = ("latency", "size")
 
@@ -57,6 +58,26 @@ def check_measured_budgets(document: Document, model: str, measured: Measurement
 
 def check_report(document: Document, report: OnnxReport) -> list[Diagnostic]:
     return check_measured_budgets(document, report.model, Measurement.from_report(report))
+
+
+def measured_budget_diagnostics(store: Store | None, document: Document) -> list[Diagnostic]:
+    """Latency and size budgets against the newest stored ONNX measurement of each of the document's models
+    (by architecture, so a renamed model keeps its measurement); none without a store or such budgets."""
+    if store is None or not has_measured_budgets(document):
+        return []
+    from remapdsl.hashing import architecture_hash
+    from remapdsl.onnx_store import latest_report
+
+    out: list[Diagnostic] = []
+    for model in document.models:
+        report = latest_report(store, architecture_hash(model))
+        if report is not None:
+            out += check_measured_budgets(document, model.name, Measurement.from_report(report))
+    return out
+
+
+def has_measured_budgets(document: Document) -> bool:
+    return any(b.metric in MEASURED_METRICS for b in document.budgets)
 
 
 def _figure(metric: str, measured: Measurement) -> tuple[float, str] | None:

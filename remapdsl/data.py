@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from remapdsl import data_formats as formats
-from remapdsl.datasets import DATASET_KINDS, DIGITS_CLASSES, DataError, DatasetInfo, DatasetKind
+from remapdsl.datasets import (
+    DATASET_KINDS,
+    DIGITS_CLASSES,
+    QUICKDRAW_PREFIX,
+    DataError,
+    DatasetInfo,
+    DatasetKind,
+    quickdraw_files,
+)
 from remapdsl.model import DataSpec, Value
 
 
@@ -149,14 +157,14 @@ def _official_split(name: str, path: Path, arrays: formats.SplitArrays, options:
 
 
 def _quickdraw(path: Path, spec: DataSpec, options: dict[str, Value]) -> Dataset:
-    files = formats.quickdraw_files(path)
+    files = quickdraw_files(path)
     names = _class_list(spec.option("classes")) or tuple(files)
     if not names:
         raise DataError(f"{path} holds no <class>.npy files; expected Quick Draw bitmaps, one .npy per class")
     missing = [n for n in names if n not in files]
     if missing:
         known = ", ".join(files) or "none"
-        raise DataError(f"{path} has no {missing[0]}.npy or {formats.QUICKDRAW_PREFIX}{missing[0]}.npy for class "
+        raise DataError(f"{path} has no {missing[0]}.npy or {QUICKDRAW_PREFIX}{missing[0]}.npy for class "
                         f"'{missing[0]}'; classes found: {known}")
     train, val, seed = int(options["train"]), int(options["val"]), int(options["seed"])
     xs_train, xs_val = [], []

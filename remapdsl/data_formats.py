@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from remapdsl.datasets import CIFAR10_CLASSES, DIGITS_CLASSES, IMAGE_SUFFIXES, DataError, image_shape
+from remapdsl.datasets import (
+    CIFAR10_CLASSES,
+    DIGITS_CLASSES,
+    IMAGE_SUFFIXES,
+    DataError,
+    check_labels,
+    image_shape,
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ def _cifar10_names(path: Path) -> tuple[str, ...]:
 
 # idx type codes and the big-endian numpy types they stand for.
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MNIST_SIZE = (28, 28)
 _MNIST_LAYOUT = ("MNIST or Fashion-MNIST idx files: train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                  "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)")
 
@@ -184,6 +192,11 @@ def _mnist_part(folder: Path, prefix: str) -> Arrays:
                                   (f"{prefix}-labels-idx1-ubyte", labels_at)) if p is None]
         raise DataError(f"{folder} lacks {', '.join(missing)}; expected {_MNIST_LAYOUT}")
     x, y = read_idx(images_at, 3), read_idx(labels_at, 1).astype(np.int64)
+    if x.shape[1:] != MNIST_SIZE:
+        # the language gives mnist a fixed 1x28x28 input: other sizes would check shapes against the wrong data
+        raise DataError(f"{images_at} holds {x.shape[1]}x{x.shape[2]} images; expected {MNIST_SIZE[0]}x"
+                        f"{MNIST_SIZE[1]} (MNIST and Fashion-MNIST; use data npz or data folder for other sizes)")
+    check_finite(x, images_at, "the images")
     if len(x) != len(y):
         raise DataError(f"{images_at} holds {len(x)} images but {labels_at} {len(y)} labels; expected one each")
     if len(y) and (y.min() < 0 or y.max() > 9):
@@ -197,24 +210,22 @@ def read_mnist(folder: Path) -> SplitArrays:
     return SplitArrays(_mnist_part(folder, "train"), _mnist_part(folder, "t10k"), DIGITS_CLASSES)
 
 
-# --- Quick Draw numpy bitmaps ------------------------------------------------------------------------
+# --- Quick Draw numpy bitmaps (the files are found by `datasets.quickdraw_files`) -------------------------
 
-QUICKDRAW_PREFIX = "full_numpy_bitmap_"
-
-
-def quickdraw_files(folder: Path) -> dict[str, Path]:
-    """Class name -> file, for `<class>.npy` and `full_numpy_bitmap_<class>.npy`."""
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder; expected Quick Draw bitmaps, one <class>.npy per class")
-    out: dict[str, Path] = {}
-    for p in sorted(folder.glob("*.npy")):
-        name = p.stem[len(QUICKDRAW_PREFIX):] if p.stem.startswith(QUICKDRAW_PREFIX) else p.stem
-        out.setdefault(name, p)
-    return out
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def read_quickdraw_class(path: Path, train: int, val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`train` and `val` drawings (N x 1 x 28 x 28 uint8) of one class, drawn by a seeded permutation."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from e
+    # numpy reads any other file as a pickle and, with pickles refused, says to allow them: the wrong advice
+    if magic != NPY_MAGIC:
+        raise DataError(f"{path} is not a numpy .npy file (it does not start with \\x93NUMPY); expected a "
+                        "numpy array of N x 784 uint8 bitmaps")
     try:
         bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -230,10 +241,13 @@ def read_quickdraw_class(path: Path, train: int, val: int, seed: int) -> tuple[n
     # Sorted reads keep a memory-mapped file's access sequential.
     pick = [np.sort(chosen[:train]), np.sort(chosen[train:])]
     try:
-        parts = [np.asarray(bitmaps[i], dtype=np.uint8).reshape(-1, 1, 28, 28) for i in pick]
+        parts = [np.asarray(bitmaps[i]) for i in pick]
     except (OSError, ValueError) as e:
         raise DataError(f"{path} is truncated or corrupt: {e}") from e
-    return parts[0], parts[1]
+    if np.issubdtype(bitmaps.dtype, np.floating):  # uint8, as Quick Draw ships them, is always finite
+        check_finite(np.concatenate(parts), path, "the chosen drawings", np.concatenate(pick))
+    train_x, val_x = (p.astype(np.uint8, copy=False).reshape(-1, 1, 28, 28) for p in parts)
+    return train_x, val_x
 
 
 # --- image folders -------------------------------------------------------------------------------
@@ -282,6 +296,8 @@ def read_image_folder(root: Path, channels: int | None, size: int | None) -> tup
                 if im.size != want:
                     im = im.resize(want, Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.uint8)
+        except DataError:  # already says which file and why
+            raise
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise DataError(f"cannot read image {f}: {e}") from e
         images.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
@@ -314,7 +330,25 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{path}: y has shape {y.shape} for {len(x)} images; expected one label per image")
+    check_labels(y.dtype, str(path))
+    check_finite(x, path)
     return x, y
+
+
+def check_finite(x: np.ndarray, where: Path | str, what: str = "x", rows: np.ndarray | None = None) -> None:
+    """A DataError naming the first example with NaN or infinity (its row in the file: `rows[i]` when `x` holds
+    some of the file's rows): normalising would spread it over its whole channel, and training would report
+    NaN losses far from the cause."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return  # integers are always finite
+    chunks = [x[i:i + 4096] for i in range(0, len(x), 4096)]
+    for start, chunk in zip(range(0, len(x), 4096), chunks, strict=True):
+        bad = ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+        if bad.any():
+            total = sum(int(np.count_nonzero(~np.isfinite(c))) for c in chunks)
+            first = start + int(np.argmax(bad))
+            raise DataError(f"{where}: {total:,} non-finite value(s) (NaN or infinity) in {what}, the first in "
+                            f"example {int(rows[first]) if rows is not None else first}; expected finite numbers")
 
 
 def convert_channels(x: np.ndarray, channels: int, where: str) -> np.ndarray:

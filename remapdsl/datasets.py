@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from remapdsl.catalog import ParamSpec, Shape
 from remapdsl.model import DataSpec
@@ -126,16 +127,28 @@ def _quickdraw(data: DataSpec, base_dir: Path | None) -> DatasetInfo:
     names = tuple(str(c).strip() for c in items if str(c).strip())
     if not names:
         path = _existing(data, base_dir)
-        names = quickdraw_classes(path)
+        names = tuple(quickdraw_files(path))
         if not names:
             raise DataError(f"{data.path} holds no <class>.npy files")
     return DatasetInfo("quickdraw", (1, 28, 28), len(names), names)
 
 
-def quickdraw_classes(folder: Path) -> tuple[str, ...]:
-    prefix = "full_numpy_bitmap_"
-    names = sorted(p.stem[len(prefix):] if p.stem.startswith(prefix) else p.stem for p in folder.glob("*.npy"))
-    return tuple(names)
+QUICKDRAW_PREFIX = "full_numpy_bitmap_"
+
+
+def quickdraw_files(folder: Path) -> dict[str, Path]:
+    """Class name -> file, for `<class>.npy` and `full_numpy_bitmap_<class>.npy`, in order of class name.
+
+    The one place that decides what a Quick Draw folder's classes are: the loader trains on them and the
+    language sizes the head by them, so the two never disagree. A class with both files reads `<class>.npy`.
+    """
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder; expected Quick Draw bitmaps, one <class>.npy per class")
+    out: dict[str, Path] = {}
+    for p in sorted(folder.glob("*.npy")):
+        name = p.stem[len(QUICKDRAW_PREFIX):] if p.stem.startswith(QUICKDRAW_PREFIX) else p.stem
+        out.setdefault(name, p)
+    return dict(sorted(out.items()))
 
 
 @lru_cache(maxsize=32)
@@ -169,12 +182,23 @@ def _npz_info(path: str, stamp: int) -> DatasetInfo:
             if "x" not in z.files or "y" not in z.files:
                 raise DataError(f"{path} must hold arrays 'x' and 'y'; found {', '.join(z.files) or 'none'}")
             x_shape = z["x"].shape
+            check_labels(z["y"].dtype, path)
             labels = np.unique(z["y"])
     except DataError:
         raise
     except Exception as e:
         raise DataError(f"cannot read {path} as .npz: {e}") from e
     return DatasetInfo("npz", image_shape(x_shape, path), len(labels), tuple(str(v) for v in labels))
+
+
+def check_labels(dtype: Any, where: str) -> None:
+    """Labels are class numbers or class names; other numbers (1.5, NaN) name no class."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iubUS":
+        raise DataError(f"{where}: y holds {dtype} values; labels must be integer class labels (0, 1, 2, ...) "
+                        "or class names as strings")
 
 
 def image_shape(x_shape: tuple[int, ...], where: str) -> Shape:

@@ -217,7 +217,10 @@ def parity(session: ort.InferenceSession, module: nn.Module, inputs: np.ndarray)
     x = np.ascontiguousarray(inputs, dtype=np.float32)
     with torch.no_grad():
         expected = module.eval()(torch.from_numpy(x)).numpy()
-    got = session.run(None, {INPUT_NAME: x})[0]
+    try:
+        got = session.run(None, {INPUT_NAME: x})[0]
+    except Exception as e:  # onnxruntime raises its own exception types per failure
+        raise BenchError(f"onnxruntime cannot run the model: {e}") from e
     if got.shape != expected.shape:
         raise BenchError(f"onnxruntime returns shape {got.shape}, torch {expected.shape}")
     return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if x.shape[0] else 0.0
@@ -230,13 +233,16 @@ def latency(session: ort.InferenceSession, input_shape: Shape, batch: int, runs:
         raise BenchError(f"need runs >= 1, warmup >= 0 and batch >= 1; found {runs}, {warmup}, {batch}")
     x = np.random.default_rng(seed).standard_normal((batch, *input_shape), dtype=np.float32)
     feed = {INPUT_NAME: x}
-    for _ in range(warmup):
-        session.run(None, feed)
     times = np.empty(runs, dtype=np.float64)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        session.run(None, feed)
-        times[i] = time.perf_counter_ns() - start
+    try:  # around the loops, not each run, so that the timed runs carry no extra work
+        for _ in range(warmup):
+            session.run(None, feed)
+        for i in range(runs):
+            start = time.perf_counter_ns()
+            session.run(None, feed)
+            times[i] = time.perf_counter_ns() - start
+    except Exception as e:  # onnxruntime raises its own exception types per failure
+        raise BenchError(f"onnxruntime cannot run the model at batch {batch}: {e}") from e
     ms = times / 1e6
     return Latency(batch, runs, warmup, float(np.percentile(ms, 50)), float(np.percentile(ms, 95)),
                    float(ms.mean()))

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from remapdsl.data import Dataset
 
 ONNX_KIND = "onnx"
+# a measurement that failed: an artifact without a file, the error in its meta
+ONNX_ERROR_KIND = "onnx-error"
 PARITY_EXAMPLES = 64
 
 
@@ -73,6 +75,17 @@ def stored_reports(store: Store, model_hash: str) -> list[OnnxReport]:
 def latest_report(store: Store, model_hash: str, *, trained: bool | None = None) -> OnnxReport | None:
     """The newest report of an architecture (with `trained`, only of trained or of fresh weights)."""
     return next((r for r in stored_reports(store, model_hash) if trained is None or r.trained == trained), None)
+
+
+def record_onnx_failure(store: Store, run_id: int | None, model_hash: str, error: str) -> int:
+    """Record why a model could not be exported or measured, under its run; returns the artifact id."""
+    return store.add_artifact(ONNX_ERROR_KIND, "", run_id=run_id, model_hash=model_hash, meta={"error": error})
+
+
+def onnx_failure(store: Store, run_id: int) -> str | None:
+    """Why the measurement of a run failed, when its latest attempt did."""
+    rows = [r for r in store.artifacts(run_id=run_id) if r.kind in (ONNX_KIND, ONNX_ERROR_KIND)]
+    return str(rows[-1].meta.get("error", "")) if rows and rows[-1].kind == ONNX_ERROR_KIND else None
 
 
 def measure_and_store(store: Store, run_id: int, model: ModelSpec, data: Dataset, model_state: Mapping[str, Any],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ class Job:
     source: str
     epochs_done: int
     epochs_planned: int
+    device: str = "auto"  # the device the run asks for
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Enqueued:
 _SELECT = """
     SELECT j.id, j.run_id, j.priority, j.position, j.status, j.worker, j.lease_until, j.heartbeat, j.attempts,
            j.cancel_requested, j.error, j.created, j.started, j.finished, r.model_name, r.model_hash, r.source,
-           (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.id), r.settings
+           (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.id), r.settings, r.device
     FROM jobs j JOIN runs r ON r.id = j.run_id
 """
 _CLAIM_ORDER = "j.priority DESC, j.position, j.id"
@@ -73,7 +74,7 @@ _CLAIM_ORDER = "j.priority DESC, j.position, j.id"
 
 def _job(r: Sequence[Any]) -> Job:
     planned = int(json.loads(r[18]).get("epochs", 0))
-    return Job(*r[:9], bool(r[9]), *r[10:18], planned)
+    return Job(*r[:9], bool(r[9]), *r[10:18], planned, r[19])
 
 
 class Queue:
@@ -229,14 +230,17 @@ class Queue:
     # --- workers -----------------------------------------------------------------------------------
 
     def claim(self, worker: str, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-              only: Collection[int] | None = None) -> Job | None:
-        """The next queued job (among `only`, when given), now held by `worker` until its lease runs out;
-        None when there is none."""
+              only: Collection[int] | None = None, accepts: Callable[[str], bool] | None = None) -> Job | None:
+        """The next queued job (among `only`, when given, and whose device `accepts` takes), now held by
+        `worker` until its lease runs out; None when there is none. Jobs passed over stay queued in their
+        place for a worker that can take them."""
         now = time.time()
         with self.store.transaction() as c:
             _expire_leases(c, now)
-            rows = c.execute(f"SELECT j.id FROM jobs j WHERE j.status = 'queued' ORDER BY {_CLAIM_ORDER}")
-            job_id = next((int(r[0]) for r in rows if only is None or int(r[0]) in only), None)
+            rows = c.execute("SELECT j.id, r.device FROM jobs j JOIN runs r ON r.id = j.run_id "
+                             f"WHERE j.status = 'queued' ORDER BY {_CLAIM_ORDER}")
+            job_id = next((int(r[0]) for r in rows if (only is None or int(r[0]) in only)
+                           and (accepts is None or accepts(r[1]))), None)
             if job_id is None:
                 return None
             c.execute("UPDATE jobs SET status = 'running', worker = ?, lease_until = ?, heartbeat = ?, "

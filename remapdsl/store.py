@@ -2,7 +2,9 @@
 
 Models are keyed by their architecture hash; a run is one training of a model on a data set with settings;
 finished epochs, validation predictions, confusion matrices and artifacts (checkpoints and ONNX files on
-disk, referenced by path) hang off runs, and queue jobs point at runs. Several processes read and write at
+disk, referenced by path) hang off runs, and queue jobs point at runs. An artifact inside the store's folder
+is referenced relative to that folder, so the store keeps finding its files whatever the current folder of
+the process that opens it, and after the whole workspace is moved. Several processes read and write at
 once: WAL lets readers go on while one writer commits, every write is a short ``BEGIN IMMEDIATE``
 transaction (so a writer waits for the lock up front instead of failing half-way), and the busy timeout
 makes waiting for the lock the normal case rather than a "database is locked" error.
@@ -152,6 +154,16 @@ class StoreError(Exception):
     """The store cannot be opened or used as asked; the message names the file and the reason."""
 
 
+class MissingCheckpoint(StoreError):
+    """A run's checkpoint is recorded in the store but its file is gone."""
+
+    def __init__(self, run_id: int, epoch: int, path: Path) -> None:
+        super().__init__(f"the checkpoint of run {run_id} after epoch {epoch} is missing: {path} does not exist")
+        self.run_id = run_id
+        self.epoch = epoch
+        self.path = path
+
+
 @dataclass(frozen=True)
 class ModelRow:
     hash: str
@@ -207,7 +219,7 @@ class ArtifactRow:
     run_id: int | None
     model_hash: str | None
     kind: str
-    path: str
+    path: str  # the file, resolved to an absolute path ('' for an artifact without one)
     epoch: int | None
     meta: dict[str, Any]
 
@@ -229,7 +241,9 @@ class Store:
     """One connection to the store file. Not shared between threads: open one per thread or process."""
 
     def __init__(self, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
-        self.path = Path(path)
+        # absolute, so that the files it references and the threads that open it again (heartbeats) do not
+        # depend on the current folder
+        self.path = Path(path).expanduser().resolve()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -309,6 +323,27 @@ class Store:
         folder = self.path.parent / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def stored_path(self, path: str | os.PathLike[str]) -> str:
+        """How the store references a file: relative to the store's folder when inside it, else absolute."""
+        absolute = Path(path).expanduser().resolve()
+        try:
+            return absolute.relative_to(self.path.parent).as_posix()
+        except ValueError:
+            return str(absolute)
+
+    def resolve_path(self, stored: str) -> Path:
+        """The file a stored reference names. Relative references are read against the store's folder. A file
+        that is not where the reference says but lies in the store's folder of the same name (checkpoints/,
+        onnx/) is found there: an absolute reference written before the workspace was moved, or a relative one
+        written, by older versions, against the writer's current folder."""
+        path = Path(stored)
+        found = path if path.is_absolute() else self.path.parent / path
+        if not found.exists() and path.parent.name:
+            moved = self.path.parent / path.parent.name / path.name
+            if moved.exists():
+                return moved
+        return found
 
     # --- models ------------------------------------------------------------------------------------
 
@@ -428,12 +463,13 @@ class Store:
                                                  (run_id,))]
                 c.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'checkpoint'", (run_id,))
                 c.execute("INSERT INTO artifacts(run_id, kind, path, epoch, created) VALUES (?, 'checkpoint', ?, ?, ?)",
-                          (run_id, str(path), epoch.epoch, time.time()))
+                          (run_id, self.stored_path(path), epoch.epoch, time.time()))
         if not written and path is not None:
             path.unlink(missing_ok=True)
         for old in stale:
-            if old != str(path):
-                Path(old).unlink(missing_ok=True)
+            old_path = self.resolve_path(old)
+            if old_path != path:
+                old_path.unlink(missing_ok=True)
         return written
 
     def epochs(self, run_id: int) -> list[EpochRow]:
@@ -442,15 +478,22 @@ class Store:
         return [EpochRow(*r) for r in rows]
 
     def last_checkpoint(self, run_id: int) -> tuple[int, bytes] | None:
-        """(epoch, bytes) of the run's latest checkpoint, or None when it has none (or its file is gone)."""
+        """(epoch, bytes) of the run's latest checkpoint, or None when it has none.
+
+        MissingCheckpoint when the store records one whose file is gone: the epochs up to it were trained,
+        and a caller that took "none" for an answer would train them again or drop them.
+        """
         r = self.conn.execute("SELECT path, epoch FROM artifacts WHERE run_id = ? AND kind = 'checkpoint' "
                               "ORDER BY epoch DESC LIMIT 1", (run_id,)).fetchone()
         if r is None:
             return None
+        path = self.resolve_path(r[0])
         try:
-            return int(r[1]), Path(r[0]).read_bytes()
-        except OSError:
-            return None
+            return int(r[1]), path.read_bytes()
+        except FileNotFoundError:
+            raise MissingCheckpoint(run_id, int(r[1]), path) from None
+        except OSError as e:
+            raise StoreError(f"cannot read the checkpoint of run {run_id}, {path}: {e.strerror or e}") from None
 
     # --- results -----------------------------------------------------------------------------------
 
@@ -496,8 +539,10 @@ class Store:
                      model_hash: str | None = None, epoch: int | None = None,
                      meta: dict[str, Any] | None = None) -> int:
         with self.transaction() as c:
+            # an artifact without a file (a failure's record) keeps its empty path
+            stored = self.stored_path(path) if str(path) else ""
             cur = c.execute("INSERT INTO artifacts(run_id, model_hash, kind, path, epoch, meta, created) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, model_hash, kind, str(path), epoch,
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, model_hash, kind, stored, epoch,
                                                              json.dumps(meta or {}, sort_keys=True), time.time()))
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -513,7 +558,8 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
-        return [ArtifactRow(*r[:6], json.loads(r[6])) for r in rows]
+        return [ArtifactRow(r[0], r[1], r[2], r[3], str(self.resolve_path(r[4])) if r[4] else "", r[5],
+                            json.loads(r[6])) for r in rows]
 
     def throughput(self, device: str) -> float | None:
         """Measured training throughput on `device` in FLOPs per second: the median over its finished runs

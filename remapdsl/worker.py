@@ -5,7 +5,8 @@ from its last checkpoint, and commit each finished epoch together with its check
 at any moment loses at most the epoch in progress. A heartbeat thread extends the lease while the job
 trains; the cancel flag is read at most every half second from the batch-boundary poll. A job that fails
 (an exception, or a training that ends as failed) is marked failed with its reason, and the worker goes on
-to the next one.
+to the next one. A job that asks for a device this worker does not have (CUDA, on a CPU-only machine) is
+left in the queue for a worker that has it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from remapdsl.queue import DEFAULT_LEASE_SECONDS, Job, Queue
-from remapdsl.store import EpochRow, Store
+from remapdsl.store import EpochRow, MissingCheckpoint, Store, StoreError
 
 if TYPE_CHECKING:
     from remapdsl.data import Dataset
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from remapdsl.trainer import Checkpoint, EpochResult, TrainResult
 
 CANCEL_CHECK_SECONDS = 0.5
+# how a job can end in this worker; "lost" (another worker holds it now) and "released" (queued again as this
+# worker stops) are not endings of the job
+ENDED = ("done", "stopped", "failed", "cancelled")
 
 
 class LeaseLost(Exception):
@@ -38,13 +42,15 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class WorkerEvent:
-    """What a worker reports as it goes: a job started, an epoch finished, a job ended."""
+    """What a worker reports as it goes: a job started, an epoch finished, a job ended, a job left for another
+    worker."""
 
-    kind: str  # "start" | "epoch" | "end"
+    kind: str  # "start" | "epoch" | "end" | "skipped"
     job: Job
     epoch: EpochRow | None = None
-    status: str = ""  # at "end": the run's status (done, stopped, failed, cancelled) or "released"
-    reason: str = ""
+    # at "end": the run's status (done, stopped, failed, cancelled), "released" or "lost"
+    status: str = ""
+    reason: str = ""  # at "skipped": why this worker cannot train the job
     resumed_from: int = 0  # at "start": the last epoch finished before this attempt
 
 
@@ -77,15 +83,17 @@ class Worker:
                  worker_id: str | None = None, only: Collection[int] | None = None,
                  on_event: Callable[[WorkerEvent], None] | None = None,
                  stop: threading.Event | None = None) -> None:
-        self.store_path = Path(store_path)
         self.options = options or WorkerOptions()
         self.id = worker_id or default_worker_id()
         self.only = set(only) if only is not None else None
         self.on_event = on_event
         self.stop = stop or threading.Event()
-        self.store = Store(self.store_path)
+        self.store = Store(store_path)
+        self.store_path = self.store.path  # resolved: the heartbeat thread opens it again
         self.queue = Queue(self.store)
         self._data: dict[str, Dataset] = {}
+        self._devices: dict[str, str] = {}  # device asked for -> why this worker cannot use it ('' when it can)
+        self._skipped: set[int] = set()  # jobs already reported as left for another worker
 
     def close(self) -> None:
         self.store.close()
@@ -97,11 +105,13 @@ class Worker:
         self.close()
 
     def run(self, *, until_empty: bool = False, max_jobs: int | None = None) -> int:
-        """Train jobs until stopped (or, with `until_empty`, until none is queued or running); returns how many."""
+        """Train jobs until stopped (or, with `until_empty`, until none that this worker can take is queued or
+        running); returns how many ended here (done, stopped, failed or cancelled; not lost or given back)."""
         done = 0
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
-            if self.run_one() is not None:
-                done += 1
+            event = self.run_one()
+            if event is not None:
+                done += event.status in ENDED
                 continue
             if until_empty and not self._pending():
                 break
@@ -109,14 +119,42 @@ class Worker:
         return done
 
     def _pending(self) -> bool:
-        """Whether some job of interest is queued or running (a running one may come back if its worker died)."""
+        """Whether some job of interest that this worker can take is queued or running (a running one may come
+        back if its worker died)."""
         jobs = self.queue.jobs(["queued", "running"])
-        return any(self.only is None or j.id in self.only for j in jobs)
+        return any((self.only is None or j.id in self.only) and self.accepts(j.device) for j in jobs)
+
+    def accepts(self, device: str) -> bool:
+        """Whether this worker can train a job that asks for `device`."""
+        return not self._cannot_use(device)
+
+    def _cannot_use(self, device: str) -> str:
+        """Why this worker cannot train on `device`, or '' when it can. Only a CUDA device that this machine
+        lacks is refused: another worker may have it. Any other device is taken, and a device that exists
+        nowhere fails its job with the reason."""
+        if self.options.device:  # the user chose one device for every job
+            return ""
+        if device not in self._devices:
+            why = ""
+            if device.strip().lower().startswith("cuda"):
+                from remapdsl.trainer import resolve_device
+
+                try:
+                    resolve_device(device)
+                except ValueError as e:
+                    why = str(e)
+            self._devices[device] = why
+        return self._devices[device]
 
     def run_one(self) -> WorkerEvent | None:
         """Claim and train the next job; its "end" event, or None when there was nothing to claim."""
-        job = self.queue.claim(self.id, self.options.lease_seconds, only=self.only)
+        # decided before the claim, whose write lock must not wait for torch to look for CUDA
+        for (device,) in self.store.conn.execute("SELECT DISTINCT r.device FROM jobs j JOIN runs r ON r.id = j.run_id "
+                                                 "WHERE j.status = 'queued'").fetchall():
+            self._cannot_use(device)
+        job = self.queue.claim(self.id, self.options.lease_seconds, only=self.only, accepts=self.accepts)
         if job is None:
+            self._report_skipped()
             return None
         beat = _Heartbeat(self.store_path, job.id, self.id, self.options)
         beat.start()
@@ -135,6 +173,17 @@ class Worker:
         event = WorkerEvent("end", self.queue.require(job.id), status=status, reason=reason)
         self._emit(event)
         return event
+
+    def _report_skipped(self) -> None:
+        """Say once per job which queued jobs this worker leaves for another, and why."""
+        for job in self.queue.queued():
+            if job.id in self._skipped or (self.only is not None and job.id not in self.only):
+                continue
+            why = self._cannot_use(job.device)
+            if why:
+                self._skipped.add(job.id)
+                self._emit(WorkerEvent("skipped", job, reason=f"left in the queue for a worker that can train on "
+                                                              f"{job.device}: {why}"))
 
     # --- one job -----------------------------------------------------------------------------------
 
@@ -188,21 +237,31 @@ class Worker:
         if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
             return
         from remapdsl.onnx_export import OnnxError
-        from remapdsl.onnx_store import measure_and_store
+        from remapdsl.onnx_store import measure_and_store, record_onnx_failure
 
         try:
             measure_and_store(self.store, job.run_id, model, data, model_state)
         except OnnxError as e:
-            self.store.add_artifact("onnx-error", "", run_id=job.run_id, model_hash=job.model_hash,
-                                    meta={"error": str(e)})
+            record_onnx_failure(self.store, job.run_id, job.model_hash, str(e))
+        except Exception as e:  # onnxruntime's own errors from running the model, or anything else on the way
+            record_onnx_failure(self.store, job.run_id, job.model_hash, _describe(e))
 
     def _resume_point(self, run_id: int) -> tuple[int, bytes] | None:
-        """The last checkpoint; epochs recorded after it (none, unless its file was lost) are dropped so that
-        they are trained and recorded again rather than kept from a different history."""
-        checkpoint = self.store.last_checkpoint(run_id)
+        """The last checkpoint, or None to start from scratch. Nothing recorded is dropped here: when the
+        recorded epochs cannot be continued (the checkpoint file is gone, or epochs lie beyond it), the job
+        fails with the reason and the epochs stay, for the user to decide."""
+        keep = "the recorded epochs are kept: restore the file and retry the job, or train again with --force"
+        try:
+            checkpoint = self.store.last_checkpoint(run_id)
+        except MissingCheckpoint as e:
+            raise RuntimeError(f"cannot resume: {e}; {keep}") from None
         last = checkpoint[0] if checkpoint else 0
-        with self.store.transaction() as c:
-            c.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, last))
+        beyond = [e.epoch for e in self.store.epochs(run_id) if e.epoch > last]
+        if beyond:
+            which = f"epoch {beyond[0]}" if len(beyond) == 1 else f"epochs {beyond[0]}..{beyond[-1]}"
+            after = f"after the checkpoint of epoch {last}" if checkpoint else "without a checkpoint"
+            raise RuntimeError(f"cannot resume: {which} recorded {after}; the recorded epochs are kept: "
+                               "train again with --force to start over")
         return checkpoint
 
     def _dataset(self, data_text: str, base_dir: str) -> Dataset:
@@ -285,7 +344,7 @@ def _parse_model(text: str) -> ModelSpec:
 
 def _describe(e: Exception) -> str:
     message = str(e).strip() or type(e).__name__
-    if isinstance(e, ValueError | RuntimeError | OSError):
+    if isinstance(e, ValueError | RuntimeError | OSError | StoreError):
         return message
     where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
     place = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""

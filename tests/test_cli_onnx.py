@@ -1,4 +1,5 @@
-"""`remap export` and `remap bench`: what a user types and what they get back."""
+"""`remap export`, `remap bench` and the measured budgets of `remap check`: what a user types and what they get
+back."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ model broken:
 def remap(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """Run `remap ARGS...` in-process; returns (exit code, stdout, stderr)."""
     # Only the commands under test, so that other commands being changed cannot break these tests.
-    monkeypatch.setattr(cli, "COMMANDS", ("export", "bench"))
+    monkeypatch.setattr(cli, "COMMANDS", ("check", "export", "bench"))
 
     def run(*argv: str) -> tuple[int, str, str]:
         try:
@@ -157,6 +158,8 @@ def test_export_looks_up_the_training_with_the_epochs_given(remap, trained: Path
     # trained with the file's epochs=1; a training of 2 epochs is another run, not in the store
     code, _, stderr = remap("export", trained, "small", "--epochs", "2", "-o", tmp_path / "m.onnx")
     assert code == 2 and "model 'small' has no finished training" in stderr
+    # and says which settings the training it has used, and how to ask for it
+    assert "(run 1 trained it with epochs=1; pass --epochs 1 to use it)" in stderr
     code, _, stderr = remap("export", trained, "small", "--epochs", "1", "-o", tmp_path / "m.onnx")
     assert code == 0, stderr
 
@@ -274,6 +277,36 @@ def test_bench_reports_measured_budgets(remap, tmp_path: Path) -> None:  # type:
     assert code == 1
     [diag] = json.loads(stdout)["diagnostics"]
     assert (diag["line"], diag["code"], diag["model"]) == (4, "budget-size", "wide")
+
+
+def test_check_reads_measured_budgets_from_the_store(remap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from remapdsl.store import Store, default_store_path
+
+    text = "budget size <= 2KB\n\nmodel wide:\n    flatten\n    dense 256\n    relu\n    dense 10\n"
+    path = tmp_path / "ws" / "tight.remap"
+    path.parent.mkdir()
+    path.write_text(text)
+    # nothing measured yet, and no store: clean, and no store is created by looking
+    code, stdout, stderr = remap("check", path)
+    assert (code, stdout) == (0, "") and "ok: 1 model" in stderr
+    assert not (path.parent / ".remap").exists()
+
+    Store(default_store_path(path)).close()
+    assert remap("bench", path, "--untrained")[0] == 1  # measures and records the report
+    code, stdout, _ = remap("check", path)
+    assert code == 1
+    lines = stdout.splitlines()
+    assert len(lines) == 2 and all("model 'wide' is " in ln and ln.endswith("over the budget of 2KB") for ln in lines)
+    assert lines[0].startswith(f"{path}:3:7: error: ") and lines[1].startswith(f"{path}:1:1: error: ")
+
+    # the same file elsewhere reads the store named by --store
+    other = tmp_path / "copy.remap"
+    other.write_text(text)
+    assert remap("check", other)[0] == 0
+    code, stdout, _ = remap("check", other, "--store", default_store_path(path))
+    assert code == 1 and stdout.count("over the budget of 2KB") == 2
+    code, _, stderr = remap("check", other, "--store", tmp_path / "none.db")
+    assert code == 0 and "no store at" in stderr and not (tmp_path / "none.db").exists()
 
 
 def test_bench_uses_trained_weights_and_records_reports(remap, trained: Path) -> None:  # type: ignore[no-untyped-def]

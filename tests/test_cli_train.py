@@ -140,6 +140,8 @@ def test_queue_commands(remap_file: Path, tmp_path: Path, capsys) -> None:  # ty
     # a worker empties the queue
     code, out, _ = run(capsys, "worker", "--store", db, "--until-empty", "--poll", "0.1", "--device", "cpu")
     assert code == 0 and "trained 3 job(s)" in out
+    # a worker does not know how many jobs will come: it counts without a total
+    assert "[3] " in out and "/0]" not in out
     code, out, _ = run(capsys, "queue", "list", "--store", db)
     assert code == 0 and "the queue is empty" in out
     code, out, _ = run(capsys, "queue", "list", "--store", db, "--all")
@@ -202,6 +204,69 @@ def test_bad_inputs_leave_stored_data_intact(remap_file: Path, capsys) -> None: 
     assert run(capsys, "queue", "--store", str(remap_file.parent / ".remap" / "remap.db"), "cancel", "1")[0] == 2
     with store_of(remap_file) as store:
         assert [(r.id, r.status, r.val_acc) for r in store.runs()] == before
+
+
+def test_train_skips_models_with_errors_and_trains_the_others(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "mixed.remap"
+    path.write_text(FILE + "\nmodel broken:\n    conv2d 16\n    dense 10\n\nmodel typo:\n    flaten\n    dense 10\n")
+    code, out, err = run(capsys, "train", str(path), "--jobs", "1", "--no-onnx", "-m", "linear", "-m", "broken",
+                         "-m", "typo")
+    assert code == 0, err
+    assert f"broken: skipped, it has errors: {path}:22:5: error: dense needs a flat input" in err
+    assert f"typo: skipped, it has errors: {path}:25:5: error: expected a layer such as" in err
+    assert err.strip().splitlines()[-1].startswith("note: skipped 2 model(s) with errors: broken, typo")
+    assert "linear: epoch 2/2" in out and "broken" not in out
+    with store_of(path) as store:
+        assert [r.model_name for r in store.runs()] == ["linear"]
+    code, out, err = run(capsys, "results", str(path), "--json")
+    assert code == 0 and "broken: skipped" in err
+    assert [r["model"] for r in json.loads(out)] == ["small", "small_wide", "linear"]
+    # nothing left to train: an error, with the first problem
+    code, _, err = run(capsys, "train", str(path), "-m", "broken", "-m", "typo")
+    assert code == 2 and f"{path}:22:5: error: dense needs a flat input" in err and "(and 1 more" in err
+
+
+def test_no_onnx_turns_off_the_measurement_after_training(remap_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(capsys, "train", str(remap_file), "--jobs", "1", "-m", "linear", "--no-onnx")[0] == 0
+    assert run(capsys, "train", str(remap_file), "--jobs", "1", "-m", "small")[0] == 0
+    with store_of(remap_file) as store:
+        measured = {store.run(a.run_id).model_name for a in store.artifacts(kind="onnx")}  # type: ignore[union-attr]
+    assert measured == {"small"}
+
+
+def test_demo_with_no_onnx(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run(capsys, "demo", "--dir", str(tmp_path / "demo"), "--models", "2", "--epochs", "1",
+                         "--jobs", "1", "--device", "cpu", "--no-onnx")
+    assert code == 0, err
+    with Store(tmp_path / "demo" / ".remap" / "remap.db") as store:
+        assert [r.status for r in store.runs()] == ["done", "done"]
+        assert store.artifacts(kind="onnx") == []
+
+
+def test_queue_list_shows_an_expired_lease_as_expired(remap_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from remapdsl.cli.train import queue_document, read_models
+    from remapdsl.queue import Queue
+
+    with store_of(remap_file) as store:
+        queue_document(store, read_models(remap_file, ["linear"]), epochs=None, device="cpu", force=False)
+        Queue(store).claim("gone-worker", lease_seconds=0.01)
+    time.sleep(0.05)
+    code, out, _ = run(capsys, "queue", "--store", str(remap_file.parent / ".remap" / "remap.db"), "list")
+    assert code == 0
+    [line] = [ln for ln in out.splitlines() if "linear" in ln]
+    assert "gone-worker (lease expired 0s ago: its worker stopped responding)" in line and "lease -" not in line
+
+
+def test_progress_counts_only_jobs_that_ended() -> None:
+    out = io.StringIO()
+    progress = Progress(out, total=0, tty=False)
+    job = Job(1, 1, 0, 0.0, "running", "w", None, None, 1, False, "", 0.0, None, None, "small", "h", "", 1, 4)
+    progress(WorkerEvent("end", job, status="lost", reason="the lease ran out"))
+    progress(WorkerEvent("end", job, status="done"))
+    lines = out.getvalue().splitlines()
+    assert lines == ["[0] small: given up after 1 epoch(s): the lease ran out", "[1] small: done after 1 epoch(s)"]
 
 
 def test_progress_draws_bars_on_a_terminal() -> None:

@@ -216,6 +216,29 @@ def test_idx_header_and_size_problems_are_named(tmp_path: Path) -> None:
         load_dataset(spec("mnist", tmp_path / "m"))
 
 
+@pytest.mark.parametrize("part", ["train", "t10k"])
+def test_mnist_images_must_be_28x28(tmp_path: Path, part: str) -> None:
+    write_mnist(tmp_path / "m")
+    # the language gives mnist a 1x28x28 input: any other size, in either split, is refused by file name
+    (tmp_path / "m" / f"{part}-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((30 if part == "train" else 10,
+                                                                                   32, 32))))
+    with pytest.raises(DataError) as e:
+        load_dataset(spec("mnist", tmp_path / "m"))
+    assert str(e.value).startswith(f"{tmp_path / 'm' / f'{part}-images-idx3-ubyte'} holds 32x32 images; "
+                                   "expected 28x28")
+
+
+def test_float_idx_images_must_be_finite(tmp_path: Path) -> None:
+    write_mnist(tmp_path / "m")
+    images = np.zeros((10, 28, 28), dtype=">f4")
+    images[7, 3, 3] = np.nan
+    raw = struct.pack(">BBBB", 0, 0, 0x0D, 3) + struct.pack(">3I", 10, 28, 28) + images.tobytes()
+    (tmp_path / "m" / "t10k-images-idx3-ubyte").write_bytes(raw)
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte: 1 non-finite value\(s\) \(NaN or infinity\) in "
+                                        r"the images, the first in example 7; expected finite numbers"):
+        load_dataset(spec("mnist", tmp_path / "m"))
+
+
 # --- Quick Draw ------------------------------------------------------------------------------------------
 
 
@@ -257,6 +280,37 @@ def test_quickdraw_problems_are_named(tmp_path: Path) -> None:
         load_dataset(spec("quickdraw", tmp_path / "qd", train=5, val=5))
 
 
+def test_a_quickdraw_file_that_is_not_npy_is_named_as_such(tmp_path: Path) -> None:
+    write_quickdraw(tmp_path / "qd", {"cat": 20, "dog": 20})
+    (tmp_path / "qd" / "cat.npy").write_bytes(b"<html>rate limited</html>" * 40)
+    with pytest.raises(DataError) as e:
+        load_dataset(spec("quickdraw", tmp_path / "qd", train=5, val=5))
+    assert str(e.value).startswith(f"{tmp_path / 'qd' / 'cat.npy'} is not a numpy .npy file")
+    assert "pickle" not in str(e.value)
+
+
+def test_quickdraw_drawings_must_be_finite(tmp_path: Path) -> None:
+    write_quickdraw(tmp_path / "qd", {"cat": 20, "dog": 20})
+    drawings = np.zeros((20, 784), np.float32)
+    drawings[:, 5] = np.inf
+    np.save(tmp_path / "qd" / "cat.npy", drawings)
+    with pytest.raises(DataError, match=r"cat.npy: 10 non-finite value\(s\) \(NaN or infinity\) in the chosen "
+                                        r"drawings, the first in example \d+; expected finite numbers"):
+        load_dataset(spec("quickdraw", tmp_path / "qd", train=5, val=5))
+
+
+def test_the_language_and_the_loader_agree_on_quickdraw_classes(tmp_path: Path) -> None:
+    from remapdsl.datasets import describe
+
+    folder = tmp_path / "qd"
+    write_quickdraw(folder, {"dog": 20, "cat": 20, "owl": 20})  # dog.npy, full_numpy_bitmap_cat.npy, owl.npy
+    np.save(folder / "full_numpy_bitmap_dog.npy", np.zeros((20, 784), np.uint8))  # dog a second time
+    info = describe(spec("quickdraw", folder))
+    loaded = load_dataset(spec("quickdraw", folder, train=5, val=5))
+    assert info.class_names == loaded.class_names == ("cat", "dog", "owl")
+    assert info.num_classes == loaded.num_classes == 3
+
+
 # --- image folders -------------------------------------------------------------------------------------------
 
 
@@ -288,8 +342,11 @@ def test_image_folder_problems_are_named(tmp_path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(tmp_path / "imgs" / "bee" / "odd.png")
-    with pytest.raises(DataError, match=r"odd.png is 5x5, the first image 12x10; expected one size"):
+    with pytest.raises(DataError) as e:
         load_dataset(spec("folder", tmp_path / "imgs"))
+    # said once, not wrapped in "cannot read image ..." as if the file were unreadable
+    assert str(e.value) == (f"{tmp_path / 'imgs' / 'bee' / 'odd.png'} is 5x5, the first image 12x10; expected one "
+                            "size (or give size= to resize every image)")
     (tmp_path / "imgs" / "bee" / "odd.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(DataError, match=r"cannot read image .*odd.png"):
         load_dataset(spec("folder", tmp_path / "imgs"))
@@ -337,3 +394,25 @@ def test_npz_problems_are_named(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)), y=np.zeros(4))
     with pytest.raises(DataError, match=r"d.npz: x has shape \(4, 2\); expected N x H x W"):
         load_dataset(spec("npz", tmp_path / "d.npz"))
+
+
+def test_npz_labels_must_be_integer_class_labels(tmp_path: Path) -> None:
+    from remapdsl.datasets import describe
+
+    np.savez(tmp_path / "f.npz", x=np.zeros((8, 4, 4)), y=np.array([0.0, 1.0, 0.5, 1.0] * 2))
+    message = r"f.npz: y holds float64 values; labels must be integer class labels"
+    with pytest.raises(DataError, match=message):
+        load_dataset(spec("npz", tmp_path / "f.npz"))
+    with pytest.raises(DataError, match=message):  # the language reads the same file the same way
+        describe(spec("npz", tmp_path / "f.npz"))
+    np.savez(tmp_path / "i.npz", x=np.zeros((8, 4, 4)), y=np.array([0, 1] * 4, dtype=np.uint8))
+    assert load_dataset(spec("npz", tmp_path / "i.npz")).class_names == ("0", "1")
+
+
+def test_npz_images_must_be_finite(tmp_path: Path) -> None:
+    x = np.ones((12, 4, 4), np.float32)
+    x[9, 0, 0], x[10, 1, 1] = np.nan, -np.inf
+    np.savez(tmp_path / "n.npz", x=x, y=np.arange(12) % 2)
+    with pytest.raises(DataError, match=r"n.npz: 2 non-finite value\(s\) \(NaN or infinity\) in x, the first in "
+                                        r"example 9; expected finite numbers"):
+        load_dataset(spec("npz", tmp_path / "n.npz"))

@@ -13,6 +13,7 @@ from remapdsl.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     EpochRow,
+    MissingCheckpoint,
     Store,
     StoreError,
     default_store_path,
@@ -189,6 +190,64 @@ def test_artifacts_reference_files_on_disk(store: Store, tmp_path: Path) -> None
     store.add_artifact("onnx", onnx, run_id=run, model_hash="h1", meta={"latency_ms": 0.1})
     [art] = store.artifacts(kind="onnx")
     assert (art.path, art.run_id, art.model_hash, art.meta) == (str(onnx), run, "h1", {"latency_ms": 0.1})
+
+
+def stored_checkpoint_path(store: Store, run: int) -> str:
+    return store.conn.execute("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'checkpoint'",
+                              (run,)).fetchone()[0]
+
+
+def test_a_store_opened_by_a_relative_path_finds_its_files_from_anywhere(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "ws")
+    with Store(Path(".remap") / "remap.db") as s:
+        assert s.path == tmp_path / "ws" / ".remap" / "remap.db"
+        run = add_run(s)
+        assert s.record_epoch(run, epoch(1), b"state-1")
+        # referenced relative to the store's folder, not to the current one
+        assert stored_checkpoint_path(s, run).startswith("checkpoints/run-1-epoch-1-")
+        onnx = s.folder("onnx") / "m.onnx"
+        onnx.write_bytes(b"onnx")
+        s.add_artifact("onnx", Path(".remap") / "onnx" / "m.onnx", run_id=run)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with Store(Path("..") / "ws" / ".remap" / "remap.db") as s:
+        assert s.last_checkpoint(run) == (1, b"state-1")
+        [art] = s.artifacts(kind="onnx")
+        assert art.path == str(onnx)
+    # the whole workspace moved: its store still finds its files
+    (tmp_path / "ws").rename(tmp_path / "moved")
+    with Store(tmp_path / "moved" / ".remap" / "remap.db") as s:
+        assert s.last_checkpoint(run) == (1, b"state-1")
+        assert s.record_epoch(run, epoch(2), b"state-2")  # and the older file is still cleaned up
+        assert [p.name for p in (s.path.parent / "checkpoints").iterdir()] == [Path(
+            stored_checkpoint_path(s, run)).name]
+
+
+def test_paths_stored_by_older_versions_are_still_found(store: Store, tmp_path: Path) -> None:
+    run = add_run(store)
+    file = store.folder("checkpoints") / "run-1-epoch-3-abcd.pt"
+    file.write_bytes(b"old")
+    # absolute, as older versions stored them when the store was opened by an absolute path
+    store.conn.execute("INSERT INTO artifacts(run_id, kind, path, epoch, created) VALUES (?, 'checkpoint', ?, 3, 0)",
+                       (run, str(file)))
+    assert store.last_checkpoint(run) == (3, b"old")
+    # relative to the current folder of the process that wrote it, as they stored them otherwise
+    store.conn.execute("UPDATE artifacts SET path = 'some/where/.remap/checkpoints/run-1-epoch-3-abcd.pt'")
+    assert store.last_checkpoint(run) == (3, b"old")
+
+
+def test_a_checkpoint_whose_file_is_gone_is_reported_not_ignored(store: Store) -> None:
+    run = add_run(store)
+    store.record_epoch(run, epoch(1), b"state-1")
+    [file] = (store.path.parent / "checkpoints").iterdir()
+    file.unlink()
+    with pytest.raises(MissingCheckpoint, match=f"the checkpoint of run {run} after epoch 1 is missing: {file} does "
+                                                "not exist") as e:
+        store.last_checkpoint(run)
+    assert e.value.path == file and e.value.epoch == 1
+    assert [e.epoch for e in store.epochs(run)] == [1]
 
 
 def test_a_failed_write_leaves_nothing_behind(store: Store) -> None:

@@ -43,7 +43,7 @@ def header(epochs: int, batch: int = 64) -> str:
     return f"data digits\ntrain epochs={epochs} batch={batch} lr=0.002 seed=0\n\n"
 
 
-def queue_text(store: Store, text: str, base_dir: Path | None = None) -> list[int]:
+def queue_text(store: Store, text: str, base_dir: Path | None = None, device: str = "cpu") -> list[int]:
     document = parse(text).document
     data = load_dataset(document.data)
     settings = TrainSettings.from_document(document)
@@ -53,7 +53,7 @@ def queue_text(store: Store, text: str, base_dir: Path | None = None) -> list[in
         from dataclasses import asdict
 
         e = queue.enqueue(m.hash, m.name, data_key=data.key, data_text=data_line(document),
-                          settings_key=settings.key(), settings=asdict(settings), device="cpu",
+                          settings_key=settings.key(), settings=asdict(settings), device=device,
                           base_dir=str(base_dir or ""), params=m.params, flops=m.flops)
         ids.append(e.job.id)
     return ids
@@ -77,11 +77,11 @@ def one_torch_thread():  # type: ignore[no-untyped-def]
 FAST = WorkerOptions(lease_seconds=3, heartbeat_seconds=0.5, poll_seconds=0.1)
 
 
-def start_worker(store_path: Path, *extra: str) -> subprocess.Popen[str]:
+def start_worker(store_path: Path, *extra: str, cwd: Path = ROOT) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "remapdsl", "worker", "--store", str(store_path), "--lease", "2",
                              "--heartbeat", "0.4", "--poll", "0.1", "--device", "cpu", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
 
 
 def wait_for(condition, timeout: float = 40.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
@@ -199,6 +199,132 @@ def test_kill_9_mid_run_resumes_from_the_last_epoch(tmp_path: Path) -> None:
         reference = train(document.models[0], load_dataset(document.data), TrainSettings.from_document(document),
                           "cpu")
         assert [e.val_loss for e in rows] == pytest.approx([e.val_loss for e in reference.epochs], rel=1e-4)
+
+
+def test_a_relative_store_resumes_from_another_folder_without_losing_epochs(tmp_path: Path) -> None:
+    epochs = 5
+    workspace, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    elsewhere.mkdir(parents=True)
+    path = workspace / ".remap" / "remap.db"
+    with Store(path) as store:
+        [job_id] = queue_text(store, header(epochs, batch=16) + SLOW)
+        first = start_worker(Path(".remap") / "remap.db", cwd=workspace)
+        try:
+            wait_for(lambda: len(epochs_of(store, job_id)) >= 2, what="two epochs")
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+        finally:
+            first.kill()
+        kept = {e.epoch: e for e in store.epochs(Queue(store).require(job_id).run_id)}
+
+    second = start_worker(Path("..") / "ws" / ".remap" / "remap.db", "--until-empty", cwd=elsewhere)
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 0, out
+    assert f"resuming after epoch {max(kept)}" in out
+    with Store(path) as store:
+        job = Queue(store).require(job_id)
+        rows = store.epochs(job.run_id)
+        assert job.status == "done" and [e.epoch for e in rows] == list(range(1, epochs + 1))
+        assert all(rows[i - 1] == kept[i] for i in kept)  # the first worker's epochs kept, none trained twice
+    trained_again = [int(line.split("epoch ")[1].split("/")[0]) for line in out.splitlines() if ": epoch " in line]
+    assert trained_again == list(range(max(kept) + 1, epochs + 1))
+
+
+def test_a_missing_checkpoint_file_fails_the_job_and_keeps_its_epochs(tmp_path: Path) -> None:
+    path = tmp_path / "remap.db"
+    with Store(path) as store:
+        [job_id] = queue_text(store, header(30, batch=16) + SLOW)
+    stop = threading.Event()
+
+    def on_event(event: WorkerEvent) -> None:
+        if event.kind == "epoch" and event.epoch and event.epoch.epoch == 2:
+            stop.set()
+
+    with Worker(path, options=FAST, on_event=on_event, stop=stop) as worker:
+        worker.run()
+    [checkpoint] = (tmp_path / "checkpoints").iterdir()
+    checkpoint.unlink()
+    with Worker(path, options=FAST) as worker:
+        assert worker.run(until_empty=True) == 1
+    with Store(path) as store:
+        job = Queue(store).require(job_id)
+        run = store.run(job.run_id)
+        assert job.status == "failed" and run is not None and run.status == "failed"
+        assert str(checkpoint) in job.error and "is missing" in job.error and "epochs are kept" in job.error
+        assert epochs_of(store, job_id) == [1, 2]
+
+
+def test_an_onnxruntime_failure_is_recorded_and_the_training_stays_done(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    from remapdsl.onnx_store import onnx_failure
+
+    def broken_run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code")
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", broken_run)
+    path = tmp_path / "remap.db"
+    with Store(path) as store:
+        [job_id] = queue_text(store, header(1) + tiny_models(1))
+    events: list[WorkerEvent] = []
+    with Worker(path, options=FAST, on_event=events.append) as worker:
+        assert worker.run(until_empty=True) == 1
+    assert events[-1].status == "done"
+    with Store(path) as store:
+        job = Queue(store).require(job_id)
+        run = store.run(job.run_id)
+        assert job.status == "done" and run is not None and run.status == "done"
+        failure = onnx_failure(store, job.run_id)
+        assert failure is not None and "onnxruntime cannot run the model" in failure and "RUNTIME_EXCEPTION" in failure
+        assert latest_report(store, job.model_hash) is None
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_job_is_left_for_a_cuda_worker(tmp_path: Path) -> None:
+    path = tmp_path / "remap.db"
+    with Store(path) as store:
+        [gpu] = queue_text(store, header(1) + tiny_models(1), device="cuda")
+        [cpu] = queue_text(store, header(1) + TINY.format(i=9, units=8))
+    events: list[WorkerEvent] = []
+    with Worker(path, options=FAST, on_event=events.append) as worker:
+        assert worker.run(until_empty=True) == 1  # and does not wait for the job it cannot take
+    with Store(path) as store:
+        queue = Queue(store)
+        assert queue.require(cpu).status == "done"
+        left = queue.require(gpu)
+        assert (left.status, left.attempts, left.error) == ("queued", 0, "")
+    [skipped] = [e for e in events if e.kind == "skipped"]
+    assert skipped.job.id == gpu and "left in the queue for a worker that can train on cuda" in skipped.reason
+    # told to train everything on the CPU, a worker takes it
+    with Worker(path, options=WorkerOptions(lease_seconds=3, heartbeat_seconds=0.5, poll_seconds=0.1,
+                                            device="cpu")) as worker:
+        assert worker.run(until_empty=True) == 1
+
+
+def test_a_job_lost_to_another_worker_is_not_counted_as_trained(tmp_path: Path) -> None:
+    path = tmp_path / "remap.db"
+    with Store(path) as store:
+        [job_id] = queue_text(store, header(20, batch=16) + SLOW)
+    thief = Store(path)
+    events: list[WorkerEvent] = []
+
+    def on_event(event: WorkerEvent) -> None:
+        events.append(event)
+        if event.kind == "epoch" and event.epoch and event.epoch.epoch == 1:
+            # the lease runs out (as if the worker had stalled) and another worker takes the job and ends it
+            thief.conn.execute("UPDATE jobs SET lease_until = 0 WHERE id = ?", (job_id,))
+            queue = Queue(thief)
+            assert queue.claim("thief", 60) is not None
+            queue.complete(job_id, "thief", "failed", "taken by the test")
+
+    try:
+        with Worker(path, options=FAST, on_event=on_event) as worker:
+            assert worker.run(until_empty=True) == 0
+    finally:
+        thief.close()
+    assert events[-1].kind == "end" and events[-1].status == "lost"
 
 
 def test_two_workers_never_run_the_same_job(tmp_path: Path) -> None:

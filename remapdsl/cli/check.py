@@ -1,4 +1,5 @@
-"""`remap check FILE...`: every syntax and analysis diagnostic, compiler style."""
+"""`remap check FILE...`: every syntax and analysis diagnostic, compiler style, and the latency and size budgets
+against the ONNX measurements in the store, when there is one."""
 
 from __future__ import annotations
 
@@ -7,16 +8,23 @@ import sys
 from pathlib import Path
 
 from remapdsl.analysis import analyze
+from remapdsl.budgets import has_measured_budgets, measured_budget_diagnostics
 from remapdsl.cli import UsageError
-from remapdsl.diagnostics import Severity
+from remapdsl.diagnostics import Diagnostic, Severity
+from remapdsl.model import Document
 from remapdsl.parser import parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("check", help="report every error and warning in .remap files",
                               description="Parse and analyse .remap files; print each problem as "
-                                          "FILE:LINE:COL: SEVERITY: MESSAGE. Exit status 1 when there is an error.")
+                                          "FILE:LINE:COL: SEVERITY: MESSAGE. Latency and size budgets are checked "
+                                          "against the newest ONNX measurement of each model in the store, when "
+                                          "there is one (a store is never created). Exit status 1 when there is "
+                                          "an error.")
     p.add_argument("files", nargs="+", metavar="FILE", help=".remap files")
+    p.add_argument("--store", type=Path, metavar="PATH",
+                   help="the store holding the ONNX measurements (default: .remap/remap.db in each file's folder)")
     p.set_defaults(run=run)
 
 
@@ -43,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         result = parse(text)
         analysis = analyze(result.document, result.diagnostics, Path(path).parent)
         models += len(result.document.models)
-        for d in analysis.diagnostics:
+        for d in [*analysis.diagnostics, *_measured(Path(path), result.document, args.store)]:
             print(d.format(path))
             errors += d.severity == Severity.ERROR
             warnings += d.severity == Severity.WARNING
@@ -54,6 +62,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"ok: {_plural(models, 'model')} in {files}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _measured(path: Path, document: Document, store: Path | None) -> list[Diagnostic]:
+    """The measured budgets' diagnostics from the store; a store that is absent or unreadable costs only these."""
+    import sqlite3
+
+    from remapdsl.store import Store, StoreError, default_store_path
+
+    if not has_measured_budgets(document):
+        return []
+    store_path = store if store is not None else default_store_path(path)
+    if not store_path.is_file():  # opening would create it
+        if store is not None:
+            print(f"note: no store at {store_path}; latency and size budgets of {path} not checked",
+                  file=sys.stderr)
+        return []
+    try:
+        with Store(store_path) as opened:
+            return measured_budget_diagnostics(opened, document)
+    except (StoreError, sqlite3.Error) as e:
+        print(f"note: latency and size budgets of {path} not checked: {e}", file=sys.stderr)
+        return []
 
 
 def _plural(n: int, word: str) -> str:

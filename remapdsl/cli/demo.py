@@ -14,6 +14,7 @@ from pathlib import Path
 from remapdsl.cli import UsageError
 from remapdsl.cli.train import (
     DEFAULT_JOBS,
+    add_no_onnx_option,
     open_store,
     positive_int,
     print_results,
@@ -21,6 +22,7 @@ from remapdsl.cli.train import (
     read_models,
     report_plan,
     train_jobs,
+    worker_options,
 )
 
 DEFAULT_MODELS = 20
@@ -42,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--jobs", "-j", type=positive_int, default=DEFAULT_JOBS, metavar="N",
                    help=f"worker processes (default {DEFAULT_JOBS})")
     p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
+    add_no_onnx_option(p)
     p.set_defaults(run=run)
 
 
@@ -76,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         plan = queue_document(store, checked, epochs=None, device=args.device, force=False, origin="sampled")
         todo = report_plan(plan, sys.stdout)
         if todo:
-            train_jobs(store.path, todo, jobs=args.jobs, device=args.device if args.device != "auto" else None,
-                       out=sys.stdout)
+            train_jobs(store.path, todo, jobs=args.jobs, device=None, out=sys.stdout,
+                       options=worker_options(args.device, args.onnx))
         _print_front(store, plan)
         print("\nresults:")
         print_results(store, plan, sys.stdout)

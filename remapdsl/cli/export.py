@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from remapdsl.data import Dataset
     from remapdsl.onnx_store import TrainedWeights
     from remapdsl.store import Store
+    from remapdsl.trainer import TrainSettings
 
 
 @dataclass
@@ -107,6 +108,7 @@ def find_trained(ws: Workspace, info: ModelInfo) -> tuple[TrainedWeights | None,
     """The model's trained weights, or None and why there are none (in words, for the user)."""
     from remapdsl.hashing import architecture_hash
     from remapdsl.onnx_store import trained_weights
+    from remapdsl.store import StoreError
     from remapdsl.trainer import TrainSettings
 
     name = info.model.name
@@ -118,14 +120,34 @@ def find_trained(ws: Workspace, info: ModelInfo) -> tuple[TrainedWeights | None,
         settings = TrainSettings.from_document(ws.analysis.document, epochs=ws.epochs)
     except ValueError as e:
         return None, f"the trained weights of model '{name}' cannot be looked up: {e}"
+    model_hash = architecture_hash(info.model)
     try:
-        found = trained_weights(ws.store, architecture_hash(info.model), ws.data.key, settings.key())
-    except ValueError as e:  # a checkpoint file that is not one
+        found = trained_weights(ws.store, model_hash, ws.data.key, settings.key())
+    except (ValueError, StoreError) as e:  # a checkpoint file that is not one, or is gone
         return None, f"the checkpoint of model '{name}' in {ws.store_path} cannot be read: {e}"
     if found is None:
         return None, (f"model '{name}' has no finished training with {ws.path.name}'s data and settings "
-                      f"in {ws.store_path}")
+                      f"in {ws.store_path}{_other_settings(ws.store, model_hash, ws.data.key, settings)}")
     return found, ""
+
+
+def _other_settings(store: Store, model_hash: str, data_key: str, wanted: TrainSettings) -> str:
+    """A hint naming the settings of the newest finished training of the model on the same data, when it was
+    trained with other settings than those looked up: most often other --epochs."""
+    from remapdsl.store import FINISHED
+
+    run = next((r for r in reversed(store.runs(model_hash)) if r.status in FINISHED and r.data_key == data_key),
+               None)
+    if run is None:
+        return ""
+    wanted_values = asdict(wanted)
+    differ = {k: v for k, v in run.settings.items() if k in wanted_values and wanted_values[k] != v}
+    if not differ:
+        return ""
+    shown = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in differ.items())
+    flag = f"; pass --epochs {differ['epochs']} to use it" if set(differ) == {"epochs"} else (
+        "; set the train line to these to use it")
+    return f" (run {run.id} trained it with {shown}{flag})"
 
 
 def _print_diagnostics(path: Path, diagnostics: Iterable[Diagnostic]) -> None:

@@ -103,7 +103,9 @@ def _note(job: Job) -> str:
     if job.status == "running":
         left = (job.lease_until or 0) - time.time()
         cancel = ", cancelling" if job.cancel_requested else ""
-        return f"{job.worker} (lease {left:.0f}s{cancel})"
+        # a lease that ran out means the worker stopped responding; the job is queued again at the next claim
+        lease = f"lease {left:.0f}s" if left >= 0 else f"lease expired {-left:.0f}s ago: its worker stopped responding"
+        return f"{job.worker} ({lease}{cancel})"
     if job.status == "failed":
         return job.error
     return ""

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = subparsers.add_parser("results", help="results table of a file's models",
                               description="Per model: origin, changes, parameters and their change against the "
                                           "parent, validation accuracy and its change, estimated and actual "
-                                          "training time.")
+                                          "training time. Models with errors are left out and listed.")
     p.add_argument("file", type=Path, metavar="FILE", help="a .remap file")
     p.add_argument("--model", "-m", action="append", metavar="M", help="only this model (repeat for more)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="the epochs the models were trained with, "
@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     checked = read_models(args.file, args.model)
+    checked.report_skipped(sys.stderr)
     device = device_of(args.device)
     settings = settings_of(checked.document, args.epochs)
     data = dataset_of(checked.document, checked.path.resolve().parent)

@@ -12,18 +12,18 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from remapdsl.analysis import analyze, did_you_mean
 from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
-from remapdsl.diagnostics import Severity
+from remapdsl.diagnostics import Diagnostic, Severity
 from remapdsl.model import Document
 from remapdsl.queue import Enqueued, Job, Queue, Registered, data_line, register_models
 from remapdsl.store import EpochRow, Store, StoreError, default_store_path
-from remapdsl.worker import Worker, WorkerEvent, WorkerOptions
+from remapdsl.worker import ENDED, Worker, WorkerEvent, WorkerOptions
 
 if TYPE_CHECKING:
     from remapdsl.data import Dataset
@@ -56,15 +56,29 @@ def open_store(path: Path, *, must_exist: bool = False) -> Store:
 
 @dataclass(frozen=True)
 class Checked:
-    """A file's document, read and analysed, with the models asked for."""
+    """A file's document, read and analysed, with the models asked for that have no error, and the first error
+    of each one that has."""
 
     path: Path
     document: Document
     names: list[str]
+    skipped: dict[str, Diagnostic] = field(default_factory=dict)
+
+    def report_skipped(self, out: TextIO) -> None:
+        for name, error in self.skipped.items():
+            print(f"{name}: skipped, it has errors: {error.format(str(self.path))}", file=out)
+
+    def note_skipped(self, out: TextIO) -> None:
+        """A last line, below the results, so that the skipped models are not lost in a long training's output."""
+        if self.skipped:
+            print(f"note: skipped {len(self.skipped)} model(s) with errors: {', '.join(self.skipped)}; "
+                  f"`remap check {self.path}` lists every error", file=out)
 
 
 def read_models(path: Path, wanted: Sequence[str] | None) -> Checked:
-    """The document of FILE and the models to train; UsageError for a file with errors or an unknown model."""
+    """The document of FILE and the models to use: those asked for (all by default) without errors, the others
+    listed as skipped. UsageError for an unknown model, an error outside the models (the header), or when
+    every model asked for has errors."""
     from remapdsl.parser import parse
 
     result = parse(read_source(str(path)))
@@ -78,10 +92,17 @@ def read_models(path: Path, wanted: Sequence[str] | None) -> Checked:
     if not names:
         raise UsageError(f"{path} defines no models to train")
     errors = [d for d in analysis.diagnostics if d.severity == Severity.ERROR and (d.model is None or d.model in names)]
-    if errors:
+    # an error of the header (data, train, budget lines) concerns every model
+    shared = [d for d in errors if d.model is None]
+    skipped: dict[str, Diagnostic] = {}
+    for d in errors:
+        if d.model is not None:
+            skipped.setdefault(d.model, d)
+    if shared or len(skipped) == len(names):
+        first = shared or errors
         more = f" (and {len(errors) - 1} more; see remap check {path})" if len(errors) > 1 else ""
-        raise UsageError(f"{errors[0].format(str(path))}{more}")
-    return Checked(path, result.document, names)
+        raise UsageError(f"{first[0].format(str(path))}{more}")
+    return Checked(path, result.document, [n for n in names if n not in skipped], skipped)
 
 
 def settings_of(document: Document, epochs: int | None) -> TrainSettings:
@@ -136,7 +157,8 @@ def positive_float(text: str) -> float:
 
 
 class Progress:
-    """A bar per training model on a terminal (redrawn in place); plain lines otherwise."""
+    """A bar per training model on a terminal (redrawn in place); plain lines otherwise. `total` 0: not known
+    ahead (a worker serving a queue), so ended jobs are counted without one."""
 
     def __init__(self, out: TextIO, total: int, tty: bool | None = None, width: int = 24) -> None:
         self.out = out
@@ -161,8 +183,11 @@ class Progress:
                        f"val loss {e.val_loss:.4f} val acc {100 * e.val_acc:.1f}% ({e.seconds:.2f}s)")
         elif event.kind == "end":
             self.active.pop(job.id, None)
-            self.finished += event.status != "released"
-            self._emit(f"[{self.finished}/{self.total}] {job.model_name}: {_ending(event)}")
+            self.finished += event.status in ENDED
+            count = f"{self.finished}/{self.total}" if self.total else str(self.finished)
+            self._emit(f"[{count}] {job.model_name}: {_ending(event)}")
+        elif event.kind == "skipped":
+            self._emit(f"{job.model_name} (job {job.id}): {event.reason}")
 
     def _bar(self, job: Job, done: int, epoch: EpochRow | None) -> str:
         planned = max(job.epochs_planned, 1)
@@ -193,6 +218,8 @@ def _ending(event: WorkerEvent) -> str:
         return f"{text}; {event.reason}" if event.reason and event.status == "stopped" else text
     if event.status == "released":
         return f"stopped after {job.epochs_done} epoch(s); queued again to resume"
+    if event.status == "lost":
+        return f"given up after {job.epochs_done} epoch(s): {event.reason}"
     return f"{event.status}: {event.reason}" if event.reason else event.status
 
 
@@ -351,7 +378,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                               description="Queue the models of FILE (all, or those named with --model) and train "
                                           "them in this process or a pool of worker processes, with a progress bar "
                                           "per model and epoch; then print the results table. A model already "
-                                          "trained with the same data and settings is not trained again.")
+                                          "trained with the same data and settings is not trained again. Models "
+                                          "with errors are skipped and listed with their first error; the others "
+                                          "train and the exit status is 0. It is 2 when nothing can be trained: "
+                                          "every model asked for has errors, or the header (data, train, budget "
+                                          "lines) has one.")
     p.add_argument("file", type=Path, metavar="FILE", help="a .remap file")
     p.add_argument("--model", "-m", action="append", metavar="M", help="train this model (repeat for more)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override the file's epochs")
@@ -360,18 +391,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help=f"worker processes training at once (default {DEFAULT_JOBS}; 1 trains in this process)")
     p.add_argument("--force", action="store_true", help="train again even if already trained")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_no_onnx_option(p)
     add_store_option(p)
     p.set_defaults(run=run)
 
 
+def add_no_onnx_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-onnx", dest="onnx", action="store_false",
+                   help="do not export trained models to ONNX and measure them with onnxruntime")
+
+
+def worker_options(device: str, onnx: bool) -> WorkerOptions:
+    """How `remap train` and `remap demo` train here: on the device asked for (each job's own for auto)."""
+    return WorkerOptions(device=device if device != "auto" else None, onnx=onnx)
+
+
 def run(args: argparse.Namespace) -> int:
     checked = read_models(args.file, args.model)
+    progress_out = sys.stderr if args.json else sys.stdout
+    checked.report_skipped(sys.stderr)
     with open_store(store_path(args, args.file)) as store:
         plan = queue_document(store, checked, epochs=args.epochs, device=args.device, force=args.force)
-        progress_out = sys.stderr if args.json else sys.stdout
         todo = report_plan(plan, progress_out)
         if todo:
-            train_jobs(store.path, todo, jobs=args.jobs, device=args.device if args.device != "auto" else None,
-                       out=progress_out)
+            train_jobs(store.path, todo, jobs=args.jobs, device=None, out=progress_out,
+                       options=worker_options(args.device, args.onnx))
         print_results(store, plan, sys.stdout, args.json)
+    checked.note_skipped(sys.stderr)
     return 0

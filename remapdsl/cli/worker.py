@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 
 from remapdsl.cli import UsageError
 from remapdsl.cli.train import Progress, add_store_option, open_store, positive_float, positive_int, store_path
 from remapdsl.queue import DEFAULT_LEASE_SECONDS
-from remapdsl.worker import Worker, WorkerOptions
+from remapdsl.worker import Worker, WorkerEvent, WorkerOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("worker", help="train queued jobs from the store",
                               description="Claim queued jobs one at a time, train them and record every finished "
-                                          "epoch. Several workers can share one store; a job whose worker dies "
-                                          "is queued again when its lease runs out and resumes from its last epoch.")
+                                          "epoch. Several workers on the machine whose disk holds the store can "
+                                          "share it; a job whose worker dies is queued again when its lease runs "
+                                          "out and resumes from its last epoch. A job asking for a device this "
+                                          "machine lacks (cuda) is left for a worker that has it.")
     add_store_option(p)
     p.add_argument("--device", metavar="D", help="train every job on this device (default: the one each job asks)")
     p.add_argument("--until-empty", action="store_true", help="exit when no job is queued or running")
@@ -50,8 +53,25 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    with Worker(path, options=options, worker_id=args.id, on_event=Progress(sys.stdout, 0, tty=False)) as worker:
-        print(f"worker {worker.id} on {path}", flush=True)
-        done = worker.run(until_empty=args.until_empty, max_jobs=args.max_jobs)
-    print(f"worker {worker.id}: trained {done} job(s)", flush=True)
+    progress = Progress(sys.stdout, 0, tty=False)
+    endings: Counter[str] = Counter()
+
+    def on_event(event: WorkerEvent) -> None:
+        progress(event)
+        if event.kind == "end":
+            endings[event.status] += 1
+
+    with Worker(path, options=options, worker_id=args.id, on_event=on_event) as worker:
+        print(f"worker {worker.id} on {worker.store_path}", flush=True)
+        worker.run(until_empty=args.until_empty, max_jobs=args.max_jobs)
+    print(f"worker {worker.id}: {summary(endings)}", flush=True)
     return 0
+
+
+def summary(endings: Counter[str]) -> str:
+    """What the worker did: jobs trained (done or stopped early), then the others by how they ended."""
+    trained = endings["done"] + endings["stopped"]
+    words = {"failed": "failed", "cancelled": "cancelled", "lost": "lost to another worker",
+             "released": "given back to the queue"}
+    others = [f"{endings[status]} {word}" for status, word in words.items() if endings[status]]
+    return ", ".join([f"trained {trained} job(s)", *others])

@@ -7,32 +7,12 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from remapdsl.budgets import Measurement, check_measured_budgets
-from remapdsl.diagnostics import Diagnostic
-from remapdsl.model import Document
-from remapdsl.store import Store
+from remapdsl.budgets import measured_budget_diagnostics
 
 from .convert import to_lsp_diagnostic
 
 if TYPE_CHECKING:
     from .server import RemapServer
-
-MEASURED = ("latency", "size")
-
-
-def measured_budget_diagnostics(store: Store | None, document: Document) -> list[Diagnostic]:
-    """Latency and size budgets against the stored ONNX measurements of the document's models."""
-    if store is None or not any(b.metric in MEASURED for b in document.budgets):
-        return []
-    from remapdsl.hashing import architecture_hash
-    from remapdsl.onnx_store import latest_report
-
-    out: list[Diagnostic] = []
-    for model in document.models:
-        report = latest_report(store, architecture_hash(model))
-        if report is not None:
-            out += check_measured_budgets(document, model.name, Measurement.from_report(report))
-    return out
 
 
 class Publisher:
