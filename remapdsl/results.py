@@ -2,8 +2,8 @@
 
 One row per model: where it came from (origin and changes), its size and the change in size against its
 parent, its validation accuracy and the change against its parent, and its estimated and actual training
-time. The estimate comes from the throughput (FLOPs per second) measured on the store's finished runs on
-the same device; a model trained already shows its actual time too.
+time. The estimate comes from a time model fitted to the store's finished runs on the same device
+(`remapdsl.estimate`); a model trained already shows its actual time too.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from remapdsl.estimate import TimeModel, Work, layer_count, time_model
 from remapdsl.pareto import ModelScore, pareto_front
 from remapdsl.queue import Queue, Registered
 from remapdsl.store import FINISHED, RunRow, Store
@@ -46,12 +47,10 @@ def pick_run(store: Store, model_hash: str, data_key: str, settings_key: str) ->
 
 
 def result_rows(store: Store, models: Sequence[Registered], *, data_key: str, settings_key: str, epochs: int,
-                n_train: int | None, device: str) -> list[ResultRow]:
+                n_train: int | None, device: str, batch: int) -> list[ResultRow]:
     """The table's rows for `models` (in their order) trained on `data_key` with `settings_key`."""
-    from remapdsl.trainer import estimate_seconds
-
     queue = Queue(store)
-    throughput = store.throughput(device)
+    timing = time_model(store, device)
     runs = {m.name: pick_run(store, m.hash, data_key, settings_key) for m in models}
     accuracy = {name: _accuracy(store, run) for name, run in runs.items()}
     by_name = {m.name: m for m in models}
@@ -65,12 +64,21 @@ def result_rows(store: Store, models: Sequence[Registered], *, data_key: str, se
             model=m.name, hash=m.hash, origin=m.origin, changes=m.changes, params=m.params, parent=m.parent,
             delta_params=m.params - parent.params if parent else None,
             val_acc=acc, delta_acc=acc - parent_acc if acc is not None and parent_acc is not None else None,
-            estimated_seconds=estimate_seconds(m.flops, n_train, epochs, throughput) if n_train else None,
+            estimated_seconds=_estimate(store, m, timing, n_train, batch, epochs),
             actual_seconds=_seconds(store, run),
             status=run.status if run else "untrained",
             epochs_done=len(store.epochs(run.id)) if run else 0, epochs=epochs,
             run_id=run.id if run else None, job_id=job.id if job else None))
     return rows
+
+
+def _estimate(store: Store, m: Registered, timing: TimeModel | None, n_train: int | None, batch: int,
+              epochs: int) -> float | None:
+    if timing is None or not n_train:
+        return None
+    row = store.model(m.hash)
+    layers = layer_count(row.text) if row is not None else 1
+    return timing.seconds(Work(m.flops, n_train, batch, layers), epochs)
 
 
 def pareto_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:

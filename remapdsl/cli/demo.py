@@ -92,7 +92,8 @@ def _print_front(store, plan) -> None:  # type: ignore[no-untyped-def]
     from remapdsl.results import pareto_rows, result_rows
 
     rows = result_rows(store, plan.registered, data_key=plan.data.key, settings_key=plan.settings.key(),
-                       epochs=plan.settings.epochs, n_train=len(plan.data.y_train), device=plan.device)
+                       epochs=plan.settings.epochs, n_train=len(plan.data.y_train), device=plan.device,
+                       batch=plan.settings.batch)
     front = pareto_rows(rows)
     print("\nPareto front (validation accuracy against parameters):")
     for r in front:

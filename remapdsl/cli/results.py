@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         models = [m for m, _ in describe_models(checked.document, checked.names,
                                                    base_dir=checked.path.resolve().parent)]
         rows = result_rows(store, models, data_key=data.key, settings_key=settings.key(), epochs=settings.epochs,
-                           n_train=len(data.y_train), device=device)
+                           n_train=len(data.y_train), device=device, batch=settings.batch)
     if args.pareto:
         rows = pareto_rows(rows)
     if args.json:

@@ -363,7 +363,8 @@ def print_results(store: Store, plan: Plan, out: TextIO, as_json: bool = False) 
     from remapdsl.results import format_table, result_rows, rows_json
 
     rows = result_rows(store, plan.registered, data_key=plan.data.key, settings_key=plan.settings.key(),
-                       epochs=plan.settings.epochs, n_train=len(plan.data.y_train), device=plan.device)
+                       epochs=plan.settings.epochs, n_train=len(plan.data.y_train), device=plan.device,
+                       batch=plan.settings.batch)
     if as_json:
         print(json.dumps(rows_json(rows), indent=2), file=out)
     else:
