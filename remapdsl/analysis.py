@@ -9,15 +9,26 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from remapdsl.annotations import ANNOTATIONS, VARIATION_OPS
-from remapdsl.catalog import LAYER_TYPES, LayerType, Shape, ShapeError, describe_shape, is_spatial
+from remapdsl.catalog import (
+    LAYER_TYPES,
+    LayerType,
+    ParamSpec,
+    Shape,
+    ShapeError,
+    describe_shape,
+    is_spatial,
+    show_value,
+)
 from remapdsl.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
 from remapdsl.diagnostics import Diagnostic, Fix, Severity, TextEdit
 from remapdsl.gcpause import collection_paused
 from remapdsl.header import TRAIN_OPTIONS
 from remapdsl.model import Arg, Budget, Document, Layer, ModelSpec, Position, Range, Value
+from remapdsl.printer import value_text
 
 
 @dataclass(frozen=True)
@@ -57,19 +68,49 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Analysis:
+    """`models` holds one analysis per name, of its first definition: a name means one model everywhere
+    (parents, the store, the editor). A later definition of a taken name is analysed too, so that its own
+    errors are reported, and its analysis kept in `duplicates`."""
+
     document: Document
     dataset: DatasetInfo | None
     models: dict[str, ModelInfo]
     diagnostics: tuple[Diagnostic, ...]
+    duplicates: tuple[ModelInfo, ...] = ()
 
     @property
     def valid(self) -> bool:
         return not any(d.severity == Severity.ERROR for d in self.diagnostics)
 
 
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+def suggestion(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The choice closest to a mistyped `word`, if one is close enough to be what was meant."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = suggestion(word, choices)
+    return f"; did you mean '{close}'?" if close else ""
+
+
+def replace_fix(rng: Range, word: str) -> Fix:
+    """The quick fix of a did-you-mean: the mistyped text at `rng` replaced by `word`."""
+    return Fix(f"Replace with '{word}'", (TextEdit(rng, word),))
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...], rng: Range | None) -> tuple[str, Fix | None]:
+    """The did-you-mean text for a message about `word` (written at `rng`), and the fix that applies it."""
+    close = suggestion(word, choices)
+    if close is None:
+        return "", None
+    return f"; did you mean '{close}'?", replace_fix(rng, close) if rng is not None else None
+
+
+def _name_range(arg: Arg) -> Range:
+    """Where a named arg's name is written: the start of `name=value`."""
+    line, start = arg.range.start
+    return Range.of(line, start, start + len(arg.name))
 
 
 def layer_examples() -> str:
@@ -98,23 +139,25 @@ def _analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnosti
     dataset = _check_header(document, diagnostics, base_dir)
     budget = document.budget("params")
     models: dict[str, ModelInfo] = {}
+    duplicates: list[ModelInfo] = []
     first_line: dict[str, int] = {}
     for model in document.models:
+        info = reuse(model, dataset, budget) if reuse is not None else None
+        if info is None:
+            info = analyze_model(model, dataset, budget)
+        diagnostics.extend(info.diagnostics)
         if model.name in models:
             diagnostics.append(Diagnostic(
                 model.name_range,
                 f"model '{model.name}' is already defined at line {first_line[model.name] + 1}",
                 code="duplicate-model", model=model.name))
+            duplicates.append(info)
             continue
-        info = reuse(model, dataset, budget) if reuse is not None else None
-        if info is None:
-            info = analyze_model(model, dataset, budget)
         models[model.name] = info
         first_line[model.name] = model.name_range.start.line
-        diagnostics.extend(info.diagnostics)
     diagnostics.extend(_check_lineage(document))
     diagnostics.sort(key=lambda d: d.range)  # ranges order as (start, end)
-    return Analysis(document, dataset, models, tuple(diagnostics))
+    return Analysis(document, dataset, models, tuple(diagnostics), tuple(duplicates))
 
 
 def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | None) -> DatasetInfo | None:
@@ -123,19 +166,21 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
         kind = DATASET_KINDS.get(data.name)
         if kind is None:
             names = list(DATASET_KINDS)
+            hint, fix = _suggest(data.name, names, data.name_range)
             out.append(Diagnostic(data.range, f"unknown data set '{data.name}'; expected one of "
-                                  f"{', '.join(names)}{did_you_mean(data.name, names)}", code="data"))
+                                  f"{', '.join(names)}{hint}", code="data", fix=fix))
             return None
         known = {p.name: p for p in kind.options}
         for arg in data.args:
             spec = known.get(arg.name)
             if spec is None:
+                hint, fix = _suggest(arg.name, list(known), _name_range(arg))
                 out.append(Diagnostic(arg.range, f"data {kind.name} has no option '{arg.name}'"
-                                      f"{did_you_mean(arg.name, list(known))} (options: {', '.join(known) or 'none'})",
-                                      code="data"))
+                                      f"{hint} (options: {', '.join(known) or 'none'})", code="data", fix=fix))
             elif spec.type is not str and (msg := spec.check(arg.value)) is not None:
                 # free-form options (quickdraw class names) are checked against the data when it is loaded
-                out.append(Diagnostic(arg.value_range, msg, code="value"))
+                hint, fix = _value_hint(arg, spec)
+                out.append(Diagnostic(arg.value_range, msg + hint, code="value", fix=fix))
         if kind.needs_path and not data.path:
             out.append(Diagnostic(data.range, f"data {kind.name} needs a path: data {kind.name} \"PATH\"",
                                   code="data"))
@@ -146,10 +191,12 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
         spec = TRAIN_OPTIONS.get(arg.name)
         if spec is None:
             names = list(TRAIN_OPTIONS)
-            out.append(Diagnostic(arg.range, f"train has no option '{arg.name}'{did_you_mean(arg.name, names)}"
-                                  f" (options: {', '.join(names)})", code="train"))
+            hint, fix = _suggest(arg.name, names, _name_range(arg))
+            out.append(Diagnostic(arg.range, f"train has no option '{arg.name}'{hint} (options: {', '.join(names)})",
+                                  code="train", fix=fix))
         elif (msg := spec.check(arg.value)) is not None:
-            out.append(Diagnostic(arg.value_range, msg, code="value"))
+            hint, fix = _value_hint(arg, spec)
+            out.append(Diagnostic(arg.value_range, msg + hint, code="value", fix=fix))
     try:
         return describe(data, base_dir)
     except DataError as e:
@@ -171,8 +218,10 @@ def _check_lineage(document: Document) -> list[Diagnostic]:
             continue
         where = m.parent_range or m.name_range
         if m.parent not in parents:
-            out.append(Diagnostic(where, f"unknown parent model '{m.parent}'{did_you_mean(m.parent, names)}",
-                                  code="parent", model=m.name))
+            # a model is never its own parent: its name is no suggestion
+            hint, fix = _suggest(m.parent, [n for n in names if n != m.name], m.parent_range)
+            out.append(Diagnostic(where, f"unknown parent model '{m.parent}'{hint}", code="parent", model=m.name,
+                                  fix=fix))
             continue
         seen = [m.name]
         cur: str | None = m.parent
@@ -200,9 +249,9 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
     for layer in model.layers:
         ltype = LAYER_TYPES.get(layer.kind)
         if ltype is None:
-            names = list(LAYER_TYPES)
-            report(layer.kind_range, f"expected a layer such as {layer_examples()}; found '{layer.kind}'"
-                   f"{did_you_mean(layer.kind, names)}", "unknown-layer")
+            hint, fix = _suggest(layer.kind, list(LAYER_TYPES), layer.kind_range)
+            report(layer.kind_range, f"expected a layer such as {layer_examples()}; found '{layer.kind}'{hint}",
+                   "unknown-layer", fix=fix)
             infos.append(LayerInfo(layer, None, {}, shape, None, 0, 0))
             shape = None
             continue
@@ -234,7 +283,8 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
         try:
             out_shape = ltype.output_shape(in_shape, params)
         except ShapeError as e:
-            report(layer.range, f"{ltype.name}: {e} ({describe_shape(in_shape)})", e.code)
+            fix = _set_param_fix(layer, *e.fix) if e.fix is not None else None
+            report(layer.range, f"{ltype.name}: {e} ({describe_shape(in_shape)})", e.code, fix=fix)
             infos.append(LayerInfo(layer, ltype, params, in_shape, None, 0, 0))
             shape = None
             continue
@@ -271,9 +321,10 @@ def _check_args(layer: Layer, ltype: LayerType, report) -> bool:  # type: ignore
             continue
         spec = ltype.param(arg.name)
         if spec is None:
-            hint = f" (parameters: {', '.join(names)})" if names else " (it takes no parameters)"
-            report(arg.range, f"{ltype.name} has no parameter '{arg.name}'{did_you_mean(arg.name, names)}{hint}",
-                   "unknown-param")
+            listing = f" (parameters: {', '.join(names)})" if names else " (it takes no parameters)"
+            hint, fix = _suggest(arg.name, names, _name_range(arg))
+            report(arg.range, f"{ltype.name} has no parameter '{arg.name}'{hint}{listing}", "unknown-param",
+                   fix=fix)
             ok = False
             continue
         if arg.name in seen:
@@ -282,8 +333,8 @@ def _check_args(layer: Layer, ltype: LayerType, report) -> bool:  # type: ignore
             continue
         seen.add(arg.name)
         if (msg := spec.check(arg.value)) is not None:
-            fix = _nearest_value_fix(arg, spec)
-            report(arg.value_range, msg, "value", fix=fix)
+            hint, fix = _value_hint(arg, spec)
+            report(arg.value_range, msg + hint, "value", fix=fix)
             ok = False
     for spec in ltype.params:
         if spec.required and spec.name not in seen:
@@ -293,19 +344,39 @@ def _check_args(layer: Layer, ltype: LayerType, report) -> bool:  # type: ignore
     return ok
 
 
-def _nearest_value_fix(arg: Arg, spec) -> Fix | None:  # type: ignore[no-untyped-def]
+def _value_hint(arg: Arg, spec: ParamSpec) -> tuple[str, Fix | None]:
+    """For a value `spec` refuses: a did-you-mean for a mistyped word (`sme` → `same`), else the nearest grid
+    value as a fix (the message already says what is allowed)."""
+    if isinstance(arg.value, str):
+        return _suggest(arg.value, spec.words, arg.value_range) if spec.words else ("", None)
+    return "", _nearest_value_fix(arg, spec)
+
+
+def _nearest_value_fix(arg: Arg, spec: ParamSpec) -> Fix | None:
     if not spec.grid or isinstance(arg.value, str | tuple):
         return None
-    nearest = min(spec.grid, key=lambda g: abs(float(g) - float(arg.value)))
+    # exact distances: a written int may be far beyond what a float holds
+    nearest = min(spec.grid, key=lambda g: abs(Fraction(g) - Fraction(arg.value)))  # type: ignore[arg-type]
     return Fix(f"Set {spec.name} to {nearest}", (TextEdit(arg.value_range, str(nearest)),))
+
+
+def _set_param_fix(layer: Layer, param: str, value: Value) -> Fix | None:
+    """Set the written `param` of `layer` to `value` (a default that does not fit is a catalog bug, not the
+    user's)."""
+    arg = layer.arg(param)
+    if arg is None:
+        return None
+    return Fix(f"Set {param} to {value_text(value)}", (TextEdit(arg.value_range, value_text(value)),))
 
 
 def _check_annotations(layer: Layer, report) -> None:  # type: ignore[no-untyped-def]
     for a in layer.annotations:
         if a.name not in ANNOTATIONS:
             names = list(ANNOTATIONS)
-            report(a.range, f"unknown annotation '@{a.name}'{did_you_mean(a.name, names)}; expected "
-                   + ", ".join("@" + n for n in names), "annotation")
+            line, start = a.range.start
+            hint, fix = _suggest(a.name, names, Range.of(line, start + 1, start + 1 + len(a.name)))  # after '@'
+            report(a.range, f"unknown annotation '@{a.name}'{hint}; expected " + ", ".join("@" + n for n in names),
+                   "annotation", fix=fix)
         elif a.name == "keep" and a.args:
             report(a.range, "@keep takes no operators", "annotation")
         elif a.name != "keep":
@@ -325,8 +396,8 @@ def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report) 
             arg = last.layer.arg("units")
             rng = arg.value_range if arg else last.layer.range
             fix = Fix(f"Set units to {classes}", (TextEdit(arg.value_range, str(classes)),)) if arg else None
-            report(rng, f"the classifier head must have {classes} units, one per class; found {units}", "head",
-                   fix=fix)
+            report(rng, f"the classifier head must have {classes} units, one per class; found {show_value(units)}",
+                   "head", fix=fix)
         return
     if last.type is None:
         return

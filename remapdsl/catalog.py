@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Context, Decimal
 from typing import Any
 
 from remapdsl.model import Value
@@ -20,11 +21,15 @@ Params = Mapping[str, Value]
 
 
 class ShapeError(ValueError):
-    """A layer cannot take the tensor that reaches it; the message is for the user."""
+    """A layer cannot take the tensor that reaches it; the message is for the user.
 
-    def __init__(self, message: str, code: str = "shape") -> None:
+    `fix`, when the remedy is obvious, names a parameter and the value that makes the layer fit.
+    """
+
+    def __init__(self, message: str, code: str = "shape", fix: tuple[str, Value] | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.fix = fix
 
 
 def is_spatial(shape: Shape) -> bool:
@@ -82,27 +87,46 @@ class ParamSpec:
         if isinstance(value, str):
             if value in self.words:
                 return None
-            return f"{self.name} must be {self.describe_allowed()}; found '{value}'"
+            return f"{self.name} must be {self.describe_allowed()}; found '{show_value(value)}'"
         if isinstance(value, tuple) or (self.low is None and self.high is None):
-            return f"{self.name} must be {self.describe_allowed()}; found {_show(value)}"
+            return f"{self.name} must be {self.describe_allowed()}; found {show_value(value)}"
         if self.type is int and not (isinstance(value, int) or float(value).is_integer()):
-            return f"{self.name} must be a whole number; found {_show(value)}"
-        v = float(value)
+            return f"{self.name} must be a whole number; found {show_value(value)}"
+        # ints compare with the float bounds exactly, however many digits they have (float() would overflow)
+        v = value if isinstance(value, int) else float(value)
         too_low = self.low is not None and (v <= self.low if self.open_low else v < self.low)
         too_high = self.high is not None and (v >= self.high if self.open_high else v > self.high)
         if too_low or too_high:
-            return f"{self.name} must be {self.describe_allowed()}; found {_show(value)}"
+            return f"{self.name} must be {self.describe_allowed()}; found {show_value(value)}"
         return None
 
 
+# Beyond this many digits a whole number is shown in scientific notation (1e+308, not 309 digits), and a
+# written value beyond this many characters is cut short: a message quotes it, it need not repeat it.
+_SHOWN_DIGITS = 15
+_SHOWN_CHARS = 40
+
+
 def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
+    """A number as a message shows it: `16`, `0.5`, `1e+308`."""
+    if isinstance(x, int) or float(x).is_integer():
+        n = int(x)
+        if abs(n) < 10**_SHOWN_DIGITS:
+            return str(n)
+        # Decimal rounds exactly however large the int (float() would overflow past 1.8e308)
+        return f"{Decimal(n).normalize(Context(prec=6)):g}"
+    return str(x)
 
 
-def _show(value: Value) -> str:
+def show_value(value: Value) -> str:
+    """A written value as messages quote it: numbers short, long words and lists cut at 40 characters."""
     if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return _fmt(value) if isinstance(value, float) else str(value)
+        text = ",".join(show_value(v) for v in value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = _fmt(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -144,6 +168,9 @@ class LayerType:
     needs_spatial: bool = False
     needs_flat: bool = False
     out_channels: Callable[[int, Params], int] = field(default=lambda c, p: c)
+    # Resolved parameters in one spelling per meaning, for the architecture hash (conv2d: padding=1 with
+    # kernel 3 is padding=same).
+    canonical: Callable[[Params], dict[str, Value]] = field(default=lambda p: dict(p))
 
     @property
     def positional(self) -> ParamSpec | None:
@@ -173,12 +200,27 @@ class LayerType:
 # --- shape rules -------------------------------------------------------------------------------
 
 
-def _conv_padding(kernel: int, padding: Value) -> int:
+def conv_padding(kernel: int, padding: Value) -> int:
+    """The pixels a conv2d pads on each side: `same` centres an odd kernel, `valid` pads nothing."""
     if padding == "same":
         return kernel // 2
     if padding == "valid":
         return 0
     return int(padding)  # type: ignore[arg-type]
+
+
+def _conv_canonical(p: Params) -> dict[str, Value]:
+    """Padding by what it does: pixels equal to what `same` (odd kernels) or `valid` pads are spelt that way, so
+    `padding=1` with kernel 3 is `padding=same` and `padding=0` is `padding=valid`. The words are the
+    representatives (not the pixels) so that the default spelling, which most models have, keeps its meaning
+    and its hash. A padding that is not valid stays as written."""
+    kernel, padding = p.get("kernel"), p.get("padding")
+    pads = padding in ("same", "valid") or (isinstance(padding, int) and not isinstance(padding, bool))
+    if not isinstance(kernel, int) or not pads or (padding == "same" and kernel % 2 == 0):
+        return dict(p)
+    pixels = conv_padding(kernel, padding)
+    spelt: Value = "same" if kernel % 2 == 1 and pixels == kernel // 2 else "valid" if pixels == 0 else pixels
+    return {**p, "padding": spelt}
 
 
 def _window_out(size: int, window: int, stride: int, pad: int, what: str) -> int:
@@ -188,12 +230,20 @@ def _window_out(size: int, window: int, stride: int, pad: int, what: str) -> int
     return out
 
 
+def nearest_odd_kernel(kernel: int) -> int:
+    """The odd kernel next to an even one, which padding=same can centre: a sampler grid size first, else the
+    larger."""
+    candidates = [k for k in (kernel + 1, kernel - 1) if 1 <= k <= CONV_KERNEL_MAX]
+    return min(candidates, key=lambda k: k not in CONV_KERNEL_GRID)
+
+
 def _conv_shape(shape: Shape, p: Params) -> Shape:
     _, h, w = shape
     k, s = int(p["kernel"]), int(p["stride"])
     if p["padding"] == "same" and k % 2 == 0:
-        raise ShapeError("padding=same needs an odd kernel; use padding=valid or an odd kernel", code="value")
-    pad = _conv_padding(k, p["padding"])
+        raise ShapeError("padding=same needs an odd kernel; use padding=valid or an odd kernel", code="value",
+                         fix=("kernel", nearest_odd_kernel(k)))
+    pad = conv_padding(k, p["padding"])
     return (int(p["filters"]), _window_out(h, k, s, pad, "kernel"), _window_out(w, k, s, pad, "kernel"))
 
 
@@ -264,7 +314,7 @@ def _build_conv(shape: Shape, p: Params) -> Any:
     from torch import nn
 
     k = int(p["kernel"])
-    return nn.Conv2d(shape[0], int(p["filters"]), k, stride=int(p["stride"]), padding=_conv_padding(k, p["padding"]))
+    return nn.Conv2d(shape[0], int(p["filters"]), k, stride=int(p["stride"]), padding=conv_padding(k, p["padding"]))
 
 
 def _build_maxpool(shape: Shape, p: Params) -> Any:
@@ -320,6 +370,8 @@ BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, GREY = (
 )
 
 POOL_GRID = (2, 3, 5)
+CONV_KERNEL_GRID = (1, 3, 5)
+CONV_KERNEL_MAX = 15
 
 
 def _pool_params() -> tuple[ParamSpec, ...]:
@@ -354,7 +406,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             params=(
                 ParamSpec("filters", int, None, 1, 4096, grid=(16, 32, 64, 128), positional=True,
                           doc="number of output channels"),
-                ParamSpec("kernel", int, 3, 1, 15, grid=(1, 3, 5), doc="kernel height and width"),
+                ParamSpec("kernel", int, 3, 1, CONV_KERNEL_MAX, grid=CONV_KERNEL_GRID, doc="kernel height and width"),
                 ParamSpec("stride", int, 1, 1, 8, doc="step of the kernel"),
                 ParamSpec("padding", int, "same", 0, 7, words=("same", "valid"),
                           doc="'same' keeps the size (odd kernels), 'valid' pads nothing, or a number of pixels"),
@@ -369,6 +421,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             sampler_state="conv",
             needs_spatial=True,
             out_channels=lambda c, p: int(p["filters"]),
+            canonical=_conv_canonical,
         ),
         LayerType(
             name="maxpool",

@@ -8,7 +8,7 @@ the bare change text, and their `from` makes them handcrafted.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from remapdsl.analysis import ModelInfo, analyze_model
@@ -23,7 +23,13 @@ OPS = ("prepend", "remove", "replace", "reparameterize")
 
 @dataclass(frozen=True)
 class Change:
-    """One atomic change, at `index` of the model as it was just before the change.
+    """One atomic change at layer `index`.
+
+    Recorded on a child, indices follow one rule, the one the diff SNAC follows too: a change to a layer the
+    parent has (remove, replace, reparameterize) gives its index in the parent; a layer only the child has
+    (prepend) gives its index in the child. For a child of a single change both agree with the model as it
+    was before the change, which is how the edit operators number a change; `renumber` turns a sequence of
+    changes numbered that way, one after the other, into the rule.
 
     `kind` is the kind of the layer the change is about (the removed, inserted, replaced or reparameterized
     one). `layer` is the new layer's text for prepend and replace; `param`, `old` and `new` describe a
@@ -71,6 +77,42 @@ def new_layer_text(layer: Layer) -> str:
 
 def describe_changes(changes: Iterable[Change]) -> str:
     return "; ".join(c.describe() for c in changes)
+
+
+def renumber(changes: Sequence[Change]) -> tuple[Change, ...]:
+    """Changes applied one after the other, each numbered against the model as it was just before it, with
+    the indices of the rule in `Change`: the parent's for the layers the parent has, the child's for the
+    layers the changes add.
+
+    `remove 2` then `reparameterize 10` reads `reparameterize 11` (layer 11 of the parent moved up to 10), and
+    `prepend 3` then `remove 0` reads `prepend 2` (the new layer ends up at 2 in the child). ValueError for a
+    change that removes a layer an earlier change added (no variation does that).
+    """
+    # One slot per layer of the model being changed: the parent's index, or the number of the change that
+    # added the layer. The slots past the highest index named are the parent's untouched tail.
+    slots: list[int | _Added] = list(range(max((c.index for c in changes), default=0) + len(changes) + 1))
+    at: list[int | _Added] = []
+    for number, change in enumerate(changes):
+        if change.op == "prepend":
+            added = _Added(number)
+            slots.insert(change.index, added)
+            at.append(added)
+        elif change.op == "remove":
+            slot = slots.pop(change.index)
+            if isinstance(slot, _Added):
+                raise ValueError(f"change {number + 1} removes the layer that change {slot.number + 1} added")
+            at.append(slot)
+        else:
+            at.append(slots[change.index])  # a layer added before keeps its place in the child
+    return tuple(replace(c, index=slots.index(a) if isinstance(a, _Added) else a) for c, a in zip(changes, at,
+                                                                                                    strict=True))
+
+
+@dataclass(frozen=True)
+class _Added:
+    """A slot for the layer that change `number` added."""
+
+    number: int
 
 
 def derive(parent: ModelSpec, layers: tuple[Layer, ...], changes: Iterable[Change], name: str,

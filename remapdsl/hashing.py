@@ -1,9 +1,10 @@
 """The canonical hash of an architecture: what a model computes, not how it was written.
 
 Two models hash alike when they have the same layer kinds with the same resolved parameters (catalog
-defaults filled in, 16 and 16.0 alike), whatever their names, comments, annotations, parents, formatting
-or whether defaults were written out. The store uses it so that an architecture is never trained twice
-by accident.
+defaults filled in, 16 and 16.0 alike, spellings of one meaning alike: conv2d's `padding=1` with kernel 3
+is `padding=same`, `padding=0` is `padding=valid`), whatever their names, comments, annotations, parents,
+formatting or whether defaults were written out. The store keys models and finds earlier runs by this hash
+alone, so that an architecture is never trained twice by accident.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def layer_signature(layer: Layer) -> list[object]:
     """`[kind, [[param, value], ...]]` with defaults filled in; unknown kinds keep their written args."""
     written = layer.written()
     ltype = LAYER_TYPES.get(layer.kind)
-    resolved = ltype.resolve(written) if ltype else {}
+    resolved = ltype.canonical(ltype.resolve(written)) if ltype else {}
     # names the catalog does not know (and every arg of an unknown kind) count as written, in name order
     extra = sorted((name, value) for name, value in written.items() if name not in resolved)
     return [layer.kind, [[name, _normal(value)] for name, value in [*resolved.items(), *extra]]]

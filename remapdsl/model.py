@@ -131,6 +131,9 @@ class ModelSpec:
     range: Range = _range()  # noqa: RUF009
     name_range: Range = _range()  # noqa: RUF009
     parent_range: Range | None = field(default=None, compare=False, repr=False)
+    # Indented comment lines after the last layer (or after the model line of a model without layers): they
+    # close the block, so they stay with it rather than opening the next model.
+    final_comments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class DataSpec:
     args: tuple[Arg, ...] = ()
     comments: Comments = NO_COMMENTS
     range: Range = _range()  # noqa: RUF009
+    name_range: Range = _range()  # noqa: RUF009
 
     def option(self, name: str, default: Value | None = None) -> Value | None:
         for a in self.args:

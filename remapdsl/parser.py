@@ -9,7 +9,8 @@ ranges). Re-parsing a file after an edit costs little more than the edited lines
 
 Comments are stored without the `#` and the one space after it: `# note` is `"note"`. A run of full-line
 comments belongs to the statement below it (`Comments.leading`), an end-of-line comment to its own
-statement (`Comments.trailing`); comments after the last statement are `Document.final_comments`.
+statement (`Comments.trailing`), except that indented comment lines right after a model's last layer close
+that model (`ModelSpec.final_comments`); the comments after the last statement are `Document.final_comments`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from remapdsl.model import (
     Document,
     Layer,
     ModelSpec,
+    Position,
     Range,
     TrainSpec,
     Value,
@@ -165,6 +167,8 @@ class _DataSyntax(NamedTuple):
     path: str | None
     args: tuple[_ArgSyntax, ...]
     end: int
+    name_start: int
+    name_end: int
 
 
 class _TrainSyntax(NamedTuple):
@@ -314,7 +318,8 @@ def _data(items: list, end: int, errors: list[_Error]) -> _DataSyntax:  # type: 
     name_token, path_token, *options = items
     name = str(name_token)
     path = unescape(path_token.value[1:-1]) if path_token is not None else None
-    return _DataSyntax(name, path, _ordered(_args(options, errors), data_option_names(name)), end)
+    return _DataSyntax(name, path, _ordered(_args(options, errors), data_option_names(name)), end,
+                       name_token.start_pos, name_token.end_pos)
 
 
 def _train(items: list, end: int, errors: list[_Error]) -> _TrainSyntax:  # type: ignore[type-arg]
@@ -539,6 +544,8 @@ class _Line(NamedTuple):
     diagnostics: tuple[Diagnostic, ...]
     comment: str | None = None  # the text of a full-line comment
     opens_model: bool = False
+    indented: bool = False  # a full-line comment that does not start in the first column
+    end: int = 0  # a full-line comment: the column after its last character
 
 
 _BLANK_LINE = _Line(None, ())
@@ -581,7 +588,9 @@ def _line(number: int, text: str) -> _Line:
     indent = len(code) - len(stripped)
     code = stripped.rstrip()
     if not code:
-        return _BLANK_LINE if comment is None else _Line(None, (), comment)
+        if comment is None:
+            return _BLANK_LINE
+        return _Line(None, (), comment, indented=indent > 0, end=len(text.rstrip()))
     syntax = _code_syntax(code)
     diagnostics = tuple(Diagnostic(_span(number, indent + e.start, indent + max(e.end, e.start + 1)), e.message,
                                    code="syntax") for e in syntax.errors) if syntax.errors else ()
@@ -615,7 +624,8 @@ def _build(s: _Statement, line: int, at: int, comments: Comments) -> Layer | Dat
         return ModelSpec(s.name, (), s.parent, comments, whole, _span(line, at + s.name_start, at + s.name_end),
                          parent_range)
     if isinstance(s, _DataSyntax):
-        return DataSpec(s.name, s.path, _build_args(s.args, line, at), comments, whole)
+        return DataSpec(s.name, s.path, _build_args(s.args, line, at), comments, whole,
+                        _span(line, at + s.name_start, at + s.name_end))
     if isinstance(s, _TrainSyntax):
         return TrainSpec(_build_args(s.args, line, at), comments, whole)
     return Budget(s.metric, s.limit, s.unit, s.strict, comments, whole)
@@ -637,6 +647,8 @@ class _Assembler:
         self.train: TrainSpec | None = None
         self.budgets: list[Budget] = []
         self.comments: list[str] = []
+        # for each pending comment: its line, whether it is indented, and the column after it
+        self.comment_places: list[tuple[int, bool, int]] = []
         self.header: ModelSpec | None = None  # the model whose layers are being read
         self.layers: list[Layer] = []
         self.in_model = False  # False before the first model line and under a model line that cannot be read
@@ -650,17 +662,19 @@ class _Assembler:
             if statement is None:
                 if line.comment is not None:
                     self.comments.append(line.comment)
+                    self.comment_places.append((number, line.indented, line.end))
                 elif line.opens_model:
                     self._close_model()
                     self.in_model = True
                 continue
+            if isinstance(statement, ModelSpec):
+                self._close_model()  # first: it takes the indented comments that end the model above
             if self.comments:
                 statement = replace(statement, comments=Comments(tuple(self.comments), statement.comments.trailing))
-                self.comments = []
+                self.comments, self.comment_places = [], []
             if isinstance(statement, Layer):
                 self._layer(statement, bool(line.diagnostics))
             elif isinstance(statement, ModelSpec):
-                self._close_model()
                 self.header, self.in_model = statement, True
             else:
                 self._header_line(statement)
@@ -678,8 +692,18 @@ class _Assembler:
         header = self.header
         if header is not None:
             end = self.layers[-1].range.end if self.layers else header.range.end
+            # Pending comments all follow the last layer; the indented ones among the first close this model
+            # (and its range takes them in, so that what is inserted after the model goes after them too).
+            final = 0
+            while final < len(self.comments) and self.comment_places[final][1]:
+                final += 1
+            if final:
+                line, _, column = self.comment_places[final - 1]
+                end = Position(line, column)
             self.models.append(ModelSpec(header.name, tuple(self.layers), header.parent, header.comments,
-                                         Range(header.range.start, end), header.name_range, header.parent_range))
+                                         Range(header.range.start, end), header.name_range, header.parent_range,
+                                         tuple(self.comments[:final])))
+            del self.comments[:final], self.comment_places[:final]
         self.header, self.layers = None, []
 
     def _header_line(self, statement: DataSpec | TrainSpec | Budget) -> None:

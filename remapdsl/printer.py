@@ -2,7 +2,8 @@
 
 Canonical form: header lines first (data, train, budgets), a blank line, then the models separated by one
 blank line, layers indented four spaces, args in catalog order, annotations two spaces after the args, end-of-line
-comments two spaces after the code, comment lines at the indentation of the statement below them, and
+comments two spaces after the code, comment lines at the indentation of the statement below them (those that
+end a model at the indentation of its layers), and
 exactly one newline at the end. Numbers are printed so that they read back as the same value, so
 `parse(format_document(doc)).document == doc` for every valid document, and formatting is idempotent.
 """
@@ -48,6 +49,8 @@ def format_model(model: ModelSpec) -> str:
     lines = _statement(head, model.comments)
     for layer in model.layers:
         lines += _statement(layer_text(layer), layer.comments, INDENT)
+    # indented, so that they read back as the end of this model rather than the start of the next
+    lines += [INDENT + _comment(c) for c in model.final_comments]
     return "\n".join(lines) + "\n"
 
 

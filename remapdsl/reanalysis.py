@@ -30,7 +30,7 @@ def reanalyze(previous: Analysis, previous_text: str, text: str, result: ParseRe
     above, below = unchanged_lines(old_lines, new_lines)
     moved_by = len(new_lines) - len(old_lines)
     first_below = len(new_lines) - below  # lines from here on are the old lines moved by `moved_by`
-    by_start = {info.model.range.start.line: info for info in previous.models.values()}
+    by_start = {info.model.range.start.line: info for info in (*previous.models.values(), *previous.duplicates)}
     old_budget = previous.document.budget("params")
 
     def reuse(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget | None) -> ModelInfo | None:

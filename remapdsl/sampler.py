@@ -29,6 +29,10 @@ STATES = ("conv", "pool", "dropout", "activation", "dense")
 STEP_TRIES = 20
 # Networks drawn per wanted model before the sampler gives up (cap, depth bounds and duplicates reject).
 ATTEMPTS_PER_MODEL = 1000
+# Draws in a row that give no new model before the sampler gives up, however many models are wanted: an
+# impossible request (a cap no network fits under) or an exhausted space then fails in a fraction of a second
+# rather than after ATTEMPTS_PER_MODEL x n draws.
+FRUITLESS_DRAWS = 20_000
 
 Row = Mapping[str, float]
 
@@ -238,13 +242,15 @@ def sample_models(n: int, dataset: DatasetInfo, seed: int = 0, *, table: Transit
     comments = Comments((f"sampled, seed {seed}",))
     seen: set[str] = set()
     out: list[ModelSpec] = []
-    attempts = 0
+    attempts = fruitless = 0
     while len(out) < n:
-        if attempts >= ATTEMPTS_PER_MODEL * n:
-            raise ValueError(f"found only {len(out)} distinct models of {n} in {attempts:,} draws within "
+        if attempts >= ATTEMPTS_PER_MODEL * n or fruitless >= FRUITLESS_DRAWS:
+            streak = f" (none new in the last {fruitless:,})" if fruitless >= FRUITLESS_DRAWS else ""
+            raise ValueError(f"found only {len(out)} distinct models of {n} in {attempts:,} draws{streak} within "
                              f"{max_params:,} parameters and {min_layers}..{max_layers} layers; "
                              "raise the parameter cap or widen the layer bounds")
         attempts += 1
+        fruitless += 1
         layers = _draw_network(rng, dataset, table, limits)
         if layers is None:
             continue
@@ -258,4 +264,5 @@ def sample_models(n: int, dataset: DatasetInfo, seed: int = 0, *, table: Transit
             raise RuntimeError(f"the sampler drew an invalid model ({problems}); the transition rules are broken")
         seen.add(key)
         out.append(model)
+        fruitless = 0
     return out

@@ -80,19 +80,29 @@ class SnacBlock:
         for name, value in self.params.items():
             if name == self.positional or self.defaults.get(name) == value:
                 continue
-            parts.append(value if isinstance(value, str) else f"{name[0]}{value_text(value)}")
+            # an unnamed value (the positional one of a kind the catalog does not know) has no initial
+            parts.append(value_text(value) if isinstance(value, str) or not name else f"{name[0]}{value_text(value)}")
         return " ".join(parts)
 
     def shape_text(self) -> str:
         return describe_shape(self.output_shape) if self.output_shape is not None else "?"
 
+    def args_text(self) -> str:
+        """The parameters as `name=value`, an unnamed value bare: `filters=16 kernel=3`, `16 depth=3`."""
+        return " ".join(param_text(k, v) for k, v in self.params.items())
+
     def describe(self) -> str:
         """A one-line description for tooltips: `conv2d filters=16 kernel=3 → 16x8x8, 160 parameters`."""
-        args = " ".join(f"{k}={value_text(v)}" for k, v in self.params.items())
+        args = self.args_text()
         head = f"{self.index}: {self.kind}" + (f" {args}" if args else "")
         if not self.known:
             return f"{head} → shape unknown"
         return f"{head} → {self.shape_text()}, {self.param_count:,} parameters"
+
+
+def param_text(name: str, value: Value) -> str:
+    """`kernel=3`; a value without a name (the parser names an unknown kind's positional value '') bare: `16`."""
+    return f"{name}={value_text(value)}" if name else value_text(value)
 
 
 def value_text(value: Value) -> str:
@@ -106,7 +116,9 @@ def value_text(value: Value) -> str:
 def block_of(index: int, info: LayerInfo) -> SnacBlock:
     ltype = info.type
     if ltype is None:
-        return SnacBlock(index, info.layer.kind, None, UNKNOWN_STYLE, info.layer.written(), {}, None,
+        # the parser keeps an unknown kind's positional value under the name ''
+        positional = "" if any(a.positional for a in info.layer.args) else None
+        return SnacBlock(index, info.layer.kind, None, UNKNOWN_STYLE, info.layer.written(), {}, positional,
                          info.output_shape, info.param_count, info.flops)
     defaults = {p.name: p.default for p in ltype.params if p.default is not None}
     positional = ltype.positional.name if ltype.positional else None
@@ -121,11 +133,16 @@ def blocks_of(model: ModelInfo) -> tuple[SnacBlock, ...]:
 
 @dataclass(frozen=True)
 class Run:
-    """`pattern` repeated `repeat` times from layer `start`; a run with repeat 1 is a plain stretch of layers."""
+    """`pattern` repeated `repeat` times from layer `start`; a run with repeat 1 is a plain stretch of layers.
+
+    `members` holds every layer the run covers, the copies one after the other: copies look alike (kind,
+    parameters, output shape) but need not weigh alike, as the first copy's input may differ.
+    """
 
     start: int
     pattern: tuple[SnacBlock, ...]
     repeat: int
+    members: tuple[SnacBlock, ...]
 
     @property
     def length(self) -> int:
@@ -134,6 +151,14 @@ class Run:
     @property
     def is_plate(self) -> bool:
         return self.repeat > 1
+
+    def copies_of(self, position: int) -> tuple[SnacBlock, ...]:
+        """The layers at `position` of the pattern, one per copy."""
+        return self.members[position:: len(self.pattern)]
+
+    def param_count(self, position: int) -> int:
+        """Parameters of the layers at `position` of the pattern, all copies together."""
+        return sum(b.param_count for b in self.copies_of(position))
 
 
 def _plate_key(block: SnacBlock) -> tuple[object, ...]:
@@ -160,14 +185,14 @@ def group_runs(blocks: Sequence[SnacBlock], max_pattern: int = MAX_PLATE_PATTERN
                 r += 1
             if r > 1 and p * r > best_p * best_r:
                 best_p, best_r = p, r
-        runs.append(Run(i, tuple(blocks[i: i + best_p]), best_r))
+        runs.append(Run(i, tuple(blocks[i: i + best_p]), best_r, tuple(blocks[i: i + best_p * best_r])))
         i += best_p * best_r
     return tuple(runs)
 
 
 def plain_runs(blocks: Sequence[SnacBlock]) -> tuple[Run, ...]:
     """Every block on its own: the chip without plates."""
-    return tuple(Run(b.index, (b,), 1) for b in blocks)
+    return tuple(Run(b.index, (b,), 1, (b,)) for b in blocks)
 
 
 def si_number(n: float) -> str:

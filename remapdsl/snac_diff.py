@@ -4,6 +4,9 @@ Layers are matched by kind and resolved parameters (difflib's longest matching b
 prefix and suffix of an ablation or variation line up). Inside a stretch that differs, layers of the same
 category pair up as "changed" (conv2d 16 → 32, maxpool → avgpool, relu → tanh); what is left is removed
 from the parent or added in the child.
+
+Rows are numbered as change records number them (`remapdsl.changes.Change`): a layer the parent has (changed
+or removed) by its index in the parent, a layer only the child has (added) by its index in the child.
 """
 
 from __future__ import annotations
@@ -35,13 +38,16 @@ class DiffRow:
         return MARKS[self.status]
 
     def describe(self) -> str:
-        """`Δ 0 conv2d: filters 16 → 32`, `− 2 maxpool size=2 stride=2`, `+ 3 dropout rate=0.25`."""
+        """`Δ 0 conv2d: filters 16 → 32`, `− 2 maxpool size=2 stride=2`, `+ 3 dropout rate=0.25`.
+
+        Changed and removed layers by the parent's index, added ones by the child's, as the child's change
+        records number them."""
         if self.status == CHANGED:
-            assert self.child is not None
-            return f"{self.mark} {self.child.index} {self.child.kind}: {', '.join(self.changes)}"
+            assert self.parent is not None and self.child is not None
+            return f"{self.mark} {self.parent.index} {self.child.kind}: {', '.join(self.changes)}"
         block = self.child if self.status == ADDED else self.parent
         assert block is not None
-        args = " ".join(f"{k}={value_text(v)}" for k, v in block.params.items())
+        args = block.args_text()
         return f"{self.mark} {block.index} {block.kind}" + (f" {args}" if args else "")
 
 
@@ -107,7 +113,8 @@ def changes(parent: SnacBlock, child: SnacBlock) -> tuple[str, ...]:
     for name in [*parent.params, *(n for n in child.params if n not in parent.params)]:
         before, after = parent.params.get(name), child.params.get(name)
         if before != after:
-            out.append(f"{name} {_show(before)} → {_show(after)}")
+            # an unknown kind's positional value has no name
+            out.append(f"{name or 'value'} {_show(before)} → {_show(after)}")
     return tuple(out)
 
 

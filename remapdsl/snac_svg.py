@@ -13,9 +13,10 @@ tooltips, drawers and tables), `mini` (editor hovers) and `micro` (a sparkline: 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax import saxutils
 
 from remapdsl.analysis import ModelInfo
 from remapdsl.catalog import LAYER_TYPES, Shape, SnacStyle, describe_shape
@@ -101,14 +102,31 @@ def num(x: float) -> str:
     return str(int(r)) if r == int(r) else f"{r:.1f}"
 
 
+# Characters XML 1.0 does not allow at all, even escaped: C0 controls other than tab and line breaks, lone
+# surrogates, U+FFFE and U+FFFF. A string value in a model (`note="\x01"`) may hold them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """`text` as XML character data: markup escaped, characters XML cannot hold shown as U+FFFD."""
+    return saxutils.escape(_NOT_XML.sub("\ufffd", text))
+
+
+def quoteattr(text: str) -> str:
+    return saxutils.quoteattr(_NOT_XML.sub("\ufffd", text))
+
+
 def _attrs(**attrs: object) -> str:
     parts = []
     for key, value in attrs.items():
         if value is None:
             continue
         name = key.rstrip("_").replace("_", "-")
-        text = num(value) if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
-        parts.append(f"{name}={quoteattr(text)}")
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            # a number needs no escaping (the hot path: every coordinate of every block)
+            parts.append(f'{name}="{num(value)}"')
+        else:
+            parts.append(f"{name}={quoteattr(str(value))}")
     return " ".join(parts)
 
 
@@ -231,13 +249,13 @@ def render_svg(model: ModelInfo, size: str = "full", plates: bool = False, legen
         cx += geo.column
     for run in runs:
         first = cx
-        for block in run.pattern:
-            body.append(draw_block(block.kind, block.style, block.output_shape, cx, axis, geo,
-                                   block.describe() if geo.titles else None))
+        for position, block in enumerate(run.pattern):
+            title = _block_title(run, position) if geo.titles else None
+            body.append(draw_block(block.kind, block.style, block.output_shape, cx, axis, geo, title))
             if geo.letter_font:
                 body.append(_letter(block.style, cx, letters_y, geo))
             if geo.labels:
-                body.extend(_labels(block, cx, bottom, geo))
+                body.extend(_labels(run, position, cx, bottom, geo))
             cx += geo.column
         if run.is_plate:
             body.append(_plate(run, first, cx - geo.column, top, bottom, plate_font, geo))
@@ -268,10 +286,24 @@ def _input_block(shape: Shape, cx: float, axis: float, letters_y: float, bottom:
     return _el("g", "".join(parts), class_="input")
 
 
-def _labels(block: SnacBlock, cx: float, bottom: float, geo: ChipSize) -> list[str]:
+def _block_title(run: Run, position: int) -> str:
+    """The tooltip of a block; a plate's block speaks for every copy, and counts them all."""
+    block = run.pattern[position]
+    if not run.is_plate:
+        return block.describe()
+    indices = ", ".join(str(b.index) for b in run.copies_of(position))
+    return f"{block.describe()}; ×{run.repeat} in the plate (layers {indices}): {run.param_count(position):,} " \
+           "parameters in all"
+
+
+def _labels(run: Run, position: int, cx: float, bottom: float, geo: ChipSize) -> list[str]:
+    """Parameters, output shape and count under a block. Under a plate the count is that of all its copies
+    (Σ), which need not be the first copy's times the repeat: the first copy's input may be narrower."""
     f = geo.label_font
-    lines = [(block.short_params(), INK), (block.shape_text(), MUTED),
-             (f"{block.param_count:,}" if block.param_count else "", MUTED)]
+    block = run.pattern[position]
+    count = run.param_count(position)
+    shown = "" if not count else f"Σ{count:,}" if run.is_plate else f"{count:,}"
+    lines = [(block.short_params(), INK), (block.shape_text(), MUTED), (shown, MUTED)]
     return [_text(cx, bottom + (i + 1) * (f + 2), text, f, text_anchor="middle", fill=colour)
             for i, (text, colour) in enumerate(lines) if text]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from remapdsl.analysis import analyze_model
 from remapdsl.annotations import VARIATION_OPS, allowed_ops
 from remapdsl.catalog import LAYER_TYPES, Shape, is_spatial
-from remapdsl.changes import Change, Child, check_parent, derive, limit_text, over_budget
+from remapdsl.changes import Change, Child, check_parent, derive, limit_text, over_budget, renumber
 from remapdsl.datasets import DatasetInfo
 from remapdsl.edits import Edit, insert, remove, replace_at, set_param
 from remapdsl.hashing import architecture_hash
@@ -159,7 +159,8 @@ def _candidate(rng: random.Random, layers: tuple[Layer, ...], dataset: DatasetIn
             touched[index] = True
         layers = edit.layers
         changes.append(edit.change)
-    return layers, changes
+    # numbered as the diff SNAC numbers them: parent layers by the parent's index, new layers by the child's
+    return layers, list(renumber(changes))
 
 
 def _apply(rng: random.Random, op: str, layers: tuple[Layer, ...], index: int, dataset: DatasetInfo,

@@ -71,7 +71,8 @@ def layers(draw: st.DrawFn) -> Layer:
     return Layer(kind, args, tuple(draw(st.lists(annotations, max_size=2))), draw(comments))
 
 
-models = st.builds(ModelSpec, any_names, st.lists(layers(), max_size=5).map(tuple), st.none() | any_names, comments)
+models = st.builds(ModelSpec, any_names, st.lists(layers(), max_size=5).map(tuple), st.none() | any_names, comments,
+                   final_comments=st.lists(comment_texts, max_size=2).map(tuple))
 
 data_specs = st.sampled_from(sorted(DATASET_KINDS)).flatmap(
     lambda name: st.builds(DataSpec, st.just(name), st.none() | st.text(max_size=20),

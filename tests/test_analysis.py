@@ -215,3 +215,82 @@ def test_quickdraw_classes_may_be_one_quoted_list():
     for document in (quoted, listed):
         analysis = analyze(document)
         assert analysis.dataset is not None and analysis.dataset.class_names == ("cat", "dog", "fish")
+
+
+def test_a_second_definition_of_a_name_reports_its_own_errors_too():
+    text = ("model a:\n    flatten\n    dense 10\n"
+            "model a:\n    conv3d 16\n    dropout 1.5\n    flatten\n    dense 12\n")
+    a = analysed(text)
+    assert [d.code for d in a.diagnostics] == ["duplicate-model", "unknown-layer", "value", "head"]
+    assert all(d.range.start.line >= 3 and d.model == "a" for d in a.diagnostics)
+    # the name means the first definition; the second one's analysis is kept apart
+    assert a.models["a"].valid and a.models["a"].model.range.start.line == 0
+    (second,) = a.duplicates
+    assert second.model.range.start.line == 3 and not second.valid
+    assert [li.layer.kind for li in second.layers] == ["conv3d", "dropout", "flatten", "dense"]
+
+
+def test_huge_numbers_give_short_messages_and_fixes_not_exceptions():
+    nines = "9" * 400
+    a = analysed(f"model m:\n    conv2d {nines}\n    flatten\n    dense 1e308\n")
+    assert [d.message for d in a.diagnostics] == [
+        "filters must be an integer in [1, 4096]; found 1e+400",
+        "units must be an integer in [1, 65536]; found 1e+308",
+        "the classifier head must have 10 units, one per class; found 1e+308",
+    ]
+    assert a.diagnostics[0].fix is not None and a.diagnostics[0].fix.title == "Set filters to 128"
+
+
+# --- quick fixes ----------------------------------------------------------------------------------
+
+
+def apply_fix(text: str, fix) -> str:
+    """`text` with the fix's edits made (edits do not overlap; applied from the last)."""
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    for edit in sorted(fix.edits, key=lambda e: e.range, reverse=True):
+        begin = starts[edit.range.start.line] + edit.range.start.character
+        end = starts[edit.range.end.line] + edit.range.end.character
+        text = text[:begin] + edit.new_text + text[end:]
+    return text
+
+
+HEAD = "    flatten\n    dense 10\n"
+
+
+@pytest.mark.parametrize("text, title, fixed", [
+    ("model m:\n    conv2f 16\n" + HEAD, "Replace with 'conv2d'", "conv2d 16"),
+    ("model m:\n    conv2d 16 kernal=5\n" + HEAD, "Replace with 'kernel'", "conv2d 16 kernel=5"),
+    ("model m:\n    conv2d 16 padding=sme\n" + HEAD, "Replace with 'same'", "conv2d 16 padding=same"),
+    ("model m:\n    conv2d 16 padding=Valid\n" + HEAD, "Replace with 'valid'", "conv2d 16 padding=valid"),
+    ("model m:\n    relu @kep\n" + HEAD, "Replace with 'keep'", "relu @keep"),
+    ("model m:\n    conv2d 16 kernel=4\n" + HEAD, "Set kernel to 5", "conv2d 16 kernel=5"),
+    ("model m:\n    conv2d 16 kernel=2  @keep\n" + HEAD, "Set kernel to 3", "conv2d 16 kernel=3  @keep"),
+    ("data digts\nmodel m:\n" + HEAD, "Replace with 'digits'", "data digits"),
+    ("data digits vla=0.1\nmodel m:\n" + HEAD, "Replace with 'val'", "data digits val=0.1"),
+    ("train optimizer=adan\nmodel m:\n" + HEAD, "Replace with 'adam'", "train optimizer=adam"),
+    ("train optimiser=sgd\nmodel m:\n" + HEAD, "Replace with 'optimizer'", "train optimizer=sgd"),
+    ("model small:\n" + HEAD + "model m from smal:\n" + HEAD, "Replace with 'small'", "model m from small:"),
+])
+def test_did_you_mean_and_obvious_values_come_with_a_quick_fix(text, title, fixed):
+    [d] = [d for d in analysed(text).diagnostics if d.fix is not None]
+    assert d.fix.title == title
+    after = apply_fix(text, d.fix)
+    assert fixed in [line.strip() for line in after.split("\n")]
+    assert analysed(after).valid, [x.message for x in analysed(after).diagnostics]
+
+
+def test_mistyped_value_words_say_what_was_meant():
+    ms = messages("train optimizer=adan\nmodel m:\n    conv2d 16 padding=sme\n" + HEAD)
+    assert "optimizer must be 'adam' or 'adamw' or 'sgd'; found 'adan'; did you mean 'adam'?" in ms
+    assert "padding must be an integer in [0, 7] or 'same' or 'valid'; found 'sme'; did you mean 'same'?" in ms
+
+
+def test_no_fix_when_nothing_is_close_and_never_the_model_itself_as_parent():
+    text = "model m:\n    zzzz 16\n" + HEAD + "model mm from m2:\n" + HEAD
+    found = {d.code: d for d in analysed(text).diagnostics}
+    assert found["unknown-layer"].fix is None and "did you mean" not in found["unknown-layer"].message
+    # 'mm' is closer to 'm2' than 'm' is, but a model cannot derive from itself
+    assert found["parent"].fix is not None and found["parent"].fix.title == "Replace with 'm'"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from remapdsl.catalog import LAYER_TYPES, ShapeError
+from remapdsl.catalog import LAYER_TYPES, ShapeError, nearest_odd_kernel
 
 
 def test_every_layer_type_of_the_language_is_in_the_catalog():
@@ -26,6 +26,12 @@ def test_reference_grids():
     ("conv2d", "filters", 2.5, "filters must be a whole number; found 2.5"),
     ("conv2d", "padding", "full", "padding must be an integer in [0, 7] or 'same' or 'valid'; found 'full'"),
     ("dropout", "rate", 1, "rate must be a number in (0, 1); found 1"),
+    # values far out of range are quoted short, not digit by digit
+    ("conv2d", "filters", 1e308, "filters must be an integer in [1, 4096]; found 1e+308"),
+    ("conv2d", "filters", -(10**400), "filters must be an integer in [1, 4096]; found -1e+400"),
+    ("conv2d", "filters", 123456789012345678, "filters must be an integer in [1, 4096]; found 1.23457e+17"),
+    ("conv2d", "filters", 999_999_999_999_999, "filters must be an integer in [1, 4096]; found 999999999999999"),
+    ("conv2d", "padding", "x" * 100, f"padding must be an integer in [0, 7] or 'same' or 'valid'; found '{'x' * 39}…'"),
 ])
 def test_out_of_range_values_say_what_is_allowed(layer, param, value, message):
     assert LAYER_TYPES[layer].param(param).check(value) == message
@@ -39,8 +45,9 @@ def test_resolve_fills_defaults_and_normalises_whole_floats():
 
 def test_same_padding_needs_an_odd_kernel():
     conv = LAYER_TYPES["conv2d"]
-    with pytest.raises(ShapeError, match="odd kernel"):
+    with pytest.raises(ShapeError, match="odd kernel") as raised:
         conv.output_shape((1, 8, 8), conv.resolve({"filters": 4, "kernel": 2}))
+    assert raised.value.fix == ("kernel", 3)
     assert conv.output_shape((1, 8, 8), conv.resolve({"filters": 4, "kernel": 2, "padding": "valid"})) == (4, 7, 7)
 
 
@@ -48,3 +55,8 @@ def test_every_type_has_a_style_and_an_otmann_role():
     for t in LAYER_TYPES.values():
         assert t.snac.colour.startswith("#") and t.snac.symbol
         assert (t.otmann.label is None) == (t.name == "flatten")
+
+
+@pytest.mark.parametrize("kernel, odd", [(2, 3), (4, 5), (6, 5), (8, 9), (14, 15)])
+def test_the_nearest_odd_kernel_prefers_grid_sizes_then_the_larger(kernel, odd):
+    assert nearest_odd_kernel(kernel) == odd

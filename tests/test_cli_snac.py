@@ -109,6 +109,20 @@ def test_snac_text_file_and_plates(tmp_path, capsys):
     assert [g.get("data-repeat") for g in root.iter(f"{SVG}g") if g.get("class") == "plate"] == ["3"]
 
 
+@pytest.mark.parametrize("size", ["full", "compact", "mini", "micro"])
+def test_snac_draws_an_unknown_layer_with_a_value(tmp_path, capsys, size):
+    path = tmp_path / "odd.remap"
+    path.write_text("model a:\n    conv3d 16 depth=2\n    flatten\n    dense 10\n", encoding="utf-8")
+    assert main(["snac", str(path), "a", "--size", size]) == 1  # drawn, and the error reported
+    captured = capsys.readouterr()
+    assert [g.get("data-kind") for g in layers_of(captured.out)] == ["conv3d", "flatten", "dense"]
+    assert "found 'conv3d'" in captured.err and "Traceback" not in captured.err
+    if size == "full":
+        root = ET.fromstring(captured.out)
+        assert "0: conv3d 16 depth=2 → shape unknown" in [t.text for t in root.iter(f"{SVG}title")]
+        assert "16 d2" in [t.text for t in root.iter(f"{SVG}text")]
+
+
 def test_snac_diff_against_a_named_or_the_from_parent(remap_file, capsys):
     assert main(["snac", str(remap_file), "no_pool", "--diff", "small", "--size", "compact"]) == 0
     named = capsys.readouterr().out

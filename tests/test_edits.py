@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from remapdsl.changes import Change, describe_changes, unique_name
+from remapdsl.changes import Change, describe_changes, renumber, unique_name
 from remapdsl.edits import insert_layer, remove_layer, reparameterize, replace_layer
 from remapdsl.model import Annotation, Arg, Comments, Layer, ModelSpec
 from remapdsl.parser import parse
@@ -35,6 +35,24 @@ def test_change_text_is_right_for_every_index(index):
     assert Change("replace", index, "relu", layer="tanh").describe() == f"Replaced relu with tanh at index {index}"
     assert Change("reparameterize", index, "conv2d", param="filters", old=32, new=128).describe() == \
         f"filters at {index} from 32 to 128"
+
+
+def test_renumbering_names_parent_layers_by_the_parent_and_new_layers_by_the_child():
+    def at(*changes: Change) -> list[int]:
+        return [c.index for c in renumber(changes)]
+
+    rm = lambda i: Change("remove", i, "relu")  # noqa: E731
+    add = lambda i: Change("prepend", i, "relu", layer="relu")  # noqa: E731
+    param = lambda i: Change("reparameterize", i, "conv2d", param="filters", old=16, new=32)  # noqa: E731
+    assert at(rm(2), param(10)) == [2, 11]  # the parent's layer 11 was layer 10 once layer 2 had gone
+    assert at(param(10), rm(2)) == [10, 2]
+    assert at(add(3), rm(0)) == [2, 0]  # the new layer ends up at 2 in the child
+    assert at(add(12), add(12)) == [13, 12]  # the second insertion pushes the first one on
+    assert at(add(0), param(11), Change("replace", 13, "relu", layer="tanh")) == [0, 10, 12]
+    assert at(rm(11), rm(10), add(10)) == [11, 10, 10]
+    assert at(param(4)) == [4] and at() == []
+    with pytest.raises(ValueError, match="change 2 removes the layer that change 1 added"):
+        renumber([add(3), rm(3)])
 
 
 def test_changes_join_in_order_and_unknown_ops_are_refused():

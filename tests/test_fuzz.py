@@ -3,20 +3,25 @@
 Valid files are mutated (characters deleted, inserted, swapped; lines cut, doubled, shuffled; tokens of
 the language dropped in at random) and random bytes are decoded with errors="replace". Each input goes
 through parse and analysis; the diagnostics must point inside the text, and text without syntax errors
-must format to a fixed point.
+must format to a fixed point. Every model that comes out, however broken, is hashed and drawn: as SVG at
+every chip size (valid XML), with and without plates, and as text.
 """
 
 from __future__ import annotations
 
 import random
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from remapdsl.analysis import analyze
+from remapdsl.analysis import ModelInfo, analyze
+from remapdsl.hashing import HASH_LENGTH, architecture_hash
 from remapdsl.parser import parse
 from remapdsl.printer import format_document, format_text
+from remapdsl.snac_svg import SIZE_NAMES, render_svg
+from remapdsl.snac_text import render_text
 
 EXAMPLES = [p.read_text(encoding="utf-8") for p in sorted((Path(__file__).parent.parent / "examples").glob("*.remap"))]
 SEEDS = [
@@ -26,9 +31,13 @@ SEEDS = [
     "padding=valid  @allow(remove, replace)\n    batchnorm\n    tanh\n    avgpool 3 stride=1  @deny(prepend)\n"
     "    flatten\n    dropout 0.125\n    dense 64\n    sigmoid\n    dense 10  @keep\n",
     'data npz "~/nowhere/d.npz" channels=1 size=8 classes=3\nmodel m:\n    dense 3\n',
+    # unknown kinds with values, strings that XML cannot hold, a repeated stretch for plates
+    'model odd:\n    conv3d 16 depth=3 note="\x01<&>\'"\n    conv2d 8 padding="\x00" kernel=1e308\n    relu 2\n'
+    "    conv2d 8\n    relu\n    conv2d 8\n    relu\n    flatten\n    dense 10\n",
 ]
 TOKENS = ["model", "data", "train", "budget", "from", ":", "=", ",", "@keep", "@allow(", ")", "(", "#", '"', "\\",
           "<=", "<", "100k", "1e999", "-1", ".5", "0.5ms", "16.0", "conv2d", "dense", "flatten", "kernel=", "\t",
+          "conv3d 16", "relu 2", "padding=", '"\x00"', '"<&>"', "9" * 400,
           "\r", "\n", "\r\n", "    ", "\x00", "é", "\ufeff", "\u2028", "𝕏", "1" * 40, "params", "size", "latency"]
 PRINTABLE = [chr(c) for c in range(32, 127)] + ["\t", "\n", "\r", "é", "\x00", "\ufffd"]
 
@@ -82,7 +91,7 @@ def inputs(count: int, seed: int) -> Iterator[str]:
             yield "".join(rng.choice(TOKENS + [" "] * 10) for _ in range(rng.randint(0, 60)))
 
 
-def check(text: str) -> None:
+def check(text: str, turn: int = 0) -> None:
     result = parse(text)
     analysis = analyze(result.document, result.diagnostics)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -90,17 +99,32 @@ def check(text: str) -> None:
         assert d.message
         assert d.range.start <= d.range.end
         assert 0 <= d.range.start.line < len(lines), (d, text)
+    for info in (*analysis.models.values(), *analysis.duplicates):
+        draw(info, turn)
     if not result.diagnostics:
         formatted = format_document(result.document)
         assert format_text(formatted) == formatted, text
         assert parse(formatted).document == result.document, text
 
 
+def draw(info: ModelInfo, turn: int) -> None:
+    """Hash and draw one model: the SVG parses as XML, the text chip has one symbol per layer.
+
+    Each input is drawn at one chip size, with or without plates, taking turns (`turn`), so that every size
+    sees a thousand inputs and the test stays fast.
+    """
+    assert len(architecture_hash(info.model)) == HASH_LENGTH
+    size = SIZE_NAMES[turn % len(SIZE_NAMES)]
+    ET.fromstring(render_svg(info, size, plates=turn // len(SIZE_NAMES) % 2 == 1, legend=turn % 16 == 0))
+    symbols = render_text(info, header=False).splitlines()[-1] if info.layers else ""
+    assert len(symbols.split()) == len(info.layers)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_mutated_and_random_text_gives_diagnostics_never_exceptions(seed):
-    for text in inputs(1000, seed):
+    for turn, text in enumerate(inputs(1000, seed)):
         try:
-            check(text)
+            check(text, turn)
         except AssertionError:
             raise
         except Exception as e:  # report the input that broke the front end

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from strategies import sensible_models
 
+from remapdsl.catalog import LAYER_TYPES, conv_padding
 from remapdsl.hashing import architecture_hash
 from remapdsl.model import ModelSpec
 from remapdsl.parser import parse
@@ -67,3 +69,40 @@ def test_unknown_kinds_hash_by_their_written_args():
 def test_printing_and_reparsing_keeps_the_hash(m):
     (again,) = parse(format_model(m)).document.models
     assert architecture_hash(again) == architecture_hash(m)
+
+
+def test_equivalent_padding_spellings_hash_alike():
+    def conv(args: str) -> str:
+        return architecture_hash(model(f"model a:\n    conv2d 16 {args}\n    flatten\n    dense 10\n"))
+
+    assert conv("") == conv("padding=1") == conv("kernel=3 padding=same") == conv("padding=1.0")
+    assert conv("padding=valid") == conv("padding=0") != conv("")
+    assert conv("kernel=5 padding=2") == conv("kernel=5") != conv("kernel=5 padding=1")
+    # with a 1x1 kernel, same pads nothing: all three are one layer
+    assert conv("kernel=1") == conv("kernel=1 padding=valid") == conv("kernel=1 padding=0")
+    assert conv("padding=2") != conv("padding=3") != conv("")
+
+
+PADDINGS = st.sampled_from(["same", "valid"]) | st.integers(0, 7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 15), st.integers(1, 3), PADDINGS, PADDINGS)
+def test_two_paddings_hash_alike_exactly_when_they_pad_as_many_pixels(kernel, stride, first, second):
+    def layer(padding: object) -> str:
+        return f"conv2d 8 kernel={kernel} stride={stride} padding={padding}"
+
+    def valid(padding: object) -> bool:
+        return not (padding == "same" and kernel % 2 == 0)
+
+    assume(valid(first) and valid(second))  # padding=same with an even kernel is an error, hashed as written
+    a, b = model(f"model a:\n    {layer(first)}\n"), model(f"model b:\n    {layer(second)}\n")
+    same_pixels = conv_padding(kernel, first) == conv_padding(kernel, second)
+    assert (architecture_hash(a) == architecture_hash(b)) == same_pixels
+
+
+def test_an_invalid_padding_is_hashed_as_written():
+    conv = LAYER_TYPES["conv2d"]
+    odd = conv.resolve({"filters": 8, "kernel": 4, "padding": "same"})
+    assert conv.canonical(odd) == odd  # not taken for padding=2: the layer is an error either way
+    assert conv.canonical(conv.resolve({"filters": 8, "padding": "sme"}))["padding"] == "sme"

@@ -129,3 +129,24 @@ def test_format_model_is_one_block_that_parses_back(model):
     text = format_model(model)
     assert text.endswith("\n") and not text.endswith("\n\n")
     assert parse(text).document.models == (model,)
+
+
+def test_an_indented_comment_at_the_end_of_a_model_stays_with_it():
+    text = ("model a:\n    conv2d 16\n    dense 10\n      # tried dense 64 here\n\n"
+            "# b: the wide one\nmodel b:\n    dense 10\n    # the end of b\n# the end of the file\n")
+    formatted = format_text(text)
+    assert formatted == ("model a:\n    conv2d 16\n    dense 10\n    # tried dense 64 here\n\n"
+                         "# b: the wide one\nmodel b:\n    dense 10\n    # the end of b\n\n# the end of the file\n")
+    assert format_text(formatted) == formatted
+    doc = parse(text).document
+    a, b = doc.models
+    assert a.final_comments == ("tried dense 64 here",) and b.comments.leading == ("b: the wide one",)
+    assert b.final_comments == ("the end of b",) and doc.final_comments == ("the end of the file",)
+    # the model's block takes its closing comment in, so what is inserted after the model goes after it
+    assert a.range.end == (3, len("      # tried dense 64 here"))
+
+
+def test_a_model_without_layers_keeps_its_indented_comments():
+    text = "model todo:\n    # conv2d 16, then pool\n"
+    assert format_text(text) == text
+    assert parse(text).document.models[0].final_comments == ("conv2d 16, then pool",)

@@ -66,6 +66,9 @@ def assert_same(found: Analysis, expected: Analysis) -> None:
         for got_layer, want_layer in zip(info.layers, want.layers, strict=True):
             assert got_layer.layer.range == want_layer.layer.range
         assert [(d.range, d.fix) for d in info.diagnostics] == [(d.range, d.fix) for d in want.diagnostics]
+    # the later definitions of taken names, analysed on their own
+    assert found.duplicates == expected.duplicates
+    assert [d.model.range for d in found.duplicates] == [d.model.range for d in expected.duplicates]
 
 
 def test_models_away_from_the_edit_keep_their_analysis_objects():
@@ -91,6 +94,7 @@ def test_models_away_from_the_edit_keep_their_analysis_objects():
     lambda t: t.replace("budget params <= 20k", "budget params <= 5k"),  # the budget: every model again
     lambda t: t.replace("data digits", "data cifar10 \"nowhere\""),  # the data: every model again
     lambda t: t.replace("model flat:", "model small:"),  # a duplicate name
+    lambda t: t.replace("model flat:", "model small:") + "model small:\n    conv3d 1\n",  # and another, broken
     lambda t: t.replace("dense 12\n", "dense 12\nmodel x:\n"),  # a new model
     lambda t: t + "    relu\n",  # a layer appended to the last model
     lambda t: t.replace("\n", "\r\n"),  # other line breaks: every line differs

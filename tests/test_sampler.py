@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -139,6 +140,16 @@ def test_impossible_requests_say_why():
     with pytest.raises(ValueError, match="0 or more"):
         sample_models(-1, DIGITS)
     assert sample_models(0, DIGITS) == []
+
+
+def test_an_impossible_request_fails_fast_however_many_models_are_wanted():
+    started = time.perf_counter()
+    # no network fits under 200 parameters and 3 layers but a handful of tiny ones (avgpool 5, flatten,
+    # dense 10: 50 parameters): the cap of 1,000 draws per model would take 100 million draws
+    with pytest.raises(ValueError, match=r"found only \d+ distinct models of 100000 in [\d,]+ draws \(none new in "
+                                         r"the last 20,000\) within 200 parameters and 2\.\.3 layers"):
+        sample_models(100_000, DIGITS, max_params=200, max_layers=3)
+    assert time.perf_counter() - started < 5
 
 
 def test_the_printed_sample_parses_back_to_the_same_models():

@@ -285,6 +285,46 @@ def test_repeated_runs_fold_into_plates():
     assert render_text(info, plates=True, header=False).splitlines()[-1] == "[ C R ]×3 M M F D"
 
 
+def test_a_plate_counts_the_parameters_of_all_its_copies():
+    # the first conv sees 1 channel (160 parameters), the others 16 (2,320 each): the copies look alike, but
+    # the plate must not say the first copy's count
+    info = model("stack", *(layer("conv2d", 16), layer("relu")) * 3, layer("flatten"), layer("dense", 10))
+    assert [li.param_count for li in info.layers[:6:2]] == [160, 2320, 2320]
+    [plate, *_] = group_runs(blocks_of(info))
+    assert plate.repeat == 3 and plate.param_count(0) == 4800 and plate.param_count(1) == 0
+    assert [b.index for b in plate.copies_of(0)] == [0, 2, 4]
+    full = parse_svg(render_svg(info, "full", plates=True))
+    texts = [t.text for t in full.iter(f"{SVG}text")]
+    assert "Σ4,800" in texts and "160" not in texts and "2,320" not in texts
+    titles = [t.text or "" for t in full.iter(f"{SVG}title")]
+    assert any(t.endswith("×3 in the plate (layers 0, 2, 4): 4,800 parameters in all") for t in titles)
+    # without plates every layer says its own count
+    texts = [t.text for t in parse_svg(render_svg(info, "full")).iter(f"{SVG}text")]
+    assert texts.count("160") == 1 and texts.count("2,320") == 2 and "Σ4,800" not in texts
+    assert sum(li.param_count for li in info.layers[:6]) == 4800
+
+
+def test_an_unknown_layer_with_a_value_is_labelled_and_described():
+    info = model("odd", Layer("conv3d", (Arg("", 16, True), Arg("depth", 3))), layer("flatten"), layer("dense", 10))
+    [block, *_] = blocks_of(info)
+    assert block.short_params() == "16 d3"
+    assert block.describe() == "0: conv3d 16 depth=3 → shape unknown"
+    for size in SIZE_NAMES:
+        parse_svg(render_svg(info, size, plates=True, legend=True))
+    assert render_text(info, header=False).splitlines()[-1] == "? F D"
+    wider = model("odd2", Layer("conv3d", (Arg("", 32, True), Arg("depth", 3))), layer("flatten"), layer("dense", 10))
+    rows = diff_models(info, wider).rows
+    assert [r.describe() for r in rows if r.status != SAME] == ["Δ 0 conv3d: value 16 → 32"]
+
+
+def test_text_that_xml_cannot_hold_is_replaced_not_emitted():
+    info = model("odd", Layer("conv3d", (Arg("note", "a\x00b\x01<&>\"'"),)), layer("flatten"), layer("dense", 10))
+    for size in SIZE_NAMES:
+        root = parse_svg(render_svg(info, size))
+        if size == "full":
+            assert "0: conv3d note=a\ufffdb\ufffd<&>\"' → shape unknown" in [t.text for t in root.iter(f"{SVG}title")]
+
+
 def test_plates_prefer_the_pattern_covering_most_layers():
     a, b = layer("conv2d", 16), layer("relu")
     tail = (layer("flatten"), layer("dense", 10))
@@ -340,8 +380,9 @@ def test_variation_marks_changed_and_added_layers():
         assert render_diff_svg(diff, size) == render_diff_svg(diff_models(parent, child), size)
     full = parse_svg(render_diff_svg(diff, "full"))
     changes = [t.text for t in full.iter(f"{SVG}text") if t.get("class") == "change"]
+    # the parent's layers by the parent's index (its maxpool was layer 2), the new dropout by the child's
     assert changes == ["Δ 0 conv2d: filters 16 → 32", "Δ 1 tanh: relu → tanh", "+ 2 dropout rate=0.5",
-                       "Δ 3 avgpool: maxpool → avgpool"]
+                       "Δ 2 avgpool: maxpool → avgpool"]
     text = render_diff_text(diff)
     lines = text.splitlines()
     assert lines[0] == "p → c: 3 changed, 1 added"

@@ -263,3 +263,11 @@ def test_every_offer_on_sampled_models_leaves_a_valid_file(seed, pick):
         assert after.valid, (offer.title, [d.message for d in after.diagnostics])
         assert all(after.document.model(n).parent == model.name for n in result.names)
         assert len(after.document.models) == len(analysis.document.models) + len(result.names)
+
+
+def test_children_go_after_the_comment_that_closes_their_parent():
+    text = TEXT.replace("    dense 10\n\nmodel mlp:", "    dense 10\n    # try a wider head\n\nmodel mlp:")
+    new, analysis, names = applied(text, Operation("duplicate", "small_wide"))
+    assert analysis.document.model("small_wide").final_comments == ("try a wider head",)
+    assert analysis.document.model(names[0]).final_comments == ()
+    assert "    dense 10\n    # try a wider head\n\n# handcrafted: copy of small_wide\n" in new

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from remapdsl.analysis import analyze_model
 from remapdsl.annotations import allowed_ops
+from remapdsl.changes import describe_changes, renumber
 from remapdsl.datasets import describe
+from remapdsl.edits import insert, remove, set_param
 from remapdsl.hashing import architecture_hash
 from remapdsl.model import Budget, ModelSpec
 from remapdsl.parser import parse
 from remapdsl.printer import layer_text
+from remapdsl.snac_diff import SAME, diff_models
 from remapdsl.variation import vary
 
 DIGITS = describe(None)
@@ -180,9 +185,70 @@ def test_a_parent_with_errors_is_refused():
 
 
 def test_no_change_touches_a_layer_the_same_child_already_changed():
-    result = vary(model(DEEP), DIGITS, 40, max_changes=2, seed=8)
-    pairs = [c.changes for c in result.children if len(c.changes) == 2]
-    assert len(pairs) >= 10
-    for first, second in pairs:
-        if first.op != "remove" and second.op != "prepend":
-            assert second.index != first.index, (first, second)
+    result = vary(model(DEEP), DIGITS, 40, max_changes=3, seed=8)
+    several = [c.changes for c in result.children if len(c.changes) >= 2]
+    assert len(several) >= 10
+    for changes in several:
+        # indices of the parent's layers, and of the child's new ones: neither names a layer twice
+        touched = [c.index for c in changes if c.op != "prepend"]
+        added = [c.index for c in changes if c.op == "prepend"]
+        assert len(set(touched)) == len(touched) and len(set(added)) == len(added), changes
+
+
+def rebuilt(parent: ModelSpec, changes) -> tuple:  # type: ignore[no-untyped-def]
+    """The child's layers from the parent's and the changes, read as README says: a layer the parent has by
+    its index in the parent, a new layer by its index in the child."""
+    layers = list(parent.layers)
+    for c in changes:
+        if c.op == "reparameterize":
+            assert layers[c.index].kind == c.kind
+            layers[c.index] = ("reparameterize", layers[c.index], c.param, c.new)
+        elif c.op == "replace":
+            assert layers[c.index].kind == c.kind
+            layers[c.index] = ("replace", layers[c.index], c.layer)
+    removed = {c.index for c in changes if c.op == "remove"}
+    assert all(parent.layers[i].kind == c.kind for c in changes if c.op == "remove" for i in [c.index])
+    kept = [slot for i, slot in enumerate(layers) if i not in removed]
+    for c in sorted((c for c in changes if c.op == "prepend"), key=lambda c: c.index):
+        kept.insert(c.index, ("prepend", None, c.layer))
+    return tuple(kept)
+
+
+def matches(slot, layer) -> bool:  # type: ignore[no-untyped-def]
+    if not isinstance(slot, tuple):
+        return slot == layer
+    if slot[0] == "reparameterize":
+        _, old, param, new = slot
+        return layer.kind == old.kind and layer.written().get(param) == new
+    _, old, text = slot
+    if layer_text(dataclasses.replace(layer, annotations=())) == text:
+        return True
+    # a layer of the same role keeps the old one's parameters, and the change names its kind alone
+    return old is not None and text == layer.kind and layer.args == old.args
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_changes_of_several_steps_rebuild_the_child_from_the_parent(seed):
+    parent = model(DEEP)  # 15 layers: indices past 10 come up
+    result = vary(parent, DIGITS, 30, max_changes=3, seed=seed)
+    several = [c for c in result.children if len(c.changes) >= 2]
+    assert len(several) >= 10 and any(ch.index >= 10 for c in several for ch in c.changes)
+    for child in several:
+        slots = rebuilt(parent, child.changes)
+        assert len(slots) == len(child.model.layers), child.describe()
+        assert all(matches(s, layer) for s, layer in zip(slots, child.model.layers, strict=True)), child.describe()
+
+
+def test_the_changes_and_the_diff_snac_number_layers_alike():
+    parent = model(DEEP)
+    steps = [remove(parent.layers, 2)]  # the conv2d 32 at 2 goes
+    steps.append(set_param(steps[-1].layers, 11, "units", 128))  # the dense 16, the parent's layer 12
+    steps.append(insert(steps[-1].layers, 13, model("model x:\n    dropout 0.25\n").layers[0]))  # before the head
+    changes = renumber([step.change for step in steps])
+    assert describe_changes(changes) == ("Removed conv2d at index 2; units at 12 from 16 to 128; "
+                                         "Added dropout 0.25 at index 13")
+    child = ModelSpec("c", steps[-1].layers, parent="deep")
+    diff = diff_models(analyze_model(parent, DIGITS), analyze_model(child, DIGITS))
+    rows = [r.describe() for r in diff.rows if r.status != SAME]
+    assert rows == ["− 2 conv2d filters=32 kernel=5 stride=1 padding=same", "Δ 12 dense: units 16 → 128",
+                    "+ 13 dropout rate=0.25"]
