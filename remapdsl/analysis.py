@@ -187,6 +187,11 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
             return None
         if not kind.needs_path and data.path:
             out.append(Diagnostic(data.range, f"data {kind.name} is bundled and takes no path", code="data"))
+        elif kind.shape is not None and data.path and not _path_exists(data.path, base_dir):
+            # the shapes are known without the files, so the models can still be checked
+            out.append(Diagnostic(data.range, f"{data.path} does not exist: training will fail "
+                                  f"until it does (shapes are checked as {kind.name}'s "
+                                  f"{describe_shape(kind.shape)})", Severity.WARNING, code="data"))
     for arg in document.train.args if document.train else ():
         spec = TRAIN_OPTIONS.get(arg.name)
         if spec is None:
@@ -207,6 +212,16 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
         assert data is not None
         out.append(Diagnostic(data.range, f"cannot read data {data.path}: {e}", code="data"))
         return None
+
+
+def _path_exists(path: str, base_dir: Path | None) -> bool:
+    try:
+        resolved = Path(path).expanduser()
+    except RuntimeError:  # "~someone" naming no user
+        return False
+    if not resolved.is_absolute() and base_dir is not None:
+        resolved = base_dir / resolved
+    return resolved.exists()
 
 
 def _check_lineage(document: Document) -> list[Diagnostic]:

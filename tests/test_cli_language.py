@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from remapdsl.cli import main
 
 GOOD = "data digits\n\nmodel small:\n    conv2d 16 kernel=3\n    relu\n    maxpool 2\n    flatten\n    dense 10\n"
@@ -111,3 +113,32 @@ def test_output_into_a_closed_pipe_is_quiet():
               "sys.stdout.write(err.decode())\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert "Traceback" not in out.stdout and "BrokenPipe" not in out.stdout
+
+
+def test_an_unreadable_file_is_reported_and_the_others_still_checked(tmp_path, capsys):
+    bad = write(tmp_path, "bad.remap", BAD)
+    missing = str(tmp_path / "missing.remap")
+    assert main(["check", missing, bad]) == 2
+    out, err = capsys.readouterr()
+    assert f"{bad}:5:11: error: the classifier head must have 10 units" in out
+    assert f"remap check: error: {missing}: no such file" in err
+
+
+def test_a_missing_path_of_a_data_set_with_known_shapes_is_a_warning(tmp_path, capsys):
+    path = write(tmp_path, "c.remap", 'data cifar10 "nowhere"\nmodel a:\n    flatten\n    dense 10\n')
+    assert main(["check", path]) == 0
+    out, _ = capsys.readouterr()
+    assert out.strip() == (f"{path}:1:1: warning: nowhere does not exist: training will fail until it does "
+                           "(shapes are checked as cifar10's 3x32x32)")
+    (tmp_path / "nowhere").mkdir()  # resolved beside the file
+    assert main(["check", path]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_an_unknown_flag_is_reported_by_its_subcommand(tmp_path, capsys):
+    path = write(tmp_path, "good.remap", GOOD)
+    with pytest.raises(SystemExit) as e:
+        main(["check", path, "--bogus"])
+    assert e.value.code == 2
+    _, err = capsys.readouterr()
+    assert "usage: remap check" in err and "remap check: error: unrecognized arguments: --bogus" in err

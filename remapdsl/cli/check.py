@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                           "FILE:LINE:COL: SEVERITY: MESSAGE. Latency and size budgets are checked "
                                           "against the newest ONNX measurement of each model in the store, when "
                                           "there is one (a store is never created). Exit status 1 when there is "
-                                          "an error.")
+                                          "an error, 2 when a file cannot be read.")
     p.add_argument("files", nargs="+", metavar="FILE", help=".remap files")
     p.add_argument("--store", type=Path, metavar="PATH",
                    help="the store holding the ONNX measurements (default: .remap/remap.db in each file's folder)")
@@ -45,9 +45,14 @@ def read_source(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = {path: read_source(path) for path in args.files}
-    errors = warnings = models = 0
-    for path, text in sources.items():
+    errors = warnings = models = unreadable = 0
+    for path in args.files:
+        try:
+            text = read_source(path)
+        except UsageError as e:  # one unreadable file does not hide the problems of the others
+            print(f"remap check: error: {e}", file=sys.stderr)
+            unreadable += 1
+            continue
         result = parse(text)
         analysis = analyze(result.document, result.diagnostics, Path(path).parent)
         models += len(result.document.models)
@@ -55,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
             print(d.format(path))
             errors += d.severity == Severity.ERROR
             warnings += d.severity == Severity.WARNING
-    files = _plural(len(sources), "file")
+    files = _plural(len(args.files) - unreadable, "file")
     if errors or warnings:
         counts = [_plural(n, word) for n, word in ((errors, "error"), (warnings, "warning")) if n]
         print(f"{', '.join(counts)} in {files}", file=sys.stderr)
-    else:
+    elif len(args.files) > unreadable:
         print(f"ok: {_plural(models, 'model')} in {files}", file=sys.stderr)
+    if unreadable:
+        return 2
     return 1 if errors else 0
 
 
