@@ -3,7 +3,11 @@
 For n = 100 and 1,000 random sequential models (drawn like the reference sampler: conv blocks with
 activations, pooling and dropout, then dense layers and the head): the full OTMANN matrix, the
 incremental add of one model (n distances and its out-of-sample placement), classical MDS and
-optional SMACOF refinement. Run: `python benchmarks/bench_projection.py [--sizes 100 1000] [--workers 2]`.
+optional SMACOF refinement; then the same add through `ModelSpace` and a store holding the n-model layout
+and its distances, as `remap layout` does it in a process of its own (stored positions read, the row means
+of the squared distances summed by SQLite, n distances, placement, one position written) and as a
+long-lived process does it (the reference layout still in memory). Run:
+`python benchmarks/bench_projection.py [--sizes 100 1000] [--workers 2]`.
 """
 
 from __future__ import annotations
@@ -12,16 +16,22 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from remapdsl import otmann
 from remapdsl.catalog import LAYER_TYPES
+from remapdsl.distance_cache import PairValue
 from remapdsl.model import Arg, Layer, ModelSpec
+from remapdsl.model_space import ModelSpace
 from remapdsl.projection import embed, place
+from remapdsl.store import Store
 
 BASELINE_PAIRS = 2000
+ADDS = 3  # models added one at a time in each of the store timings
 CONV_BLOCK = ("relu", "tanh", "sigmoid", "maxpool", "avgpool", "dropout", None)
 
 
@@ -66,7 +76,7 @@ def timed(label: str, fn, repeat: int = 1):  # type: ignore[no-untyped-def]
 
 def run(n: int, workers: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
-    models = [random_model(rng, f"m{i}") for i in range(n + 1)]
+    models = [random_model(rng, f"m{i}") for i in range(n + 1 + 2 * ADDS)]
     print(f"n = {n} (mean {np.mean([len(m.layers) for m in models]):.1f} layers per model, "
           f"{otmann.pair_count(n):,} pairs)")
     profiles, _ = timed("profiles", lambda: [otmann.profile(m) for m in models])
@@ -95,6 +105,32 @@ def run(n: int, workers: int, seed: int = 0) -> None:
     timed("add one model: n distances + placement", add_one, repeat=5)
     row, _ = timed("  of which the n distances", lambda: otmann.distances_to(new, existing), repeat=5)
     timed("  of which the placement", lambda: place(layout, row.emd), repeat=5)
+    through_the_store(models, n, matrices, workers)
+
+
+def through_the_store(models: list[ModelSpec], n: int, matrices: otmann.DistanceMatrices, workers: int) -> None:
+    """Adding models to a stored n-model layout through `ModelSpace`, in a long-lived process and in a new one."""
+    named = {m.name: m for m in models}
+    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "remap.db") as store:
+        space = ModelSpace(store.conn, workers=workers)
+        members = space.structural({m.name: m for m in models[:n]})
+        keys = [members.keys[m.name] for m in models[:n]]
+        # the matrix timed above, as the store would hold it after the first `remap layout`
+        space.cache.store("structural", {(keys[i], keys[j]): PairValue(float(matrices.emd[i, j]),
+                                                                       float(matrices.lp[i, j]))
+                                         for i in range(n) for j in range(i + 1, n)})
+        timed("store: first layout (MDS, n positions written)", lambda: space.layout(members))
+        long_lived, fresh = [], []
+        for extra in range(1, 2 * ADDS + 1):
+            # the first adds in the process that laid out (the overview), then each in a new one (`remap layout`)
+            other = space if extra <= ADDS else ModelSpace(store.conn, workers=workers)
+            grown = other.structural({m.name: named[m.name] for m in models[:n + extra]})
+            start = time.perf_counter()
+            result = other.layout(grown)
+            (long_lived if extra <= ADDS else fresh).append(time.perf_counter() - start)
+            assert len(result.placed) == 1, result.placed
+        for label, times in (("long-lived process", long_lived), ("new process (`remap layout`)", fresh)):
+            print(f"  {'store: add one model, ' + label:<44} {statistics.median(times) * 1000:10.1f} ms")
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from remapdsl.analysis import ModelInfo
 from remapdsl.catalog import describe_shape
 from remapdsl.facts import StoreFacts
@@ -37,8 +39,9 @@ def sparkline(values: tuple[float, ...] | list[float]) -> str:
 
 def model_hover(info: ModelInfo, *, images: bool, facts: StoreFacts | None = None, epochs: int | None = None,
                 parent: ModelInfo | None = None, parent_acc: float | None = None,
-                class_names: tuple[str, ...] = ()) -> str:
-    """The model's chip, size and shape, estimated or actual training, accuracy, classes and parent delta."""
+                class_names: tuple[str, ...] = (), neighbours: Sequence[tuple[str, float]] = ()) -> str:
+    """The model's chip, size and shape, estimated or actual training, accuracy, classes and parent delta, and
+    the models closest in structure (`neighbours`: names and OTMANN distances, nearest first)."""
     name = info.model.name
     parts = [f"**{name}**" + (f" — from `{info.model.parent}`" if info.model.parent else "")]
     if images:
@@ -77,8 +80,17 @@ def model_hover(info: ModelInfo, *, images: bool, facts: StoreFacts | None = Non
         if trained is not None and parent_acc is not None:
             line += f", {(trained.val_acc - parent_acc) * 100:+.1f} points of accuracy"
         facts_lines.append(line)
+    if neighbours:
+        facts_lines.append("closest in structure: " + " · ".join(f"`{n}` {short_distance(d)}" for n, d in neighbours))
     parts.append("\n\n".join(facts_lines))
     return "\n\n".join(parts)
+
+
+def short_distance(d: float) -> str:
+    """Two decimals tell neighbours apart; 0 is the same structure, and a near twin is not rounded to it."""
+    if d == 0:
+        return "0"
+    return f"{d:.2f}" if d >= 0.01 else f"{d:.3f}" if d >= 0.001 else "<0.001"
 
 
 def layer_hover(info: ModelInfo, index: int) -> str:

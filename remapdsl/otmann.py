@@ -294,6 +294,21 @@ def _solve(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
     return _solver(a, b, m)
 
 
+def warm_up() -> bool:
+    """Load POT and the solver now; False if POT is not installed.
+
+    The first import costs about a second: a long-lived process (the language server) pays it on a
+    thread of its own at start, not in the first request that needs a distance.
+    """
+    global _solver
+    try:
+        if _solver is None:
+            _solver = _load_solver()
+    except ImportError:
+        return False
+    return True
+
+
 # --- batches -------------------------------------------------------------------------------------
 
 
@@ -380,6 +395,29 @@ class _Batch:
             normalised = _solve(supply, demand, cost)
             out.append(OtmannDistance(lp=normalised * total, emd=normalised))
         return out
+
+
+class ProfileSet:
+    """Profiles prepared once for many rows of distances among them.
+
+    Preparing costs about as much as solving one row (stacking the nodes, merging the path-length
+    columns); a process asked for one row at a time over the same models (the language server's
+    hovers) prepares them once and then pays only for the transport problems.
+    """
+
+    def __init__(self, profiles: Sequence[OtmannProfile]) -> None:
+        self._batch = _Batch(list(profiles))
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def distances_from(self, i: int) -> DistanceMatrices:
+        """Distances from profile i to every profile of the set (0 at i itself): n − 1 transport problems."""
+        n = len(self._batch)
+        if not 0 <= i < n:
+            raise IndexError(f"profile {i} of a set of {n}")
+        out = [*self._batch.row(i, 0, i), OtmannDistance(0.0, 0.0), *self._batch.row(i, i + 1, n)]
+        return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
 
 
 def distances_to(target: OtmannProfile, profiles: Sequence[OtmannProfile]) -> DistanceMatrices:

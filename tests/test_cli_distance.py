@@ -144,7 +144,15 @@ def test_predictions_space_compares_what_trained_models_predict(remap_file, caps
     assert code == 0 and len(found) == 3 and [n["distance"] for n in found] == sorted(n["distance"] for n in found)
 
     code, out, _ = invoke(["layout", str(remap_file), *common], capsys)
-    assert code == 0 and len(json.loads(out)["points"]) == 4
+    result = json.loads(out)
+    assert code == 0 and len(result["points"]) == 4 and result["measure"] == "hamming"
+    assert {p["status"] for p in result["points"]} == {"relaid"}
+    with Store(store) as s:
+        laid = {key for (key,) in s.conn.execute("SELECT key FROM layouts WHERE space = 'predictions'")}
+        runs = {str(r.id) for r in s.runs()}
+    assert laid <= runs and len(laid) >= 3  # keyed by run: small and same_as_small may share one
+    code, out, _ = invoke(["layout", str(remap_file), *common], capsys)
+    assert {p["status"] for p in json.loads(out)["points"]} == {"kept"}
 
 
 def test_neighbours_are_ordered_by_distance(remap_file, capsys):
@@ -179,3 +187,81 @@ def test_layout_with_lp_and_refinement(remap_file, capsys):
     assert code == 0 and out.startswith("structural layout (OTMANN lp, stress")
     code, _, err = invoke(["layout", str(remap_file), "--refine", "-1"], capsys)
     assert code == 2 and "--refine must be 0 or more" in err
+
+
+# --- layouts kept in the store, and the store's cache ----------------------------------------------
+
+EXTRA = """
+model extra:
+    conv2d 8 kernel=5
+    flatten
+    dense 10
+"""
+
+
+def points_of(out: str) -> dict[str, dict[str, object]]:
+    return {p["model"]: p for p in json.loads(out)["points"]}
+
+
+def test_layout_keeps_positions_in_a_store_beside_the_file(remap_file, capsys):
+    store = remap_file.parent / ".remap" / "remap.db"
+    assert not store.exists()
+    code, out, _ = invoke(["layout", str(remap_file), "--json"], capsys)
+    first = points_of(out)
+    assert code == 0 and store.is_file() and json.loads(out)["store"] == str(store)
+    assert {p["status"] for p in first.values()} == {"relaid"}
+    remap_file.write_text(FILE + EXTRA, encoding="utf-8")
+    code, out, _ = invoke(["layout", str(remap_file), "--json"], capsys)
+    second = points_of(out)
+    assert code == 0 and second["extra"]["status"] == "placed" and json.loads(out)["stress"] is None
+    for name, p in first.items():
+        assert second[name]["status"] == "kept" and (second[name]["x"], second[name]["y"]) == (p["x"], p["y"])
+    code, out, _ = invoke(["layout", str(remap_file), "--relayout", "--refine", "5"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and "stress" in lines[0] and all(line.endswith("laid out") for line in lines[1:])
+    assert lines[-1] == "5 laid out"
+    code, out, _ = invoke(["layout", str(remap_file)], capsys)
+    assert out.splitlines()[-1] == "5 kept; --relayout lays them all out afresh"
+
+
+def test_layout_help_says_positions_are_kept_and_the_store_is_created(capsys):
+    with pytest.raises(SystemExit):
+        invoke(["layout", "--help"], capsys)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "created if missing" in text and "--relayout" in text and "stored positions never move" in text
+
+
+def test_layout_json_has_no_negative_zero(tmp_path, capsys):
+    path = tmp_path / "two.remap"
+    path.write_text("data digits\n\nmodel a:\n    flatten\n    dense 10\n\nmodel b:\n    flatten\n    dense 32\n"
+                    "    relu\n    dense 10\n", encoding="utf-8")
+    code, out, _ = invoke(["layout", str(path), "--json", "--store", str(tmp_path / "s.db")], capsys)
+    assert code == 0 and "-0.0" not in out
+    assert [p["y"] for p in json.loads(out)["points"]] == [0.0, 0.0]
+
+
+def test_layout_rejects_a_measure_the_space_does_not_have(remap_file, capsys):
+    code, _, err = invoke(["layout", str(remap_file), "--space", "predictions", "--measure", "lp"], capsys)
+    assert code == 2 and "--measure lp is a structural distance" in err
+
+
+def test_neighbours_and_distance_read_the_store_cache_and_never_create_one(remap_file, capsys, monkeypatch):
+    from remapdsl import otmann
+
+    code, out, _ = invoke(["neighbours", str(remap_file), "small", "--json"], capsys)
+    assert code == 0 and not (remap_file.parent / ".remap").exists()
+    computed = json.loads(out)["neighbours"]
+    invoke(["layout", str(remap_file)], capsys)  # the store now holds every pair
+
+    def no_solving(*args: object) -> float:
+        raise AssertionError("a distance was computed instead of read from the store")
+
+    monkeypatch.setattr(otmann, "_solve", no_solving)
+    code, out, _ = invoke(["neighbours", str(remap_file), "small", "--json"], capsys)
+    assert code == 0 and json.loads(out)["neighbours"] == computed
+    code, out, _ = invoke(["distance", str(remap_file), "small", "mlp", "--json"], capsys)
+    assert code == 0 and json.loads(out)["emd"] == next(n["distance"] for n in computed if n["model"] == "mlp")
+    monkeypatch.undo()
+    code, out, _ = invoke(["neighbours", str(remap_file), "small", "--json", "--store",
+                           str(remap_file.parent / "no.db")], capsys)
+    assert code == 0 and json.loads(out)["neighbours"] == computed and not (remap_file.parent / "no.db").exists()

@@ -88,3 +88,13 @@ def test_plain_text_drops_the_marks_and_keeps_the_words():
     plain = plain_text(model_hover(info, images=False, parent=analyze(result.document).models["small"]))
     assert plain.startswith("small_wide — from small\n") and "vs small: +2,720 parameters" in plain
     assert not any(mark in plain for mark in ("**", "`", "data:image"))
+
+
+def test_the_model_hover_names_the_closest_models_in_structure():
+    result = parse(TEXT)
+    info = analyze(result.document, result.diagnostics).models["small"]
+    text = model_hover(info, images=False, neighbours=[("twin", 0.0), ("near", 0.0042), ("small_wide", 0.0712),
+                                                        ("mlp", 0.1)])
+    assert text.rstrip().endswith("closest in structure: `twin` 0 · `near` 0.004 · `small_wide` 0.07 · `mlp` 0.10")
+    assert "closest in structure" not in model_hover(info, images=False)
+    assert "closest in structure: a <0.001" in plain_text(model_hover(info, images=False, neighbours=[("a", 1e-5)]))

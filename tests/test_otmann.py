@@ -302,3 +302,17 @@ def test_pair_distances_by_key():
         assert [d.lp for d in got] == pytest.approx([m.lp[int(a[1]), int(b[1])] for a, b in pairs], rel=1e-9)
     with pytest.raises(KeyError, match="k9"):
         otmann.pair_distances(profiles, [("k0", "k9")])
+
+
+def test_a_prepared_profile_set_gives_the_rows_of_the_matrix():
+    profiles = [prof("conv2d 16 kernel=3", "relu", "flatten", "dense 10"), prof("flatten", "dense 10"),
+                prof("conv2d 32 kernel=5", "maxpool 2", "flatten", "dense 64", "tanh", "dense 10"),
+                prof("conv2d 16 kernel=1", "flatten", "dense 10")]
+    prepared = otmann.ProfileSet(profiles)
+    matrices = otmann.distance_matrix(profiles, workers=1)
+    assert len(prepared) == 4 and otmann.warm_up()
+    for i in range(4):
+        row = prepared.distances_from(i)
+        assert row.emd.tolist() == pytest.approx(matrices.emd[i].tolist()) and row.lp[i] == 0.0
+    with pytest.raises(IndexError):
+        prepared.distances_from(4)

@@ -1,4 +1,9 @@
-"""`remap layout FILE`: 2-D coordinates of a file's models from MDS on their pairwise distances."""
+"""`remap layout FILE`: 2-D positions of a file's models, kept in the store so that they stay put.
+
+The first layout of a space is MDS on the models' pairwise distances. After that each model keeps its stored
+position and a new model is placed among the others without moving them; only `--relayout` runs MDS again
+(turned to keep the previous orientation) and replaces the stored layout.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +11,75 @@ import argparse
 import json
 from pathlib import Path
 
-from remapdsl import otmann
 from remapdsl.cli import UsageError
-from remapdsl.cli.distance import MEASURES, add_space_option, file_profiles, trained_predictions, warn_skipped
+from remapdsl.cli.distance import (
+    add_measure_option,
+    add_space_option,
+    comparable,
+    file_members,
+    file_models,
+    measure_of,
+    number,
+    open_space,
+    warn_skipped,
+)
+
+STORE_HELP = ("the store where positions are kept and distances cached (default: .remap/remap.db beside FILE); "
+              "created if missing, since a layout is recorded there")
+SAID = {"kept": "kept", "placed": "placed", "relaid": "laid out"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("layout", help="MDS layout of the models of a file",
-                              description=__doc__.splitlines()[0] if __doc__ else None)
+    p = subparsers.add_parser("layout", help="2-D layout of the models of a file; positions are kept",
+                              description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("file", type=Path, metavar="FILE", help="a .remap file")
-    add_space_option(p)
-    p.add_argument("--measure", choices=MEASURES, default="emd",
-                   help="structural distance: normalised 'emd' (default) or raw transport cost 'lp' (REMAP's)")
+    add_space_option(p, STORE_HELP)
+    add_measure_option(p)
+    p.add_argument("--relayout", action="store_true",
+                   help="run MDS again over the file's models and replace the stored layout (turned to keep its "
+                        "orientation); without it stored positions never move")
     p.add_argument("--refine", type=int, default=0, metavar="N",
-                   help="SMACOF iterations after classical MDS (default 0: classical only)")
+                   help="SMACOF iterations after classical MDS when the layout is computed afresh: the first time, "
+                        "or with --relayout (default 0: classical only)")
     p.add_argument("--workers", type=int, default=2, help="processes for the distance matrix (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from remapdsl.projection import embed, stress  # scipy comes with the optional `distance` extra
-
     if args.refine < 0:
         raise UsageError(f"--refine must be 0 or more; found {args.refine}")
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1; found {args.workers}")
-    profiles, problems = file_profiles(args.file)
-    warn_skipped(problems)
-    if not profiles:
+    measure = measure_of(args)
+    models, problems = file_models(args.file)
+    if not models:
+        warn_skipped(problems)
         raise UsageError(f"{args.file} has no models to lay out")
-    keys = list(profiles)
-    if args.space == "predictions":
-        from remapdsl.prediction_distance import PredictionError, prediction_distance_matrix
-
-        predictions = trained_predictions(args.file, keys, args.store)
-        try:
-            d = prediction_distance_matrix([predictions[k] for k in keys])
-        except PredictionError as e:
-            raise UsageError(str(e)) from None
-    else:
-        matrices = otmann.distance_matrix([profiles[k] for k in keys], workers=args.workers)
-        d = matrices.emd if args.measure == "emd" else matrices.lp
-    layout = embed(keys, d, refine=args.refine)
-    fit = stress(d, layout.coords)
+    with open_space(args, create=True) as (space, store):
+        assert store is not None
+        members = file_members(args, space, store, models, problems)
+        warn_skipped(members.problems)
+        if not members.keys:
+            raise UsageError(f"{args.file} has no models to lay out")
+        with comparable():
+            result = space.layout(members, measure, relayout=args.relayout, refine=args.refine)
+        location = store.path
+    points = [(name, x, y, result.status(name)) for name, (x, y) in result.positions.items()]
     if args.json:
-        print(json.dumps({"space": args.space, "measure": args.measure, "stress": fit,
-                          "points": [{"model": k, "x": float(x), "y": float(y)}
-                                     for k, (x, y) in zip(keys, layout.coords, strict=True)]}))
+        print(json.dumps({"space": args.space, "measure": measure, "store": str(location),
+                          "stress": None if result.stress is None else number(result.stress),
+                          "points": [{"model": name, "x": number(x), "y": number(y), "status": status}
+                                     for name, x, y, status in points]}))
         return 0
-    width = max(len(k) for k in keys)
-    what = f"OTMANN {args.measure}" if args.space == "structural" else "prediction distance"
-    print(f"{args.space} layout ({what}, stress {fit:.3g}):")
-    for k, (x, y) in zip(keys, layout.coords, strict=True):
-        print(f"  {k:<{width}}  {x: .4g}  {y: .4g}")
+    width = max(len(name) for name, *_ in points)
+    what = f"OTMANN {measure}" if args.space == "structural" else "prediction distance"
+    fit = f", stress {result.stress:.3g}" if result.stress is not None else ""
+    print(f"{args.space} layout ({what}{fit}), positions kept in {location}:")
+    for name, x, y, status in points:
+        print(f"  {name:<{width}}  {number(x):>10.4g}  {number(y):>10.4g}  {SAID[status]}")
+    counts = [f"{len(names)} {SAID[status]}" for status, names in
+              (("kept", result.kept), ("placed", result.placed), ("relaid", result.relaid)) if names]
+    hint = "; --relayout lays them all out afresh" if result.kept else ""
+    print(", ".join(counts) + hint)
     return 0

@@ -8,15 +8,17 @@ from pathlib import Path
 
 from remapdsl.cli import UsageError
 from remapdsl.cli.distance import (
-    MEASURES,
+    add_measure_option,
     add_space_option,
-    file_profiles,
-    prediction_row,
+    comparable,
+    file_members,
+    file_models,
+    measure_of,
+    number,
+    open_space,
     require_model,
-    trained_predictions,
     warn_skipped,
 )
-from remapdsl.neighbours import nearest, structural_neighbours
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("model", metavar="MODEL")
     add_space_option(p)
     p.add_argument("-k", type=int, default=5, help="how many neighbours (default 5)")
-    p.add_argument("--measure", choices=MEASURES, default="emd",
-                   help="structural distance: normalised 'emd' (default) or raw transport cost 'lp'")
+    add_measure_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
@@ -35,26 +36,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError(f"-k must be at least 1; found {args.k}")
-    profiles, problems = file_profiles(args.file)
-    require_model(args.file, args.model, profiles, problems)
-    warn_skipped(problems)
-    if args.space == "predictions":
-        names = list(profiles)
-        predictions = trained_predictions(args.file, names, args.store)
-        others = [n for n in names if n != args.model]
-        found = nearest(others, prediction_row(args.model, others, predictions), args.k)
-    else:
-        found = structural_neighbours(profiles, args.model, args.k, args.measure)
+    measure = measure_of(args)
+    models, problems = file_models(args.file)
+    require_model(args.file, args.model, models, problems)
+    with open_space(args) as (space, store):
+        members = file_members(args, space, store, models, problems)
+        require_model(args.file, args.model, members.keys, members.problems)
+        warn_skipped(members.problems)
+        with comparable():
+            found = space.neighbours(members, args.model, args.k, measure)
     if args.json:
-        print(json.dumps({"model": args.model, "space": args.space, "measure": args.measure,
-                          "neighbours": [{"model": n.key, "distance": n.distance} for n in found]}))
+        print(json.dumps({"model": args.model, "space": args.space, "measure": measure,
+                          "neighbours": [{"model": n.key, "distance": number(n.distance)} for n in found]}))
         return 0
     if not found:
         print(f"{args.model} has no other models to compare with in {args.file}")
         return 0
     width = max(len(n.key) for n in found)
-    what = f"OTMANN {args.measure}" if args.space == "structural" else "share of validation predictions that differ"
+    what = f"OTMANN {measure}" if args.space == "structural" else "share of validation predictions that differ"
     print(f"nearest to {args.model} ({args.space}, {what}):")
     for rank, n in enumerate(found, start=1):
-        print(f"  {rank}. {n.key:<{width}}  {n.distance:.6g}")
+        print(f"  {rank}. {n.key:<{width}}  {number(n.distance):.6g}")
     return 0

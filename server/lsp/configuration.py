@@ -19,6 +19,7 @@ def register(server: RemapServer) -> None:
         ls.client_log.attach(asyncio.get_running_loop())
         ls.client_info = params.client_info
         ls.apply_settings(params.initialization_options)
+        ls.neighbours.warm_up()  # POT's first import takes about a second: not in the first hover
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: RemapServer, params: types.DidChangeConfigurationParams) -> None:

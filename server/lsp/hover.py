@@ -1,4 +1,5 @@
-"""Hover: a model's SNAC chip and facts, a layer's shapes and parameters, what a header line means."""
+"""Hover: a model's SNAC chip, facts and nearest structural neighbours, a layer's shapes and parameters, what a
+header line means."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def hover_text(ls: RemapServer, state: DocumentState, position: Position,
         classes = state.analysis.dataset.class_names if state.analysis.dataset else ()
         text = model_hover(info, images=images, facts=facts[0], epochs=planned_epochs(document),
                            parent=parent, class_names=classes,
-                           parent_acc=parent_facts.trained.val_acc if parent_facts and parent_facts.trained else None)
+                           parent_acc=parent_facts.trained.val_acc if parent_facts and parent_facts.trained else None,
+                           neighbours=ls.neighbours.closest(state, found.name))
         return text, to_lsp_range(codec, state.lines, found.range)
     for model in document.models:
         for index, layer in enumerate(model.layers):

@@ -22,6 +22,7 @@ from remapdsl.store import Store, StoreError, default_store_path
 
 from .documents import DocumentCache, DocumentState
 from .logs import ClientLog
+from .neighbours import StructuralNeighbours
 from .protocol import RemapProtocol
 from .settings import Settings, parse_settings
 
@@ -41,6 +42,7 @@ class RemapServer(LanguageServer):
         self.client_log = ClientLog(self)  # attached once the event loop runs (on initialize)
         self.client_info: types.ClientInfo | None = None  # the client's name, from initialize
         self._stores = threading.local()  # a Store connection must not be shared between threads
+        self.neighbours = StructuralNeighbours()  # for the model hover; POT is imported on initialize
 
     def document_state(self, uri: str) -> DocumentState | None:
         """The open document at `uri`, parsed and analysed (cached per version); None if it is not open."""

@@ -7,7 +7,7 @@ import base64
 import urllib.parse
 
 import pytest
-from conftest import Session
+from conftest import Session, published
 from lsp_editor import Editor, apply_text_edits
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -114,6 +114,51 @@ async def test_model_hover_shows_the_chip_as_an_image_or_as_text(session: Sessio
     # the name after `from` is the parent
     parent = await hover(client, uri, WIDE, len("model small_wide from s"))
     assert parent is not None and "**small**" in parent.contents.value
+    editor.close(uri)
+
+
+NEIGHBOURHOOD = TEXT + """
+model deeper from small:
+    conv2d 16 kernel=3
+    relu
+    conv2d 16 kernel=3
+    relu
+    maxpool 2
+    flatten
+    dense 10
+
+model mlp:
+    flatten
+    dense 64
+    tanh
+    dense 10
+"""
+
+
+def closest_line(hover_result: types.Hover | None) -> list[tuple[str, str]]:
+    """The (name, distance) pairs of the hover's 'closest in structure' line, as Markdown or plain text."""
+    assert hover_result is not None
+    text = hover_result.contents.value.replace("`", "")
+    line = next(line for line in text.splitlines() if line.startswith("closest in structure: "))
+    return [tuple(item.rsplit(" ", 1)) for item in line.removeprefix("closest in structure: ").split(" · ")]
+
+
+async def test_model_hover_names_the_closest_models_in_structure(session: Session, client: LanguageClient,
+                                                                 editor: Editor):
+    from remapdsl.model_space import ModelSpace
+
+    uri = editor.open(session.path("neighbourhood.remap"), NEIGHBOURHOOD)
+    shown = closest_line(await hover(client, uri, SMALL, 8))
+    space = ModelSpace()
+    members = space.structural({m.name: m for m in parse(NEIGHBOURHOOD).document.models})
+    expected = space.neighbours(members, "small", k=3)
+    assert [name for name, _ in shown] == [n.key for n in expected] and len(shown) == 3
+    assert [float(d) for _, d in shown] == pytest.approx([n.distance for n in expected], abs=0.006)
+    # a model of the same architecture written in after the others comes first, at 0
+    editor.change(uri, NEIGHBOURHOOD + "\nmodel twin:\n    conv2d 16 kernel=3 stride=1\n    relu\n    maxpool 2\n"
+                  "    flatten\n    dense 10\n")
+    await published(session, uri)
+    assert closest_line(await hover(client, uri, SMALL, 8))[0] == ("twin", "0")
     editor.close(uri)
 
 
