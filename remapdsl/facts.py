@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from remapdsl.estimate import TimeModel, time_model
 from remapdsl.store import FINISHED, Store
 
 
@@ -23,7 +24,7 @@ class TrainedFacts:
 class StoreFacts:
     trained: TrainedFacts | None
     n_train: int | None  # training examples of this data, from any past run on it
-    throughput: float | None  # FLOPs/s of past runs on the CPU or GPU that trains next
+    timing: TimeModel | None  # fitted to past runs on the GPU, else the CPU: what trains next
 
 
 def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
@@ -37,9 +38,9 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
         row = store.conn.execute("SELECT n_train FROM runs WHERE data_text = ? AND n_train > 0 ORDER BY id DESC "
                                  "LIMIT 1", (data_text,)).fetchone()
         n_train = int(row[0]) if row else None
-    throughput = store.throughput("cuda") or store.throughput("cpu")
+    timing = time_model(store, "cuda") or time_model(store, "cpu")
     if not finished:
-        return StoreFacts(None, n_train, throughput)
+        return StoreFacts(None, n_train, timing)
     run = finished[-1]  # runs come oldest first
     confusion = store.confusion(run.id)
     report = latest_report(store, model_hash, trained=True)
@@ -49,4 +50,4 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
         tuple(float(a) for a in confusion.per_class) if confusion is not None else (),
         run.seconds, run.used_device, one.p50_ms if one else None,
         f"{report.session.provider}" if report is not None else "")
-    return StoreFacts(trained, n_train, throughput)
+    return StoreFacts(trained, n_train, timing)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from remapdsl.analysis import ModelInfo
 from remapdsl.catalog import describe_shape
+from remapdsl.estimate import DEFAULT_BATCH, Work
 from remapdsl.facts import StoreFacts
 from remapdsl.header import TRAIN_OPTIONS
 from remapdsl.model import Document
@@ -13,7 +14,6 @@ from remapdsl.results import duration
 from remapdsl.snac import si_number
 from remapdsl.snac_svg import data_uri, render_svg
 from remapdsl.snac_text import render_text
-from remapdsl.trainer import estimate_seconds
 
 SPARKS = "▁▂▃▄▅▆▇█"
 # Big enough to read in a hover; the image is an SVG data URI of a few KB.
@@ -39,7 +39,8 @@ def sparkline(values: tuple[float, ...] | list[float]) -> str:
 
 def model_hover(info: ModelInfo, *, images: bool, facts: StoreFacts | None = None, epochs: int | None = None,
                 parent: ModelInfo | None = None, parent_acc: float | None = None,
-                class_names: tuple[str, ...] = (), neighbours: Sequence[tuple[str, float]] = ()) -> str:
+                class_names: tuple[str, ...] = (), neighbours: Sequence[tuple[str, float]] = (),
+                batch: int = DEFAULT_BATCH) -> str:
     """The model's chip, size and shape, estimated or actual training, accuracy, classes and parent delta, and
     the models closest in structure (`neighbours`: names and OTMANN distances, nearest first)."""
     name = info.model.name
@@ -69,11 +70,11 @@ def model_hover(info: ModelInfo, *, images: bool, facts: StoreFacts | None = Non
         if trained.latency_ms is not None:
             facts_lines.append(f"ONNX latency {trained.latency_ms:.3g} ms per example at batch 1 (p50"
                                + (f", {trained.latency_where})" if trained.latency_where else ")"))
-    elif facts is not None and facts.n_train and epochs and \
-            (estimate := estimate_seconds(info.flops, facts.n_train, epochs, facts.throughput)) is not None:
+    elif facts is not None and facts.n_train and epochs and facts.timing is not None:
+        estimate = facts.timing.seconds(Work(info.flops, facts.n_train, batch, len(info.layers)), epochs)
         facts_lines.append(f"not trained · estimated training time {duration(estimate)} for {epochs} epoch(s)")
     else:
-        facts_lines.append("not trained")
+        facts_lines.append("not trained (an estimate of its training time comes once a model has trained here)")
     if parent is not None:
         delta = info.param_count - parent.param_count
         line = f"vs `{parent.model.name}`: {delta:+,} parameters"
@@ -108,9 +109,19 @@ def layer_hover(info: ModelInfo, index: int) -> str:
 
 def planned_epochs(document: Document) -> int:
     """The epochs the train line asks for (the default when it gives none, or a value that is not one)."""
-    default = TRAIN_OPTIONS["epochs"].default
-    epochs = document.train.option("epochs", default) if document.train else default
-    return epochs if isinstance(epochs, int) and epochs >= 1 else int(default)  # type: ignore[arg-type]
+    return _planned(document, "epochs")
+
+
+def planned_batch(document: Document) -> int:
+    """The batch size the train line asks for (the default when it gives none, or a value that is not one)."""
+    return _planned(document, "batch")
+
+
+def _planned(document: Document, option: str) -> int:
+    default = TRAIN_OPTIONS[option].default
+    value = document.train.option(option, default) if document.train else default
+    ok = isinstance(value, int) and not isinstance(value, bool) and TRAIN_OPTIONS[option].check(value) is None
+    return value if ok else int(default)  # type: ignore[arg-type, return-value]
 
 
 def plain_text(markdown: str) -> str:

@@ -561,16 +561,6 @@ class Store:
         return [ArtifactRow(r[0], r[1], r[2], r[3], str(self.resolve_path(r[4])) if r[4] else "", r[5],
                             json.loads(r[6])) for r in rows]
 
-    def throughput(self, device: str) -> float | None:
-        """Measured training throughput on `device` in FLOPs per second: the median over its finished runs
-        of flops per example x examples x epochs / seconds."""
-        rows = self.conn.execute(
-            "SELECT r.flops * r.n_train * COUNT(e.epoch) / SUM(e.seconds) FROM runs r JOIN epochs e ON e.run_id = r.id "
-            "WHERE r.used_device = ? AND r.status IN ('done', 'stopped') AND r.flops > 0 AND r.n_train > 0 "
-            "GROUP BY r.id HAVING SUM(e.seconds) > 0 ORDER BY r.id DESC LIMIT 50", (device,)).fetchall()
-        values = sorted(float(r[0]) for r in rows if r[0])
-        return float(np.median(values)) if values else None
-
 
 def split_sql(script: str) -> list[str]:
     """The statements of an SQL script, in order."""

@@ -19,7 +19,7 @@ import functools
 import io
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -152,28 +152,6 @@ def resolve_device(device: str = "auto") -> str:
                              f"cuda:{torch.cuda.device_count() - 1}")
         return wanted
     raise ValueError(f"unknown device '{device}'; expected auto, cpu, cuda or cuda:N")
-
-
-def estimate_seconds(flops_per_example: int, n_train: int, epochs: int, throughput: float | None) -> float | None:
-    """Expected training time of an untrained model, from the throughput (FLOPs/second) of past runs on the
-    same device, as `measured_throughput` defines it; None when there is nothing to go on."""
-    if throughput is None or not math.isfinite(throughput) or throughput <= 0:
-        return None
-    return flops_per_example * n_train * epochs / throughput
-
-
-def measured_throughput(flops_per_example: int, n_train: int, epochs: int, seconds: float) -> float | None:
-    """FLOPs/second of one finished run: forward FLOPs of every training example of every epoch, per second
-    of training (backward passes and evaluation ride along in the seconds)."""
-    if seconds <= 0 or epochs <= 0 or n_train <= 0 or flops_per_example <= 0:
-        return None
-    return flops_per_example * n_train * epochs / seconds
-
-
-def typical_throughput(throughputs: Iterable[float | None]) -> float | None:
-    """The median of past runs' throughputs (robust to the odd slow run), or None without any."""
-    known = sorted(t for t in throughputs if t is not None and math.isfinite(t) and t > 0)
-    return float(np.median(known)) if known else None
 
 
 def train(model: ModelSpec, data: Dataset, settings: TrainSettings, device: str = "auto", *,

@@ -64,9 +64,9 @@ def test_a_trained_model_hover_shows_accuracy_curve_and_classes(tmp_path):
     text = model_hover(info, images=False, facts=facts, epochs=1, class_names=analysis.dataset.class_names)
     assert f"validation accuracy **{facts.trained.val_acc:.1%}**" in text and "best classes:" in text
     assert "ONNX latency" in text  # the worker measured it after training
-    # the untrained sibling gets an estimate from the measured throughput
+    # the untrained sibling gets an estimate from the time model of the past run
     wide = store_facts_for(path, "small_wide")
-    assert wide.trained is None and wide.n_train and wide.throughput
+    assert wide.trained is None and wide.n_train and wide.timing is not None
     assert "estimated training time" in model_hover(analysis.models["small_wide"], images=False, facts=wide, epochs=1)
 
 

@@ -17,11 +17,8 @@ from remapdsl.parallel import train_many
 from remapdsl.trainer import (
     Checkpoint,
     TrainSettings,
-    estimate_seconds,
-    measured_throughput,
     resolve_device,
     train,
-    typical_throughput,
 )
 
 
@@ -204,16 +201,6 @@ def test_devices() -> None:
             resolve_device("cuda")
     with pytest.raises(ValueError, match="unknown device 'tpu'; expected auto, cpu, cuda or cuda:N"):
         resolve_device("tpu")
-
-
-def test_estimated_time_comes_from_past_throughput() -> None:
-    assert estimate_seconds(1000, 500, 10, None) is None
-    throughput = measured_throughput(2000, 1437, 10, 12.5)
-    assert throughput == pytest.approx(2000 * 1437 * 10 / 12.5)
-    assert estimate_seconds(2000, 1437, 10, throughput) == pytest.approx(12.5)
-    assert estimate_seconds(4000, 1437, 5, throughput) == pytest.approx(12.5)
-    assert typical_throughput([None, 1.0, 3.0, 100.0]) == 3.0
-    assert typical_throughput([None]) is None
 
 
 def test_settings_from_the_document_with_overrides() -> None:

@@ -9,7 +9,7 @@ from lsprotocol import types
 
 from remapdsl.facts import StoreFacts, store_facts
 from remapdsl.hashing import architecture_hash
-from remapdsl.hover import HEADER_HELP, layer_hover, model_hover, plain_text, planned_epochs
+from remapdsl.hover import HEADER_HELP, layer_hover, model_hover, plain_text, planned_batch, planned_epochs
 from remapdsl.model import Position
 from remapdsl.navigation import name_at
 from remapdsl.queue import data_line
@@ -63,7 +63,7 @@ def hover_text(ls: RemapServer, state: DocumentState, position: Position,
         text = model_hover(info, images=images, facts=facts[0], epochs=planned_epochs(document),
                            parent=parent, class_names=classes,
                            parent_acc=parent_facts.trained.val_acc if parent_facts and parent_facts.trained else None,
-                           neighbours=ls.neighbours.closest(state, found.name))
+                           neighbours=ls.neighbours.closest(state, found.name), batch=planned_batch(document))
         return text, to_lsp_range(codec, state.lines, found.range)
     for model in document.models:
         for index, layer in enumerate(model.layers):

@@ -117,7 +117,7 @@ async def test_a_trained_model_shows_accuracy_curve_classes_and_the_change_from_
     session.editor.close(uri)
 
 
-async def test_an_untrained_model_gets_an_estimate_from_the_measured_throughput(session: Session):
+async def test_an_untrained_model_gets_an_estimate_from_the_runs_measured_before(session: Session):
     text = TEXT + "\nmodel deep from wide:\n    conv2d 64 kernel=3\n    relu\n    flatten\n    dense 10\n"
     uri = session.editor.open(session.path("estimate.remap"), text)
     found = await hover(session, uri, line_of(text, "model deep"), 7)
