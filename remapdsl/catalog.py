@@ -336,9 +336,9 @@ def _build_dense(shape: Shape, p: Params) -> Any:
 
 
 def _build_dropout(shape: Shape, p: Params) -> Any:
-    from torch import nn
+    from remapdsl.torch_layers import Dropout
 
-    return nn.Dropout(float(p["rate"]))
+    return Dropout(float(p["rate"]))
 
 
 def _build_activation(name: str) -> Callable[[Shape, Params], Any]:
