@@ -134,13 +134,13 @@ class TrainResult:
 
 def resolve_device(device: str = "auto") -> str:
     """"cuda" when available for "auto", else "cpu"; asking for CUDA without it is a ValueError."""
+    wanted = (device or "auto").strip().lower()
+    if wanted == "cpu":  # no torch import: a process that only hands work to others need not wait for one
+        return "cpu"
     import torch
 
-    wanted = (device or "auto").strip().lower()
     if wanted == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if wanted == "cpu":
-        return "cpu"
     if wanted == "cuda" or wanted.startswith("cuda:"):
         if not torch.cuda.is_available():
             build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"

@@ -21,6 +21,7 @@ from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
 from remapdsl.diagnostics import Diagnostic, Severity
 from remapdsl.model import Document
+from remapdsl.parallel import usable_cores
 from remapdsl.queue import Enqueued, Job, Queue, Registered, data_line, register_models
 from remapdsl.store import EpochRow, Store, StoreError, default_store_path
 from remapdsl.worker import ENDED, Worker, WorkerEvent, WorkerOptions
@@ -256,14 +257,16 @@ def train_jobs(path: Path, job_ids: Sequence[int], *, jobs: int, device: str | N
     """Train the given queued jobs in this process (jobs=1) or in a pool of worker processes, with progress."""
     options = options or WorkerOptions(device=device)
     progress = Progress(out, len(job_ids), tty)
-    if jobs <= 1 or len(job_ids) <= 1:
-        _one_thread()
+    processes = max(1, min(jobs, len(job_ids)))
+    threads = max(1, usable_cores() // processes)
+    if processes == 1:
+        _set_threads(threads)
         with Worker(path, options=options, only=job_ids, on_event=progress) as worker:
             worker.run(until_empty=True)
         return
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_worker_process, args=(str(path), list(job_ids), options), daemon=True)
-             for _ in range(min(jobs, len(job_ids)))]
+    procs = [context.Process(target=_worker_process, args=(str(path), list(job_ids), options, threads), daemon=True)
+             for _ in range(processes)]
     for p in procs:
         p.start()
     with Store(path) as store:
@@ -282,16 +285,16 @@ def train_jobs(path: Path, job_ids: Sequence[int], *, jobs: int, device: str | N
               "their jobs go back to the queue when their lease runs out", file=sys.stderr)
 
 
-def _one_thread() -> None:
+def _set_threads(threads: int) -> None:
     import torch
 
-    # small models are bound by per-operation overhead, and torch's threads spin against each other (and
-    # against other processes) on a busy CPU: one thread per process, one process per core
-    torch.set_num_threads(1)
+    # the cores are shared out between the processes: torch's threads spin against each other (and against
+    # other processes) on a busy CPU, while a lone training of a large model gains from every core
+    torch.set_num_threads(threads)
 
 
-def _worker_process(path: str, job_ids: list[int], options: WorkerOptions) -> None:
-    _one_thread()
+def _worker_process(path: str, job_ids: list[int], options: WorkerOptions, threads: int) -> None:
+    _set_threads(threads)
     try:
         with Worker(path, options=options, only=job_ids) as worker:
             worker.run(until_empty=True)
