@@ -115,7 +115,7 @@ def main() -> None:
     print(f"{args.models} models, {len(lines):,} lines, {len(text):,} characters; median of {args.runs} runs")
     print(f"{'step':40} {'ms':>8}")
     for name, ms in rows:
-        print(f"{name:40} {ms:8.1f}")
+        print(f"{name:40} {ms:8.2f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ language core stays light.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any
@@ -145,10 +145,14 @@ class OtmannSpec:
 
     `label` names the node's label, or None when the layer is not a node (flatten). `mass` says how its
     mass follows from the channels entering it: "product" (in x out), "channels" (in), "square" (in^2).
+    A label's path-length group follows from its name by NASBOT's rule (`otmann.path_group`).
     """
 
     label: Callable[[Params], str] | None
     mass: str = "square"
+    # label-mismatch costs (REMAP's table) between this type's labels and the labels they may be matched
+    # with, as (label, label, cost); any other pair of different labels cannot be matched
+    mismatch: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,7 +385,13 @@ def _pool_params() -> tuple[ParamSpec, ...]:
     )
 
 
-def _activation(name: str, symbol: str) -> LayerType:
+def _size_mismatch(prefix: str, small: int, middle: int, large: int) -> tuple[tuple[str, str, float], ...]:
+    """REMAP's costs between kernel (or pool) sizes: 0.2 for neighbouring sizes, 0.3 from smallest to largest."""
+    s, m, lg = (f"{prefix}{n}" for n in (small, middle, large))
+    return ((s, m, 0.2), (m, lg, 0.2), (s, lg, 0.3))
+
+
+def _activation(name: str, symbol: str, mismatch: tuple[tuple[str, str, float], ...]) -> LayerType:
     return LayerType(
         name=name,
         category="activation",
@@ -392,7 +402,7 @@ def _activation(name: str, symbol: str) -> LayerType:
         flops=_elementwise_flops,
         build=_build_activation(name),
         snac=SnacStyle(ORANGE, symbol, glyph=name),
-        otmann=OtmannSpec(lambda p, n=name: n, "square"),
+        otmann=OtmannSpec(lambda p, n=name: n, "square", mismatch),
         sampler_state="activation",
     )
 
@@ -417,7 +427,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             flops=_conv_flops,
             build=_build_conv,
             snac=SnacStyle(BLUE, "C"),
-            otmann=OtmannSpec(lambda p: f"conv{p['kernel']}", "product"),
+            otmann=OtmannSpec(lambda p: f"conv{p['kernel']}", "product", _size_mismatch("conv", 1, 3, 5)),
             sampler_state="conv",
             needs_spatial=True,
             out_channels=lambda c, p: int(p["filters"]),
@@ -433,7 +443,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             flops=_pool_flops,
             build=_build_maxpool,
             snac=SnacStyle(GREEN, "M"),
-            otmann=OtmannSpec(lambda p: f"pool{p['size']}", "channels"),
+            otmann=OtmannSpec(lambda p: f"pool{p['size']}", "channels", _size_mismatch("pool", 2, 3, 5)),
             sampler_state="pool",
             needs_spatial=True,
         ),
@@ -447,7 +457,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             flops=_pool_flops,
             build=_build_avgpool,
             snac=SnacStyle(SKY, "A"),
-            otmann=OtmannSpec(lambda p: f"pool{p['size']}", "channels"),
+            otmann=OtmannSpec(lambda p: f"pool{p['size']}", "channels", _size_mismatch("pool", 2, 3, 5)),
             sampler_state="pool",
             needs_spatial=True,
         ),
@@ -486,9 +496,9 @@ LAYER_TYPES: dict[str, LayerType] = {
             otmann=OtmannSpec(lambda p: "dropout", "square"),
             sampler_state="dropout",
         ),
-        _activation("relu", "R"),
-        _activation("tanh", "T"),
-        _activation("sigmoid", "S"),
+        _activation("relu", "R", (("relu", "tanh", 0.25), ("relu", "sigmoid", 0.25))),
+        _activation("tanh", "T", (("tanh", "relu", 0.25), ("tanh", "sigmoid", 0.1))),
+        _activation("sigmoid", "S", (("sigmoid", "relu", 0.25), ("sigmoid", "tanh", 0.1))),
         LayerType(
             name="flatten",
             category="reshape",
@@ -519,19 +529,22 @@ LAYER_TYPES: dict[str, LayerType] = {
 
 ACTIVATIONS = tuple(n for n, t in LAYER_TYPES.items() if t.category == "activation")
 
-# OTMANN label-mismatch costs between labels that may be matched (REMAP's table); any pair not here,
-# and not equal, cannot be matched.
-OTMANN_MISMATCH: dict[frozenset[str], float] = {
-    frozenset(("conv1", "conv3")): 0.2,
-    frozenset(("conv3", "conv5")): 0.2,
-    frozenset(("conv1", "conv5")): 0.3,
-    frozenset(("pool2", "pool3")): 0.2,
-    frozenset(("pool3", "pool5")): 0.2,
-    frozenset(("pool2", "pool5")): 0.3,
-    frozenset(("tanh", "relu")): 0.25,
-    frozenset(("tanh", "sigmoid")): 0.1,
-    frozenset(("relu", "sigmoid")): 0.25,
-}
+
+
+def _mismatch_table(types: Iterable[LayerType]) -> dict[frozenset[str], float]:
+    """Every entry's mismatch costs in one table; two entries that give one pair must agree."""
+    table: dict[frozenset[str], float] = {}
+    for ltype in types:
+        for a, b, cost in ltype.otmann.mismatch:
+            pair = frozenset((a, b))
+            if table.setdefault(pair, cost) != cost:
+                raise ValueError(f"OTMANN mismatch cost of {a}-{b} given twice: {table[pair]} and {cost}")
+    return table
+
+
+# OTMANN label-mismatch costs between labels that may be matched, gathered from the entries; any pair not
+# here, and not equal, cannot be matched.
+OTMANN_MISMATCH: dict[frozenset[str], float] = _mismatch_table(LAYER_TYPES.values())
 
 
 def layer_type(name: str) -> LayerType | None:

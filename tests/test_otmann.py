@@ -316,3 +316,18 @@ def test_a_prepared_profile_set_gives_the_rows_of_the_matrix():
         assert row.emd.tolist() == pytest.approx(matrices.emd[i].tolist()) and row.lp[i] == 0.0
     with pytest.raises(IndexError):
         prepared.distances_from(4)
+
+
+def test_the_mismatch_table_is_gathered_from_the_catalog_entries_and_is_remaps() -> None:
+    from dataclasses import replace
+
+    from remapdsl.catalog import LAYER_TYPES, OTMANN_MISMATCH, _mismatch_table
+
+    expected = {("conv1", "conv3"): 0.2, ("conv3", "conv5"): 0.2, ("conv1", "conv5"): 0.3,
+                ("pool2", "pool3"): 0.2, ("pool3", "pool5"): 0.2, ("pool2", "pool5"): 0.3,
+                ("relu", "tanh"): 0.25, ("tanh", "sigmoid"): 0.1, ("relu", "sigmoid"): 0.25}
+    assert {frozenset(pair): cost for pair, cost in expected.items()} == OTMANN_MISMATCH
+    relu = LAYER_TYPES["relu"]
+    disagreeing = replace(relu, otmann=replace(relu.otmann, mismatch=(("relu", "tanh", 0.5),)))
+    with pytest.raises(ValueError, match="relu-tanh given twice"):
+        _mismatch_table([*LAYER_TYPES.values(), disagreeing])
