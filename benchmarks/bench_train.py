@@ -39,6 +39,7 @@ class Timing:
     failed: int
     # Share of the workers' time spent training (1.0: no process ever waited for work).
     busy: float = 1.0
+    epoch_seconds: tuple[float, ...] = ()  # per model: mean seconds of its epochs
 
 
 def population(n: int, info: DatasetInfo, seed: int) -> list[ModelSpec]:
@@ -64,7 +65,33 @@ def run_ours(models: list[ModelSpec], data: Dataset, settings: TrainSettings, wo
         results = pool.train_all(models, settings)
     seconds = time.perf_counter() - started
     return Timing(seconds, [r.epochs[-1].val_acc if r.epochs else float("nan") for r in results],
-                  sum(r.status != "done" for r in results), sum(r.seconds for r in results) / (workers * seconds))
+                  sum(r.status != "done" for r in results), sum(r.seconds for r in results) / (workers * seconds),
+                  tuple(r.seconds / max(1, len(r.epochs)) for r in results))
+
+
+def estimate_errors(models: list[ModelSpec], data: Dataset, timing: Timing, batch: int) -> dict[str, float]:
+    """How well past runs predict the others' training time: the time model (remapdsl.estimate) fitted to the
+    even-numbered models, against FLOPs over the median FLOP rate of the same runs; relative errors on the
+    odd-numbered ones."""
+    from remapdsl.analysis import analyze_model
+    from remapdsl.estimate import Timing as Observed
+    from remapdsl.estimate import Work, fit
+
+    info = data.info()
+    works = [Work(analyze_model(m, info).flops, len(data.y_train), batch, len(m.layers)) for m in models]
+    seen = [Observed(w, s) for w, s in zip(works, timing.epoch_seconds, strict=True)]
+    known, unknown = seen[0::2], seen[1::2]
+    model = fit(known)
+    assert model is not None
+    rate = float(np.median([t.work.arithmetic / t.epoch_seconds for t in known]))
+
+    def errors(predict) -> list[float]:  # type: ignore[no-untyped-def]
+        return sorted(abs(predict(t.work) - t.epoch_seconds) / t.epoch_seconds for t in unknown)
+
+    fitted, flops_only = errors(model.epoch_seconds), errors(lambda w: w.arithmetic / rate)
+    p90 = int(0.9 * (len(unknown) - 1))
+    return {"time_model_median": statistics.median(fitted), "time_model_p90": fitted[p90],
+            "flops_only_median": statistics.median(flops_only), "flops_only_p90": flops_only[p90]}
 
 
 def stock_modules(net):  # type: ignore[no-untyped-def]
@@ -162,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(ours_seconds=ours_s, ours_model_epochs_per_s=model_epochs / ours_s,
                    ours_median_val_acc=float(np.nanmedian(ours[-1].val_acc)),
                    ours_workers_busy=statistics.median(t.busy for t in ours))
+    errors = estimate_errors(models, data, ours[-1], args.batch)
+    figures.update({f"estimate_{k}": v for k, v in errors.items()})
+    print(f"estimated training time, relative error on half the models from the other half's runs: time model "
+          f"median {errors['time_model_median']:.0%} (p90 {errors['time_model_p90']:.0%}), FLOPs alone median "
+          f"{errors['flops_only_median']:.0%} (p90 {errors['flops_only_p90']:.0%})")
     print(f"\nours:      {ours_s:7.1f} s  {model_epochs / ours_s:7.1f} model-epochs/s  "
           f"median val acc {figures['ours_median_val_acc']:.3f}")
     if reference:
