@@ -24,7 +24,8 @@ class TrainedFacts:
 class StoreFacts:
     trained: TrainedFacts | None
     n_train: int | None  # training examples of this data, from any past run on it
-    timing: TimeModel | None  # fitted to past runs on the GPU, else the CPU: what trains next
+    # fitted to past runs on the GPU, else the CPU (what trains next); None for a trained model
+    timing: TimeModel | None
 
 
 def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
@@ -38,9 +39,8 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
         row = store.conn.execute("SELECT n_train FROM runs WHERE data_text = ? AND n_train > 0 ORDER BY id DESC "
                                  "LIMIT 1", (data_text,)).fetchone()
         n_train = int(row[0]) if row else None
-    timing = time_model(store, "cuda") or time_model(store, "cpu")
-    if not finished:
-        return StoreFacts(None, n_train, timing)
+    if not finished:  # only an untrained model needs an estimate: the fit is left out of other hovers
+        return StoreFacts(None, n_train, time_model(store, "cuda") or time_model(store, "cpu"))
     run = finished[-1]  # runs come oldest first
     confusion = store.confusion(run.id)
     report = latest_report(store, model_hash, trained=True)
@@ -50,4 +50,4 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
         tuple(float(a) for a in confusion.per_class) if confusion is not None else (),
         run.seconds, run.used_device, one.p50_ms if one else None,
         f"{report.session.provider}" if report is not None else "")
-    return StoreFacts(trained, n_train, timing)
+    return StoreFacts(trained, n_train, None)

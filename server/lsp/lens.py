@@ -35,7 +35,7 @@ def register(server: RemapServer) -> None:
         state = await ls.run_blocking(ls.document_state, uri)
         if state is None:
             return []
-        return await ls.run_blocking(document_lenses, uri, training.store_file(ls, uri), state.analysis)
+        return await ls.run_blocking(document_lenses, uri, ls.store_path(uri), state.analysis)
 
 
 def document_lenses(uri: str, store: Path | None, analysis: Analysis) -> list[types.CodeLens]:

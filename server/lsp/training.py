@@ -31,7 +31,7 @@ from remapdsl.children import model_errors
 from remapdsl.model import Document
 from remapdsl.spawn import DEFAULT_VARIATIONS, Operation
 from remapdsl.status import QueueProgress
-from remapdsl.store import StoreError, default_store_path
+from remapdsl.store import StoreError
 
 from .spawning import compute, tell, workspace_edit
 from .watcher import StoreWatcher
@@ -113,7 +113,7 @@ class Training:
 
     def stores(self) -> set[Path]:
         """The stores of the open documents."""
-        paths = (store_file(self.ls, uri) for uri in list(self.ls.workspace.text_documents))
+        paths = (self.ls.store_path(uri) for uri in list(self.ls.workspace.text_documents))
         return {p for p in paths if p is not None}
 
     def progressed(self, store: Path, progress: QueueProgress) -> None:
@@ -171,18 +171,6 @@ def remember(ls: RemapServer, token: str, uri: str, names: Sequence[str]) -> Non
 # --- queueing -----------------------------------------------------------------------------------------
 
 
-def store_file(ls: RemapServer, uri: str) -> Path | None:
-    """The store for a document: the configured one (relative to the workspace folder), else
-    `.remap/remap.db` beside the file."""
-    configured = ls.settings.store_path
-    if configured:
-        path = Path(configured).expanduser()
-        root = ls.workspace.root_path
-        return path if path.is_absolute() or not root else Path(root) / path
-    file = to_fs_path(uri)
-    return default_store_path(file) if file else None
-
-
 @dataclass(frozen=True)
 class Queued:
     """What became of a model asked to train: `queued`, `queued again`, `already queued`, ..."""
@@ -205,7 +193,7 @@ async def queue(ls: RemapServer, uri: str, names: Sequence[str], *, retry: bool,
         message = f"cannot train: {'; '.join(problems)}"
         ls.window_show_message(types.ShowMessageParams(types.MessageType.Error, message))
         raise JsonRpcInvalidParams(message)
-    store = store_file(ls, uri)
+    store = ls.store_path(uri)
     file = to_fs_path(uri)
     if store is None or file is None:
         raise JsonRpcInvalidParams(f"{uri} is not a file: save it first, or set a store path")

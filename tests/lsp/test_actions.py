@@ -4,15 +4,15 @@ validates, with children `from` their parent, and auto-train queues the children
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import pytest_asyncio
 import pytest_lsp
+from conftest import SERVER
+from conftest import start as start_session
 from lsp_editor import Editor
 from lsprotocol import types
 from pygls.exceptions import JsonRpcContentModified, JsonRpcException, JsonRpcInvalidParams
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from remapdsl.analysis import analyze
 from remapdsl.parser import parse
@@ -21,7 +21,6 @@ from remapdsl.store import Store
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SERVER = [sys.executable, "-m", "remapdsl", "lsp"]
 CLIENTS = ["visual-studio-code", "neovim", "emacs"]
 
 TEXT = """\
@@ -50,17 +49,15 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest,
                  tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp(request.param)
     lsp_client.root = root
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=client_capabilities(request.param), root_uri=root.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(root.as_uri(), "root")],
-        initialization_options={"autoTrain": True, "startWorker": False}))
+    lsp_client.session = await start_session(lsp_client, request.param, root,
+                                             init={"autoTrain": True, "startWorker": False})
     yield
     await lsp_client.shutdown_session()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def editor(client: LanguageClient) -> Editor:
-    return Editor(client)
+    return client.session.editor
 
 
 def resolves(client: LanguageClient) -> bool:

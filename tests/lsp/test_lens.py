@@ -4,22 +4,22 @@ notifications and a code lens refresh; a client without lens refresh is not sent
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 import pytest_lsp
+from conftest import SERVER
+from conftest import start as start_session
 from lsp_editor import Editor
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from remapdsl.queue import Queue
 from remapdsl.store import EpochRow, Store
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SERVER = [sys.executable, "-m", "remapdsl", "lsp"]
 
 TEXT = """\
 data digits
@@ -51,17 +51,15 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest,
     lsp_client.root = root
     # VS Code gets the worker the server starts; for Neovim the test plays the worker
     start_worker = request.param == "visual-studio-code"
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=client_capabilities(request.param), root_uri=root.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(root.as_uri(), "root")],
-        initialization_options={"autoTrain": False, "startWorker": start_worker}))
+    lsp_client.session = await start_session(lsp_client, request.param, root,
+                                             init={"autoTrain": False, "startWorker": start_worker})
     yield
     await lsp_client.shutdown_session()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def editor(client: LanguageClient) -> Editor:
-    return Editor(client)
+    return client.session.editor
 
 
 async def lenses(editor: Editor, uri: str) -> dict[int, list[tuple[str, str, list | None]]]:
