@@ -15,9 +15,9 @@ import statistics
 import time
 from collections.abc import Callable
 
-from remapdsl.analysis import analyze, analyze_model
-from remapdsl.datasets import describe
-from remapdsl.parser import clear_caches, parse
+from remapdsl.language.analysis import analyze, analyze_model
+from remapdsl.language.datasets import describe
+from remapdsl.language.parser import clear_caches, parse
 
 HEADER = """\
 # A large population, as the sampler writes it: 1,000 models on the 8x8 digits.

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_lsp.py [--models 1000] [--runs 60]
 
-The file is a population drawn by `remapdsl.sampler` (as `remap sample 1000` writes it, about 10,000 lines),
+The file is a population drawn by `remapdsl.search.sampler` (as `remap sample 1000` writes it, about 10,000 lines),
 with a store in which a fifth of the models have a finished training run, so that hovers read accuracy,
 curves and classes as they do in use. Measured from the client, so JSON-RPC and the pipe are included:
 hover on model names (SNAC chip image; trained and untrained models) and on layers, the full diagnostics
@@ -28,16 +28,16 @@ import numpy as np
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from remapdsl.analysis import analyze
 from remapdsl.cli.sample import TRAIN_HEADER
-from remapdsl.datasets import describe
-from remapdsl.hashing import architecture_hash
-from remapdsl.model import Arg, DataSpec, Document, TrainSpec
-from remapdsl.parser import parse
-from remapdsl.printer import format_document, format_model
-from remapdsl.queue import data_line
-from remapdsl.sampler import sample_models
-from remapdsl.store import EpochRow, Store
+from remapdsl.language.analysis import analyze
+from remapdsl.language.datasets import describe
+from remapdsl.language.hashing import architecture_hash
+from remapdsl.language.model import Arg, DataSpec, Document, TrainSpec
+from remapdsl.language.parser import parse
+from remapdsl.language.printer import format_document, format_model
+from remapdsl.search.sampler import sample_models
+from remapdsl.store.db import EpochRow, Store
+from remapdsl.store.queue import data_line
 
 TRAINED_SHARE = 0.2
 

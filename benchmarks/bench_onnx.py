@@ -17,15 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-from remapdsl.analysis import analyze_model
-from remapdsl.datasets import describe
-from remapdsl.model import ModelSpec
-from remapdsl.onnx_bench import MIN_RUNS, OnnxReport, measure_model
-from remapdsl.onnx_export import export_model
+from remapdsl.language.analysis import analyze_model
+from remapdsl.language.datasets import describe
+from remapdsl.language.model import ModelSpec
+from remapdsl.onnx.bench import MIN_RUNS, OnnxReport, measure_model
+from remapdsl.onnx.export import export_model
 
 
 def sampled_models(n: int, seed: int) -> list[ModelSpec]:
-    from remapdsl.sampler import sample_models
+    from remapdsl.search.sampler import sample_models
 
     return list(sample_models(n, describe(None), seed))
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from remapdsl import otmann
-from remapdsl.catalog import LAYER_TYPES
-from remapdsl.distance_cache import PairValue
-from remapdsl.model import Arg, Layer, ModelSpec
-from remapdsl.model_space import ModelSpace
-from remapdsl.projection import embed, place
-from remapdsl.store import Store
+from remapdsl.language.catalog import LAYER_TYPES
+from remapdsl.language.model import Arg, Layer, ModelSpec
+from remapdsl.space import otmann
+from remapdsl.space.distance_cache import PairValue
+from remapdsl.space.model_space import ModelSpace
+from remapdsl.space.projection import embed, place
+from remapdsl.store.db import Store
 
 BASELINE_PAIRS = 2000
 ADDS = 3  # models added one at a time in each of the store timings

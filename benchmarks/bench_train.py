@@ -4,7 +4,7 @@
                                      [--seed 0] [--json out.json]
     python benchmarks/bench_train.py --gpu      # CIFAR-10-shaped synthetic data (50,000 x 3 x 32 x 32) on CUDA
 
-The population is the sampler's (`remapdsl.sampler.sample_models`) for the data's input shape. Ours: a
+The population is the sampler's (`remapdsl.search.sampler.sample_models`) for the data's input shape. Ours: a
 `TrainingPool` (one process per core, one torch thread each, data held as tensors, seeded index batches,
 full validation each epoch, a checkpoint each epoch). Reference: one model after another in this process
 with torch's default threads, the same architecture built from torch's stock modules, a DataLoader over a
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remapdsl.data import Dataset, load_dataset
-from remapdsl.datasets import CIFAR10_CLASSES, DatasetInfo
-from remapdsl.model import ModelSpec
-from remapdsl.parallel import TrainingPool, default_workers
-from remapdsl.torch_model import build_model
-from remapdsl.trainer import TrainSettings, resolve_device
+from remapdsl.language.datasets import CIFAR10_CLASSES, DatasetInfo
+from remapdsl.language.model import ModelSpec
+from remapdsl.train.data import Dataset, load_dataset
+from remapdsl.train.parallel import TrainingPool, default_workers
+from remapdsl.train.torch_model import build_model
+from remapdsl.train.trainer import TrainSettings, resolve_device
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Timing:
 
 def population(n: int, info: DatasetInfo, seed: int) -> list[ModelSpec]:
     try:
-        from remapdsl.sampler import sample_models
+        from remapdsl.search.sampler import sample_models
     except ImportError as e:
         raise SystemExit(f"bench_train: the sampler is missing ({e}); it provides the population") from e
     return list(sample_models(n, info, seed))
@@ -70,12 +70,12 @@ def run_ours(models: list[ModelSpec], data: Dataset, settings: TrainSettings, wo
 
 
 def estimate_errors(models: list[ModelSpec], data: Dataset, timing: Timing, batch: int) -> dict[str, float]:
-    """How well past runs predict the others' training time: the time model (remapdsl.estimate) fitted to the
+    """How well past runs predict the others' training time: the time model (remapdsl.store.estimate) fitted to the
     even-numbered models, against FLOPs over the median FLOP rate of the same runs; relative errors on the
     odd-numbered ones."""
-    from remapdsl.analysis import analyze_model
-    from remapdsl.estimate import Timing as Observed
-    from remapdsl.estimate import Work, fit
+    from remapdsl.language.analysis import analyze_model
+    from remapdsl.store.estimate import Timing as Observed
+    from remapdsl.store.estimate import Work, fit
 
     info = data.info()
     works = [Work(analyze_model(m, info).flops, len(data.y_train), batch, len(m.layers)) for m in models]
@@ -96,7 +96,7 @@ def estimate_errors(models: list[ModelSpec], data: Dataset, timing: Timing, batc
 
 def stock_modules(net):  # type: ignore[no-untyped-def]
     """The same network built from torch's own modules only, as a plain script would: our CPU dropout
-    (remapdsl.torch_layers) is one of the trainer's speed-ups, not the reference's."""
+    (remapdsl.train.torch_layers) is one of the trainer's speed-ups, not the reference's."""
     from torch import nn
 
     for i, layer in enumerate(net):

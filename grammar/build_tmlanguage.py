@@ -21,11 +21,11 @@ import json
 import sys
 from pathlib import Path
 
-from remapdsl.annotations import VARIATION_OPS
-from remapdsl.catalog import LAYER_TYPES
-from remapdsl.datasets import DATASET_KINDS
-from remapdsl.header import BUDGET_UNITS, TRAIN_OPTIONS
-from remapdsl.parser import KEYWORDS
+from remapdsl.language.annotations import VARIATION_OPS
+from remapdsl.language.catalog import LAYER_TYPES
+from remapdsl.language.datasets import DATASET_KINDS
+from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS
+from remapdsl.language.parser import KEYWORDS
 
 OUTPUT = Path(__file__).with_name("remap.tmLanguage.json")
 

@@ -12,11 +12,22 @@ from functools import cache
 
 from hypothesis import strategies as st
 
-from remapdsl.catalog import LAYER_TYPES
-from remapdsl.datasets import DATASET_KINDS
-from remapdsl.header import BUDGET_UNITS, TRAIN_OPTIONS
-from remapdsl.model import Annotation, Arg, Budget, Comments, DataSpec, Document, Layer, ModelSpec, TrainSpec, Value
-from remapdsl.parser import KEYWORDS, NAME_RE, data_option_names, layer_param_names, order_args
+from remapdsl.language.catalog import LAYER_TYPES
+from remapdsl.language.datasets import DATASET_KINDS
+from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS
+from remapdsl.language.model import (
+    Annotation,
+    Arg,
+    Budget,
+    Comments,
+    DataSpec,
+    Document,
+    Layer,
+    ModelSpec,
+    TrainSpec,
+    Value,
+)
+from remapdsl.language.parser import KEYWORDS, NAME_RE, data_option_names, layer_param_names, order_args
 
 # Mostly ASCII with a few non-ASCII letters, so that unicode names are covered without drowning in them.
 _FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_éµß"

@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from remapdsl.ablation import ablate
-from remapdsl.analysis import Analysis, analyze
-from remapdsl.changes import Child
-from remapdsl.children import Parent, appended, blocking_errors
 from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
 from remapdsl.cli.show import pick_model
-from remapdsl.model import Document, ModelSpec
-from remapdsl.parser import parse
-from remapdsl.printer import format_document
+from remapdsl.language.analysis import Analysis, analyze
+from remapdsl.language.model import Document, ModelSpec
+from remapdsl.language.parser import parse
+from remapdsl.language.printer import format_document
+from remapdsl.search.ablation import ablate
+from remapdsl.search.changes import Child
+from remapdsl.search.children import Parent, appended, blocking_errors
 
 BOM = b"\xef\xbb\xbf"
 

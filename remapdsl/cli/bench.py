@@ -16,9 +16,9 @@ from typing import Any
 
 from remapdsl.cli import UsageError
 from remapdsl.cli.export import Workspace, add_store_options, find_trained, open_workspace, select
-from remapdsl.diagnostics import Diagnostic, Severity
-from remapdsl.onnx_bench import DEFAULT_THREADS, MIN_RUNS, PROVIDERS
-from remapdsl.onnx_export import DEFAULT_EXPORTER, EXPORTERS
+from remapdsl.language.diagnostics import Diagnostic, Severity
+from remapdsl.onnx.bench import DEFAULT_THREADS, MIN_RUNS, PROVIDERS
+from remapdsl.onnx.export import DEFAULT_EXPORTER, EXPORTERS
 
 VALIDATION_BATCH = 64
 
@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _bench(ws: Workspace, args: argparse.Namespace) -> int:
-    from remapdsl.budgets import check_report
-    from remapdsl.onnx_bench import OnnxReport, measure_model
-    from remapdsl.onnx_export import OnnxError
-    from remapdsl.onnx_store import store_report
+    from remapdsl.onnx.bench import OnnxReport, measure_model
+    from remapdsl.onnx.budgets import check_report
+    from remapdsl.onnx.export import OnnxError
+    from remapdsl.onnx.records import store_report
 
     if args.model:
         infos = [select(ws, name) for name in dict.fromkeys(args.model)]

@@ -7,12 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from remapdsl.analysis import analyze
-from remapdsl.budgets import has_measured_budgets, measured_budget_diagnostics
 from remapdsl.cli import UsageError
-from remapdsl.diagnostics import Diagnostic, Severity
-from remapdsl.model import Document
-from remapdsl.parser import parse
+from remapdsl.language.analysis import analyze
+from remapdsl.language.diagnostics import Diagnostic, Severity
+from remapdsl.language.model import Document
+from remapdsl.language.parser import parse
+from remapdsl.onnx.budgets import has_measured_budgets, measured_budget_diagnostics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -75,7 +75,7 @@ def _measured(path: Path, document: Document, store: Path | None) -> list[Diagno
     """The measured budgets' diagnostics from the store; a store that is absent or unreadable costs only these."""
     import sqlite3
 
-    from remapdsl.store import Store, StoreError, default_store_path
+    from remapdsl.store.db import Store, StoreError, default_store_path
 
     if not has_measured_budgets(document):
         return []

@@ -52,10 +52,10 @@ def demo_text(models: int, epochs: int, seed: int) -> str:
     """The text of demo.remap: the digits header and `models` sampled architectures."""
     from dataclasses import replace
 
-    from remapdsl.datasets import describe
-    from remapdsl.model import Arg, DataSpec, Document, TrainSpec
-    from remapdsl.printer import format_document
-    from remapdsl.sampler import sample_models
+    from remapdsl.language.datasets import describe
+    from remapdsl.language.model import Arg, DataSpec, Document, TrainSpec
+    from remapdsl.language.printer import format_document
+    from remapdsl.search.sampler import sample_models
 
     data = DataSpec("digits")
     document = Document(data=data,
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_front(store, plan) -> None:  # type: ignore[no-untyped-def]
-    from remapdsl.results import pareto_rows, result_rows
+    from remapdsl.store.results import pareto_rows, result_rows
 
     rows = result_rows(store, plan.registered, data_key=plan.data.key, settings_key=plan.settings.key(),
                        epochs=plan.settings.epochs, n_train=len(plan.data.y_train), device=plan.device,

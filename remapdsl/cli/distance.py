@@ -14,12 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from remapdsl.analysis import did_you_mean
 from remapdsl.cli import UsageError
-from remapdsl.diagnostics import Diagnostic, Severity
-from remapdsl.model import Document, ModelSpec
-from remapdsl.model_space import Members, ModelSpace, RunPredictions, check_measure
-from remapdsl.store import Store
+from remapdsl.language.analysis import did_you_mean
+from remapdsl.language.diagnostics import Diagnostic, Severity
+from remapdsl.language.model import Document, ModelSpec
+from remapdsl.space.model_space import Members, ModelSpace, RunPredictions, check_measure
+from remapdsl.store.db import Store
 
 SPACES = ("structural", "predictions")
 MEASURES = ("emd", "lp")
@@ -55,7 +55,7 @@ def number(x: float) -> float:
 
 
 def read_document(path: Path) -> tuple[Document, list[Diagnostic]]:
-    from remapdsl.parser import parse
+    from remapdsl.language.parser import parse
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -159,9 +159,9 @@ def trained_predictions(path: Path, names: list[str], store: Store) -> dict[str,
     by run id.
     """
     from remapdsl.cli.train import dataset_of, settings_of
-    from remapdsl.queue import describe_models
-    from remapdsl.results import pick_run
-    from remapdsl.store import FINISHED
+    from remapdsl.store.db import FINISHED
+    from remapdsl.store.queue import describe_models
+    from remapdsl.store.results import pick_run
 
     document, _ = read_document(path)
     folder = path.resolve().parent
@@ -190,7 +190,7 @@ def trained_predictions(path: Path, names: list[str], store: Store) -> dict[str,
 @contextmanager
 def comparable() -> Iterator[None]:
     """Predictions that cannot be compared (other lengths) are bad input, said as such."""
-    from remapdsl.prediction_distance import PredictionError
+    from remapdsl.space.prediction_distance import PredictionError
 
     try:
         yield

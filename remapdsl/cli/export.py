@@ -15,17 +15,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from remapdsl.analysis import Analysis, ModelInfo, analyze, did_you_mean
 from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
-from remapdsl.diagnostics import Diagnostic, Severity
-from remapdsl.onnx_export import DEFAULT_EXPORTER, EXPORTERS
+from remapdsl.language.analysis import Analysis, ModelInfo, analyze, did_you_mean
+from remapdsl.language.diagnostics import Diagnostic, Severity
+from remapdsl.onnx.export import DEFAULT_EXPORTER, EXPORTERS
 
 if TYPE_CHECKING:
-    from remapdsl.data import Dataset
-    from remapdsl.onnx_store import TrainedWeights
-    from remapdsl.store import Store
-    from remapdsl.trainer import TrainSettings
+    from remapdsl.onnx.records import TrainedWeights
+    from remapdsl.store.db import Store
+    from remapdsl.train.data import Dataset
+    from remapdsl.train.trainer import TrainSettings
 
 
 @dataclass
@@ -62,8 +62,8 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
 def open_workspace(path: Path, store: Path | None, epochs: int | None = None, *,
                    create_store: bool = False) -> Workspace:
     """Read FILE; the input shape must be known (a broken data line is a usage error)."""
-    from remapdsl.parser import parse
-    from remapdsl.store import Store, StoreError, default_store_path
+    from remapdsl.language.parser import parse
+    from remapdsl.store.db import Store, StoreError, default_store_path
 
     result = parse(read_source(str(path)))
     analysis = analyze(result.document, result.diagnostics, Path(path).parent)
@@ -82,8 +82,8 @@ def open_workspace(path: Path, store: Path | None, epochs: int | None = None, *,
 
 
 def _load_data(analysis: Analysis, path: Path) -> tuple[Dataset | None, str]:
-    from remapdsl.data import load_dataset
-    from remapdsl.datasets import DataError
+    from remapdsl.language.datasets import DataError
+    from remapdsl.train.data import load_dataset
 
     try:
         return load_dataset(analysis.document.data, path.resolve().parent), ""
@@ -106,10 +106,10 @@ def select(ws: Workspace, name: str) -> ModelInfo:
 
 def find_trained(ws: Workspace, info: ModelInfo) -> tuple[TrainedWeights | None, str]:
     """The model's trained weights, or None and why there are none (in words, for the user)."""
-    from remapdsl.hashing import architecture_hash
-    from remapdsl.onnx_store import trained_weights
-    from remapdsl.store import StoreError
-    from remapdsl.trainer import TrainSettings
+    from remapdsl.language.hashing import architecture_hash
+    from remapdsl.onnx.records import trained_weights
+    from remapdsl.store.db import StoreError
+    from remapdsl.train.trainer import TrainSettings
 
     name = info.model.name
     if ws.store is None:
@@ -134,7 +134,7 @@ def find_trained(ws: Workspace, info: ModelInfo) -> tuple[TrainedWeights | None,
 def _other_settings(store: Store, model_hash: str, data_key: str, wanted: TrainSettings) -> str:
     """A hint naming the settings of the newest finished training of the model on the same data, when it was
     trained with other settings than those looked up: most often other --epochs."""
-    from remapdsl.store import FINISHED
+    from remapdsl.store.db import FINISHED
 
     run = next((r for r in reversed(store.runs(model_hash)) if r.status in FINISHED and r.data_key == data_key),
                None)
@@ -172,8 +172,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    from remapdsl.onnx_bench import onnx_param_count
-    from remapdsl.onnx_export import ExportError, export_model
+    from remapdsl.onnx.bench import onnx_param_count
+    from remapdsl.onnx.export import ExportError, export_model
 
     ws = open_workspace(args.file, args.store, args.epochs)
     try:

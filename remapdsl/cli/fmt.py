@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from remapdsl.cli.check import read_source
-from remapdsl.parser import parse
-from remapdsl.printer import format_document
+from remapdsl.language.parser import parse
+from remapdsl.language.printer import format_document
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from remapdsl.cli import UsageError
 from remapdsl.cli.train import add_store_option, open_store, store_path
-from remapdsl.queue import MOVES, Job, Queue, QueueError
+from remapdsl.store.queue import MOVES, Job, Queue, QueueError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -17,8 +17,8 @@ from remapdsl.cli.train import (
     settings_of,
     store_path,
 )
-from remapdsl.queue import describe_models
-from remapdsl.results import format_table, pareto_rows, result_rows, rows_json
+from remapdsl.store.queue import describe_models
+from remapdsl.store.results import format_table, pareto_rows, result_rows, rows_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

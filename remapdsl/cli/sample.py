@@ -8,15 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from remapdsl.analysis import did_you_mean
-from remapdsl.catalog import describe_shape
 from remapdsl.cli import UsageError
 from remapdsl.cli.ablate import write_atomic
-from remapdsl.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
-from remapdsl.header import BUDGET_UNITS, TRAIN_OPTIONS
-from remapdsl.model import Arg, DataSpec, Document, TrainSpec
-from remapdsl.printer import format_document
-from remapdsl.sampler import sample_models
+from remapdsl.language.analysis import did_you_mean
+from remapdsl.language.catalog import describe_shape
+from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
+from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS
+from remapdsl.language.model import Arg, DataSpec, Document, TrainSpec
+from remapdsl.language.printer import format_document
+from remapdsl.search.sampler import sample_models
 
 # The paper's training recipe for the initial population: ten epochs with Adam.
 TRAIN_HEADER = (("epochs", 10), ("batch", 128), ("lr", 0.001), ("optimizer", "adam"))

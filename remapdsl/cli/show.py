@@ -9,16 +9,16 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from remapdsl.analysis import Analysis, ModelInfo, analyze, did_you_mean
-from remapdsl.catalog import describe_shape
-from remapdsl.children import model_errors
 from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
-from remapdsl.diagnostics import Diagnostic
-from remapdsl.parser import parse
-from remapdsl.printer import layer_text
-from remapdsl.snac import si_number
-from remapdsl.snac_text import render_text
+from remapdsl.language.analysis import Analysis, ModelInfo, analyze, did_you_mean
+from remapdsl.language.catalog import describe_shape
+from remapdsl.language.diagnostics import Diagnostic
+from remapdsl.language.parser import parse
+from remapdsl.language.printer import layer_text
+from remapdsl.search.children import model_errors
+from remapdsl.snac.geometry import si_number
+from remapdsl.snac.text import render_text
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from remapdsl.analysis import Analysis
 from remapdsl.cli import UsageError
 from remapdsl.cli.show import Loaded, pick_model, print_errors, read_analysis, use_colour
-from remapdsl.snac_diff import diff_models
-from remapdsl.snac_svg import SIZE_NAMES, render_diff_svg, render_svg
-from remapdsl.snac_text import render_diff_text, render_text
+from remapdsl.language.analysis import Analysis
+from remapdsl.snac.diff import diff_models
+from remapdsl.snac.svg import SIZE_NAMES, render_diff_svg, render_svg
+from remapdsl.snac.text import render_diff_text, render_text
 
 FORMATS = ("svg", "png", "text")
 SUFFIXES = {".svg": "svg", ".png": "png", ".txt": "text"}

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from remapdsl.analysis import analyze, did_you_mean
 from remapdsl.cli import UsageError
 from remapdsl.cli.check import read_source
-from remapdsl.diagnostics import Diagnostic, Severity
-from remapdsl.model import Document
-from remapdsl.parallel import usable_cores
-from remapdsl.queue import Enqueued, Job, Queue, Registered, data_line, register_models
-from remapdsl.store import EpochRow, Store, StoreError, default_store_path
-from remapdsl.worker import ENDED, Worker, WorkerEvent, WorkerOptions
+from remapdsl.jobs.worker import ENDED, Worker, WorkerEvent, WorkerOptions
+from remapdsl.language.analysis import analyze, did_you_mean
+from remapdsl.language.diagnostics import Diagnostic, Severity
+from remapdsl.language.model import Document
+from remapdsl.store.db import EpochRow, Store, StoreError, default_store_path
+from remapdsl.store.queue import Enqueued, Job, Queue, Registered, data_line, register_models
+from remapdsl.train.parallel import usable_cores
 
 if TYPE_CHECKING:
-    from remapdsl.data import Dataset
-    from remapdsl.trainer import TrainSettings
+    from remapdsl.train.data import Dataset
+    from remapdsl.train.trainer import TrainSettings
 
 DEFAULT_JOBS = 2
 
@@ -80,7 +80,7 @@ def read_models(path: Path, wanted: Sequence[str] | None) -> Checked:
     """The document of FILE and the models to use: those asked for (all by default) without errors, the others
     listed as skipped. UsageError for an unknown model, an error outside the models (the header), or when
     every model asked for has errors."""
-    from remapdsl.parser import parse
+    from remapdsl.language.parser import parse
 
     result = parse(read_source(str(path)))
     analysis = analyze(result.document, result.diagnostics, Path(path).parent)
@@ -107,7 +107,7 @@ def read_models(path: Path, wanted: Sequence[str] | None) -> Checked:
 
 
 def settings_of(document: Document, epochs: int | None) -> TrainSettings:
-    from remapdsl.trainer import TrainSettings
+    from remapdsl.train.trainer import TrainSettings
 
     try:
         return TrainSettings.from_document(document, epochs=epochs)
@@ -116,8 +116,8 @@ def settings_of(document: Document, epochs: int | None) -> TrainSettings:
 
 
 def dataset_of(document: Document, base_dir: Path) -> Dataset:
-    from remapdsl.data import load_dataset
-    from remapdsl.datasets import DataError
+    from remapdsl.language.datasets import DataError
+    from remapdsl.train.data import load_dataset
 
     try:
         return load_dataset(document.data, base_dir)
@@ -126,7 +126,7 @@ def dataset_of(document: Document, base_dir: Path) -> Dataset:
 
 
 def device_of(device: str) -> str:
-    from remapdsl.trainer import resolve_device
+    from remapdsl.train.trainer import resolve_device
 
     try:
         return resolve_device(device)
@@ -363,7 +363,7 @@ def report_plan(plan: Plan, out: TextIO) -> list[int]:
 def print_results(store: Store, plan: Plan, out: TextIO, as_json: bool = False) -> None:
     import json
 
-    from remapdsl.results import format_table, result_rows, rows_json
+    from remapdsl.store.results import format_table, result_rows, rows_json
 
     rows = result_rows(store, plan.registered, data_key=plan.data.key, settings_key=plan.settings.key(),
                        epochs=plan.settings.epochs, n_train=len(plan.data.y_train), device=plan.device,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from remapdsl.analysis import did_you_mean
-from remapdsl.annotations import VARIATION_OPS
 from remapdsl.cli import UsageError
 from remapdsl.cli.ablate import add_output, load_source, write_children
-from remapdsl.variation import vary
+from remapdsl.language.analysis import did_you_mean
+from remapdsl.language.annotations import VARIATION_OPS
+from remapdsl.search.variation import vary
 
 DEFAULT_CHILDREN = 10
 

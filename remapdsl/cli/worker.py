@@ -8,8 +8,8 @@ from collections import Counter
 
 from remapdsl.cli import UsageError
 from remapdsl.cli.train import Progress, add_store_option, open_store, positive_float, positive_int, store_path
-from remapdsl.queue import DEFAULT_LEASE_SECONDS
-from remapdsl.worker import Worker, WorkerEvent, WorkerOptions
+from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
+from remapdsl.store.queue import DEFAULT_LEASE_SECONDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

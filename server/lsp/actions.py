@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from remapdsl.spawn import Offer, Operation, layer_at, layer_offers, model_at, model_offers, selected_layers, spawn
+from remapdsl.search.spawn import (
+    Offer,
+    Operation,
+    layer_at,
+    layer_offers,
+    model_at,
+    model_offers,
+    selected_layers,
+    spawn,
+)
 
 from . import training
 from .quickfix import quick_fixes

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from remapdsl.completion import complete, token_start
-from remapdsl.parser import split_lines
+from remapdsl.editor.completion import complete, token_start
+from remapdsl.language.parser import split_lines
 
 from .convert import from_lsp_position
 

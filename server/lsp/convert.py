@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from remapdsl.diagnostics import Diagnostic
-from remapdsl.model import Position, Range
+from remapdsl.language.diagnostics import Diagnostic
+from remapdsl.language.model import Position, Range
 
 SOURCE = "remap"
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from remapdsl.budgets import measured_budget_diagnostics
+from remapdsl.onnx.budgets import measured_budget_diagnostics
 
 from .convert import to_lsp_diagnostic
 

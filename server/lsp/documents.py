@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from remapdsl.analysis import Analysis, analyze
-from remapdsl.gcpause import collection_paused
-from remapdsl.parser import ParseResult, parse, split_lines
-from remapdsl.reanalysis import reanalyze
+from remapdsl.language.analysis import Analysis, analyze
+from remapdsl.language.gcpause import collection_paused
+from remapdsl.language.parser import ParseResult, parse, split_lines
+from remapdsl.language.reanalysis import reanalyze
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from remapdsl.parser import split_lines
-from remapdsl.printer import format_text
+from remapdsl.language.parser import split_lines
+from remapdsl.language.printer import format_text
 
 if TYPE_CHECKING:
     from .server import RemapServer

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from remapdsl.facts import StoreFacts, store_facts
-from remapdsl.hashing import architecture_hash
-from remapdsl.hover import HEADER_HELP, layer_hover, model_hover, plain_text, planned_batch, planned_epochs
-from remapdsl.model import Position
-from remapdsl.navigation import name_at
-from remapdsl.queue import data_line
-from remapdsl.store import Store
+from remapdsl.editor.facts import StoreFacts, store_facts
+from remapdsl.editor.hover import HEADER_HELP, layer_hover, model_hover, plain_text, planned_batch, planned_epochs
+from remapdsl.editor.navigation import name_at
+from remapdsl.language.hashing import architecture_hash
+from remapdsl.language.model import Position
+from remapdsl.store.db import Store
+from remapdsl.store.queue import data_line
 
 from .convert import from_lsp_position, to_lsp_range
 

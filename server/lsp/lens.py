@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from remapdsl.analysis import Analysis
-from remapdsl.changes import over_budget
-from remapdsl.snac import si_number
-from remapdsl.status import NOT_TRAINED, ModelStatus, model_hashes, model_statuses, run_key
+from remapdsl.language.analysis import Analysis
+from remapdsl.search.changes import over_budget
+from remapdsl.snac.geometry import si_number
+from remapdsl.store.status import NOT_TRAINED, ModelStatus, model_hashes, model_statuses, run_key
 
 from . import training
 

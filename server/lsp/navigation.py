@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from remapdsl.navigation import RenameError, definition, name_at, references, rename
+from remapdsl.editor.navigation import RenameError, definition, name_at, references, rename
 
 from .convert import from_lsp_position, to_lsp_range
 

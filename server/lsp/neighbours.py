@@ -16,9 +16,9 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from remapdsl import otmann
-from remapdsl.gcpause import collection_paused
-from remapdsl.model_space import Members, ModelSpace
+from remapdsl.language.gcpause import collection_paused
+from remapdsl.space import otmann
+from remapdsl.space.model_space import Members, ModelSpace
 
 if TYPE_CHECKING:
     from .documents import DocumentState

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from remapdsl.diagnostics import TextEdit
-from remapdsl.model import Position, Range
+from remapdsl.language.diagnostics import TextEdit
+from remapdsl.language.model import Position, Range
 
 from .convert import SOURCE, to_lsp_range
 

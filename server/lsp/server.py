@@ -18,7 +18,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from remapdsl import __version__
-from remapdsl.store import Store, StoreError, default_store_path
+from remapdsl.store.db import Store, StoreError, default_store_path
 
 from .documents import DocumentCache, DocumentState
 from .logs import ClientLog

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.exceptions import JsonRpcContentModified, JsonRpcInvalidParams
 
-from remapdsl.diagnostics import TextEdit
-from remapdsl.model import Position
-from remapdsl.spawn import LINE_BREAK, Operation, Spawn, spawn
+from remapdsl.language.diagnostics import TextEdit
+from remapdsl.language.model import Position
+from remapdsl.search.spawn import LINE_BREAK, Operation, Spawn, spawn
 
 if TYPE_CHECKING:
     from .documents import DocumentState

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from remapdsl.model import Document, Range
-from remapdsl.printer import layer_text
+from remapdsl.language.model import Document, Range
+from remapdsl.language.printer import layer_text
 
 from .convert import to_lsp_range
 

@@ -27,11 +27,11 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from remapdsl.children import model_errors
-from remapdsl.model import Document
-from remapdsl.spawn import DEFAULT_VARIATIONS, Operation
-from remapdsl.status import QueueProgress
-from remapdsl.store import StoreError
+from remapdsl.language.model import Document
+from remapdsl.search.children import model_errors
+from remapdsl.search.spawn import DEFAULT_VARIATIONS, Operation
+from remapdsl.store.db import StoreError
+from remapdsl.store.status import QueueProgress
 
 from .spawning import compute, tell, workspace_edit
 from .watcher import StoreWatcher
@@ -219,8 +219,8 @@ def enqueue_document(store: Path, file: Path, document: Document, names: list[st
     ValueError saying why when the settings, the data or the store cannot be used."""
     from remapdsl.cli import UsageError
     from remapdsl.cli.train import Checked, enqueue_models, settings_of
-    from remapdsl.queue import Queue
-    from remapdsl.store import Store
+    from remapdsl.store.db import Store
+    from remapdsl.store.queue import Queue
 
     try:
         settings = settings_of(document, None)
@@ -252,7 +252,7 @@ def _data_key(document: Document, base_dir: Path) -> str:
     """The store's key of the document's data. Loading the data is what gives the key, and a big data set
     takes seconds to load, so keys are kept for the server's life by data line and folder."""
     from remapdsl.cli.train import dataset_of
-    from remapdsl.queue import data_line
+    from remapdsl.store.queue import data_line
 
     where = (data_line(document), str(base_dir))
     if where not in _data_keys:

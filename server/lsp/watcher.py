@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from remapdsl.status import QueueProgress, Training, queue_progress
+from remapdsl.store.status import QueueProgress, Training, queue_progress
 
 if TYPE_CHECKING:
     from .server import RemapServer

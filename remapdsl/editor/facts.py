@@ -1,0 +1,53 @@
+"""What the store knows about one architecture, for hovers: its latest finished run, curve, classes, ONNX."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from remapdsl.store.db import FINISHED, Store
+from remapdsl.store.estimate import TimeModel, time_model
+
+
+@dataclass(frozen=True)
+class TrainedFacts:
+    run_id: int
+    val_acc: float
+    curve: tuple[float, ...]  # validation accuracy per epoch
+    per_class: tuple[float, ...]  # validation accuracy per class, in class order
+    seconds: float | None
+    device: str | None
+    latency_ms: float | None  # ONNX p50 at batch 1
+    latency_where: str = ""
+
+
+@dataclass(frozen=True)
+class StoreFacts:
+    trained: TrainedFacts | None
+    n_train: int | None  # training examples of this data, from any past run on it
+    # fitted to past runs on the GPU, else the CPU (what trains next); None for a trained model
+    timing: TimeModel | None
+
+
+def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
+    """The newest finished run of `model_hash` on this data line, and what an estimate needs."""
+    from remapdsl.onnx.records import latest_report
+
+    runs = [r for r in store.runs(model_hash) if r.data_text == data_text]
+    finished = [r for r in runs if r.status in FINISHED and r.val_acc is not None]
+    n_train = next((r.n_train for r in runs if r.n_train), None)
+    if n_train is None:
+        row = store.conn.execute("SELECT n_train FROM runs WHERE data_text = ? AND n_train > 0 ORDER BY id DESC "
+                                 "LIMIT 1", (data_text,)).fetchone()
+        n_train = int(row[0]) if row else None
+    if not finished:  # only an untrained model needs an estimate: the fit is left out of other hovers
+        return StoreFacts(None, n_train, time_model(store, "cuda") or time_model(store, "cpu"))
+    run = finished[-1]  # runs come oldest first
+    confusion = store.confusion(run.id)
+    report = latest_report(store, model_hash, trained=True)
+    one = report.at_batch(1) if report is not None else None
+    trained = TrainedFacts(
+        run.id, float(run.val_acc or 0.0), tuple(e.val_acc for e in store.epochs(run.id)),
+        tuple(float(a) for a in confusion.per_class) if confusion is not None else (),
+        run.seconds, run.used_device, one.p50_ms if one else None,
+        f"{report.session.provider}" if report is not None else "")
+    return StoreFacts(trained, n_train, None)

@@ -1,0 +1,443 @@
+"""Static analysis: shape inference, parameter counts and every semantic check, with ranges.
+
+Each model is analysed on its own, so one broken model never hides the results of the others. Where the
+fix is obvious, the diagnostic carries it as a text edit.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from remapdsl.language.annotations import ANNOTATIONS, VARIATION_OPS
+from remapdsl.language.catalog import (
+    LAYER_TYPES,
+    LayerType,
+    ParamSpec,
+    Shape,
+    ShapeError,
+    describe_shape,
+    is_spatial,
+    show_value,
+)
+from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
+from remapdsl.language.diagnostics import Diagnostic, Fix, Severity, TextEdit
+from remapdsl.language.gcpause import collection_paused
+from remapdsl.language.header import TRAIN_OPTIONS
+from remapdsl.language.model import Arg, Budget, Document, Layer, ModelSpec, Position, Range, Value
+from remapdsl.language.printer import value_text
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    layer: Layer
+    type: LayerType | None
+    params: dict[str, Value]
+    input_shape: Shape | None
+    output_shape: Shape | None
+    param_count: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: ModelSpec
+    layers: tuple[LayerInfo, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    input_shape: Shape | None
+
+    @property
+    def valid(self) -> bool:
+        return not any(d.severity == Severity.ERROR for d in self.diagnostics)
+
+    @property
+    def param_count(self) -> int:
+        return sum(li.param_count for li in self.layers)
+
+    @property
+    def flops(self) -> int:
+        return sum(li.flops for li in self.layers)
+
+    @property
+    def output_shape(self) -> Shape | None:
+        return self.layers[-1].output_shape if self.layers else None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """`models` holds one analysis per name, of its first definition: a name means one model everywhere
+    (parents, the store, the editor). A later definition of a taken name is analysed too, so that its own
+    errors are reported, and its analysis kept in `duplicates`."""
+
+    document: Document
+    dataset: DatasetInfo | None
+    models: dict[str, ModelInfo]
+    diagnostics: tuple[Diagnostic, ...]
+    duplicates: tuple[ModelInfo, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not any(d.severity == Severity.ERROR for d in self.diagnostics)
+
+
+def suggestion(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The choice closest to a mistyped `word`, if one is close enough to be what was meant."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = suggestion(word, choices)
+    return f"; did you mean '{close}'?" if close else ""
+
+
+def replace_fix(rng: Range, word: str) -> Fix:
+    """The quick fix of a did-you-mean: the mistyped text at `rng` replaced by `word`."""
+    return Fix(f"Replace with '{word}'", (TextEdit(rng, word),))
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...], rng: Range | None) -> tuple[str, Fix | None]:
+    """The did-you-mean text for a message about `word` (written at `rng`), and the fix that applies it."""
+    close = suggestion(word, choices)
+    if close is None:
+        return "", None
+    return f"; did you mean '{close}'?", replace_fix(rng, close) if rng is not None else None
+
+
+def _name_range(arg: Arg) -> Range:
+    """Where a named arg's name is written: the start of `name=value`."""
+    line, start = arg.range.start
+    return Range.of(line, start, start + len(arg.name))
+
+
+def layer_examples() -> str:
+    return "conv2d, dense, maxpool"
+
+
+# Given a model, the data's description and the params budget: an earlier analysis of the same model that
+# still holds, or None to analyse it afresh (see remapdsl.language.reanalysis).
+Reuse = Callable[[ModelSpec, DatasetInfo | None, Budget | None], ModelInfo | None]
+
+
+def analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic] = (),
+            base_dir: Path | None = None, *, reuse: Reuse | None = None) -> Analysis:
+    """All diagnostics of a parsed document, and shapes and counts for each model.
+
+    `base_dir` is the folder of the `.remap` file: relative data paths resolve against it. `reuse` may hand
+    back earlier results for models that did not change.
+    """
+    with collection_paused():
+        return _analyze(document, syntax, base_dir, reuse)
+
+
+def _analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnostic], base_dir: Path | None,
+             reuse: Reuse | None) -> Analysis:
+    diagnostics: list[Diagnostic] = list(syntax)
+    dataset = _check_header(document, diagnostics, base_dir)
+    budget = document.budget("params")
+    models: dict[str, ModelInfo] = {}
+    duplicates: list[ModelInfo] = []
+    first_line: dict[str, int] = {}
+    for model in document.models:
+        info = reuse(model, dataset, budget) if reuse is not None else None
+        if info is None:
+            info = analyze_model(model, dataset, budget)
+        diagnostics.extend(info.diagnostics)
+        if model.name in models:
+            diagnostics.append(Diagnostic(
+                model.name_range,
+                f"model '{model.name}' is already defined at line {first_line[model.name] + 1}",
+                code="duplicate-model", model=model.name))
+            duplicates.append(info)
+            continue
+        models[model.name] = info
+        first_line[model.name] = model.name_range.start.line
+    diagnostics.extend(_check_lineage(document))
+    diagnostics.sort(key=lambda d: d.range)  # ranges order as (start, end)
+    return Analysis(document, dataset, models, tuple(diagnostics), tuple(duplicates))
+
+
+def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | None) -> DatasetInfo | None:
+    data = document.data
+    if data is not None:
+        kind = DATASET_KINDS.get(data.name)
+        if kind is None:
+            names = list(DATASET_KINDS)
+            hint, fix = _suggest(data.name, names, data.name_range)
+            out.append(Diagnostic(data.range, f"unknown data set '{data.name}'; expected one of "
+                                  f"{', '.join(names)}{hint}", code="data", fix=fix))
+            return None
+        known = {p.name: p for p in kind.options}
+        for arg in data.args:
+            spec = known.get(arg.name)
+            if spec is None:
+                hint, fix = _suggest(arg.name, list(known), _name_range(arg))
+                out.append(Diagnostic(arg.range, f"data {kind.name} has no option '{arg.name}'"
+                                      f"{hint} (options: {', '.join(known) or 'none'})", code="data", fix=fix))
+            elif spec.type is not str and (msg := spec.check(arg.value)) is not None:
+                # free-form options (quickdraw class names) are checked against the data when it is loaded
+                hint, fix = _value_hint(arg, spec)
+                out.append(Diagnostic(arg.value_range, msg + hint, code="value", fix=fix))
+        if kind.needs_path and not data.path:
+            out.append(Diagnostic(data.range, f"data {kind.name} needs a path: data {kind.name} \"PATH\"",
+                                  code="data"))
+            return None
+        if not kind.needs_path and data.path:
+            out.append(Diagnostic(data.range, f"data {kind.name} is bundled and takes no path", code="data"))
+        elif kind.shape is not None and data.path and not _path_exists(data.path, base_dir):
+            # the shapes are known without the files, so the models can still be checked
+            out.append(Diagnostic(data.range, f"{data.path} does not exist: training will fail "
+                                  f"until it does (shapes are checked as {kind.name}'s "
+                                  f"{describe_shape(kind.shape)})", Severity.WARNING, code="data"))
+    for arg in document.train.args if document.train else ():
+        spec = TRAIN_OPTIONS.get(arg.name)
+        if spec is None:
+            names = list(TRAIN_OPTIONS)
+            hint, fix = _suggest(arg.name, names, _name_range(arg))
+            out.append(Diagnostic(arg.range, f"train has no option '{arg.name}'{hint} (options: {', '.join(names)})",
+                                  code="train", fix=fix))
+        elif (msg := spec.check(arg.value)) is not None:
+            hint, fix = _value_hint(arg, spec)
+            out.append(Diagnostic(arg.value_range, msg + hint, code="value", fix=fix))
+    try:
+        return describe(data, base_dir)
+    except DataError as e:
+        assert data is not None
+        out.append(Diagnostic(data.range, f"{e}; shapes of models cannot be checked", code="data"))
+        return None
+    except (OSError, ValueError) as e:
+        assert data is not None
+        out.append(Diagnostic(data.range, f"cannot read data {data.path}: {e}", code="data"))
+        return None
+
+
+def _path_exists(path: str, base_dir: Path | None) -> bool:
+    try:
+        resolved = Path(path).expanduser()
+    except RuntimeError:  # "~someone" naming no user
+        return False
+    if not resolved.is_absolute() and base_dir is not None:
+        resolved = base_dir / resolved
+    return resolved.exists()
+
+
+def _check_lineage(document: Document) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    names = [m.name for m in document.models]
+    parents = {m.name: m.parent for m in document.models}
+    for m in document.models:
+        if m.parent is None:
+            continue
+        where = m.parent_range or m.name_range
+        if m.parent not in parents:
+            # a model is never its own parent: its name is no suggestion
+            hint, fix = _suggest(m.parent, [n for n in names if n != m.name], m.parent_range)
+            out.append(Diagnostic(where, f"unknown parent model '{m.parent}'{hint}", code="parent", model=m.name,
+                                  fix=fix))
+            continue
+        seen = [m.name]
+        cur: str | None = m.parent
+        while cur is not None and cur not in seen:
+            seen.append(cur)
+            cur = parents.get(cur)
+        if cur == m.name:
+            out.append(Diagnostic(where, "models derive from each other in a cycle: "
+                                  + " → ".join([*seen, m.name]), code="parent", model=m.name))
+    return out
+
+
+def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget | None = None) -> ModelInfo:
+    """Shapes, counts and diagnostics of one model for the given input (None: shapes unknown)."""
+    out: list[Diagnostic] = []
+
+    def report(rng: Range, message: str, code: str, severity: Severity = Severity.ERROR,
+               fix: Fix | None = None) -> None:
+        out.append(Diagnostic(rng, message, severity, code, model.name, fix))
+
+    if not model.layers:
+        report(model.name_range, f"model '{model.name}' has no layers", "empty")
+    shape: Shape | None = dataset.input_shape if dataset else None
+    infos: list[LayerInfo] = []
+    for layer in model.layers:
+        ltype = LAYER_TYPES.get(layer.kind)
+        if ltype is None:
+            hint, fix = _suggest(layer.kind, list(LAYER_TYPES), layer.kind_range)
+            report(layer.kind_range, f"expected a layer such as {layer_examples()}; found '{layer.kind}'{hint}",
+                   "unknown-layer", fix=fix)
+            infos.append(LayerInfo(layer, None, {}, shape, None, 0, 0))
+            shape = None
+            continue
+        params_ok = _check_args(layer, ltype, report)
+        _check_annotations(layer, report)
+        params = ltype.resolve(layer.written())
+        if not params_ok or shape is None:
+            infos.append(LayerInfo(layer, ltype, params, shape, None, 0, 0))
+            shape = None
+            continue
+        in_shape = shape
+        if ltype.needs_spatial and not is_spatial(shape):
+            if ltype.name == "flatten":
+                report(layer.range, "flatten does nothing here: the tensor is already flat", "flat",
+                       Severity.WARNING, Fix("Remove this flatten", (_delete_line(layer),)))
+                infos.append(LayerInfo(layer, ltype, params, shape, shape, 0, 0))
+                continue
+            report(layer.range, f"{ltype.name} needs an image (channels x height x width), but the tensor is "
+                   f"already flat ({shape[0]} features) after flatten or dense", "after-flat")
+            infos.append(LayerInfo(layer, ltype, params, shape, None, 0, 0))
+            shape = None
+            continue
+        if ltype.needs_flat and is_spatial(shape):
+            report(layer.range, f"{ltype.name} needs a flat input, but receives {describe_shape(shape)}; "
+                   "insert flatten before it", "needs-flatten",
+                   fix=Fix("Insert flatten before this layer", (_insert_before(layer, "flatten"),)))
+            # carry on as if flattened, so later layers are still checked
+            in_shape = LAYER_TYPES["flatten"].output_shape(shape, {})
+        try:
+            out_shape = ltype.output_shape(in_shape, params)
+        except ShapeError as e:
+            fix = _set_param_fix(layer, *e.fix) if e.fix is not None else None
+            report(layer.range, f"{ltype.name}: {e} ({describe_shape(in_shape)})", e.code, fix=fix)
+            infos.append(LayerInfo(layer, ltype, params, in_shape, None, 0, 0))
+            shape = None
+            continue
+        count = ltype.param_count(in_shape, params)
+        flops = ltype.flops(in_shape, out_shape, params)
+        infos.append(LayerInfo(layer, ltype, params, in_shape, out_shape, count, flops))
+        shape = out_shape
+    if model.layers and dataset is not None:
+        _check_head(model, infos, dataset.num_classes, report)
+    info = ModelInfo(model, tuple(infos), (), dataset.input_shape if dataset else None)
+    if budget is not None and info.output_shape is not None and not budget.allows(info.param_count):
+        report(model.name_range, f"model '{model.name}' has {info.param_count:,} parameters, over the budget "
+               f"of {_budget_text(budget)}", "budget")
+    return ModelInfo(model, info.layers, tuple(out), info.input_shape)
+
+
+def _budget_text(b: Budget) -> str:
+    from remapdsl.language.header import BUDGET_UNITS
+
+    factor = BUDGET_UNITS[b.metric].get(b.unit, 1)
+    n = b.limit / factor
+    return f"{int(n) if float(n).is_integer() else n:,}{b.unit}"
+
+
+def _check_args(layer: Layer, ltype: LayerType, report) -> bool:  # type: ignore[no-untyped-def]
+    ok = True
+    seen: set[str] = set()
+    names = [p.name for p in ltype.params]
+    for arg in layer.args:
+        if arg.positional and arg.name == "":
+            report(arg.range, f"{ltype.name} takes no positional value" + (
+                f"; name it, e.g. {names[0]}=..." if names else ""), "unknown-param")
+            ok = False
+            continue
+        spec = ltype.param(arg.name)
+        if spec is None:
+            listing = f" (parameters: {', '.join(names)})" if names else " (it takes no parameters)"
+            hint, fix = _suggest(arg.name, names, _name_range(arg))
+            report(arg.range, f"{ltype.name} has no parameter '{arg.name}'{hint}{listing}", "unknown-param",
+                   fix=fix)
+            ok = False
+            continue
+        if arg.name in seen:
+            report(arg.range, f"{arg.name} is given twice", "duplicate-param")
+            ok = False
+            continue
+        seen.add(arg.name)
+        if (msg := spec.check(arg.value)) is not None:
+            hint, fix = _value_hint(arg, spec)
+            report(arg.value_range, msg + hint, "value", fix=fix)
+            ok = False
+    for spec in ltype.params:
+        if spec.required and spec.name not in seen:
+            example = spec.grid[0] if spec.grid else 1
+            report(layer.kind_range, f"{ltype.name} needs {spec.name}, e.g. {ltype.name} {example}", "missing-param")
+            ok = False
+    return ok
+
+
+def _value_hint(arg: Arg, spec: ParamSpec) -> tuple[str, Fix | None]:
+    """For a value `spec` refuses: a did-you-mean for a mistyped word (`sme` → `same`), else the nearest grid
+    value as a fix (the message already says what is allowed)."""
+    if isinstance(arg.value, str):
+        return _suggest(arg.value, spec.words, arg.value_range) if spec.words else ("", None)
+    return "", _nearest_value_fix(arg, spec)
+
+
+def _nearest_value_fix(arg: Arg, spec: ParamSpec) -> Fix | None:
+    if not spec.grid or isinstance(arg.value, str | tuple):
+        return None
+    # exact distances: a written int may be far beyond what a float holds
+    nearest = min(spec.grid, key=lambda g: abs(Fraction(g) - Fraction(arg.value)))  # type: ignore[arg-type]
+    return Fix(f"Set {spec.name} to {nearest}", (TextEdit(arg.value_range, str(nearest)),))
+
+
+def _set_param_fix(layer: Layer, param: str, value: Value) -> Fix | None:
+    """Set the written `param` of `layer` to `value` (a default that does not fit is a catalog bug, not the
+    user's)."""
+    arg = layer.arg(param)
+    if arg is None:
+        return None
+    return Fix(f"Set {param} to {value_text(value)}", (TextEdit(arg.value_range, value_text(value)),))
+
+
+def _check_annotations(layer: Layer, report) -> None:  # type: ignore[no-untyped-def]
+    for a in layer.annotations:
+        if a.name not in ANNOTATIONS:
+            names = list(ANNOTATIONS)
+            line, start = a.range.start
+            hint, fix = _suggest(a.name, names, Range.of(line, start + 1, start + 1 + len(a.name)))  # after '@'
+            report(a.range, f"unknown annotation '@{a.name}'{hint}; expected " + ", ".join("@" + n for n in names),
+                   "annotation", fix=fix)
+        elif a.name == "keep" and a.args:
+            report(a.range, "@keep takes no operators", "annotation")
+        elif a.name != "keep":
+            if not a.args:
+                report(a.range, f"@{a.name} needs operators, e.g. @{a.name}(remove, replace)", "annotation")
+            for op in a.args:
+                if op not in VARIATION_OPS:
+                    report(a.range, f"unknown operator '{op}' in @{a.name}{did_you_mean(op, VARIATION_OPS)}; "
+                           f"expected {', '.join(VARIATION_OPS)}", "annotation")
+
+
+def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report) -> None:  # type: ignore[no-untyped-def]
+    last = infos[-1]
+    if last.type is not None and last.type.name == "dense":
+        units = last.params.get("units")
+        if isinstance(units, int | float) and int(units) != classes:  # type: ignore[arg-type]
+            arg = last.layer.arg("units")
+            rng = arg.value_range if arg else last.layer.range
+            fix = Fix(f"Set units to {classes}", (TextEdit(arg.value_range, str(classes)),)) if arg else None
+            report(rng, f"the classifier head must have {classes} units, one per class; found {show_value(units)}",
+                   "head", fix=fix)
+        return
+    if last.type is None:
+        return
+    lines = ["dense " + str(classes)]
+    if last.output_shape is not None and is_spatial(last.output_shape):
+        lines.insert(0, "flatten")
+    report(last.layer.range, f"a model must end with the classifier head: dense {classes}", "head",
+           fix=Fix(f"Append {' and '.join(lines)}", (_insert_after(last.layer, *lines),)))
+
+
+def _indent(layer: Layer) -> str:
+    return " " * layer.kind_range.start.character
+
+
+def _insert_before(layer: Layer, text: str) -> TextEdit:
+    line = layer.range.start.line
+    at = Position(line, 0)
+    return TextEdit(Range(at, at), f"{_indent(layer)}{text}\n")
+
+
+def _insert_after(layer: Layer, *texts: str) -> TextEdit:
+    at = Position(layer.range.start.line + 1, 0)
+    return TextEdit(Range(at, at), "".join(f"{_indent(layer)}{t}\n" for t in texts))
+
+
+def _delete_line(layer: Layer) -> TextEdit:
+    line = layer.range.start.line
+    return TextEdit(Range(Position(line, 0), Position(line + 1, 0)), "")

@@ -1,0 +1,127 @@
+"""Ablation: one child per selected layer, that layer removed, to see what each layer is worth.
+
+The classifier head is never removed. A child that no longer fits together is repaired where one small fix
+does it (a dense layer left without a flat input gets a flatten before it), otherwise left out; children
+over the parameter budget and children that repeat an architecture already known are left out too. Every
+layer that yields no child, and every repair, gets a note: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from remapdsl.language.analysis import analyze_model
+from remapdsl.language.annotations import allowed_ops
+from remapdsl.language.catalog import LAYER_TYPES, is_spatial
+from remapdsl.language.datasets import DatasetInfo
+from remapdsl.language.hashing import architecture_hash
+from remapdsl.language.model import Budget, Layer, ModelSpec
+from remapdsl.search.changes import (
+    Change,
+    Child,
+    check_parent,
+    derive,
+    first_error,
+    limit_text,
+    over_budget,
+    unique_name,
+)
+from remapdsl.search.edits import insert, remove
+from remapdsl.search.sampler import output_of
+
+ORIGIN = "ablation"
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    parent: ModelSpec
+    children: tuple[Child, ...]
+    notes: tuple[str, ...]
+
+
+def ablate(model: ModelSpec, dataset: DatasetInfo, layers: Sequence[int] | None = None, budget: Budget | None = None,
+           *, existing_names: Collection[str] = (), existing_hashes: Collection[str] = ()) -> AblationResult:
+    """One child per selected layer of `model` (default: every layer but the head and frozen ones), removed.
+
+    Children are named `<parent>_abl<index>`, made unique against `existing_names`; a child whose
+    architecture is the parent's, a sibling's or one of `existing_hashes` is left out with a note.
+    Raises ValueError when the parent has errors or an index is out of range.
+    """
+    check_parent(model, dataset)
+    head = len(model.layers) - 1
+    notes: list[str] = []
+    if layers is None:
+        selected = []
+        for i, layer in enumerate(model.layers[:head]):
+            if "remove" in allowed_ops(layer):
+                selected.append(i)
+            else:
+                keep = any(a.name == "keep" for a in layer.annotations)
+                why = "marked @keep" if keep else "its annotations forbid remove"
+                notes.append(f"{_at(model, i)}: {why}, so not ablated (select it explicitly to ablate it)")
+    else:
+        selected = list(dict.fromkeys(layers))
+        for i in selected:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= head:
+                raise ValueError(f"layer index {i} is out of range; model '{model.name}' has layers 0 to {head}")
+    seen = {architecture_hash(model): f"the parent '{model.name}'"}
+    seen.update({h: "a model already in the document" for h in existing_hashes if h not in seen})
+    taken = set(existing_names) | {model.name}
+    children: list[Child] = []
+    for i in selected:
+        if i == head:
+            notes.append(f"{_at(model, i)}: the classifier head is never ablated")
+            continue
+        edit = remove(model.layers, i)
+        changes = [edit.change]
+        child_layers, repair = repaired(edit.layers, dataset)
+        if repair is not None:
+            changes.append(repair)
+        name = unique_name(f"{model.name}_abl{i}", taken)
+        child = derive(model, child_layers, changes, name, ORIGIN)
+        info = analyze_model(child, dataset, budget)
+        if budget is not None and over_budget(info):
+            notes.append(f"{_at(model, i)}: skipped, without it the model has {info.param_count:,} parameters, "
+                         f"over the budget of {limit_text(budget)}")
+            continue
+        problem = first_error(info)
+        if problem is not None:
+            notes.append(f"{_at(model, i)}: skipped, removing it leaves an invalid model ({problem})")
+            continue
+        key = architecture_hash(child)
+        if key in seen:
+            fixed = f" (after {_lower(repair.describe())})" if repair else ""
+            notes.append(f"{_at(model, i)}: skipped, the child{fixed} has the same architecture as {seen[key]}")
+            continue
+        if repair is not None:
+            notes.append(f"{_at(model, i)}: repaired, {_lower(repair.describe())} so that dense gets a flat input")
+        seen[key] = f"sibling '{name}'"
+        taken.add(name)
+        children.append(Child(child, tuple(changes), info))
+    return AblationResult(model, tuple(children), tuple(notes))
+
+
+def repaired(layers: tuple[Layer, ...], dataset: DatasetInfo) -> tuple[tuple[Layer, ...], Change | None]:
+    """`layers`, or `layers` with a flatten inserted before the first dense that would get an image."""
+    shape = dataset.input_shape
+    for i, layer in enumerate(layers):
+        ltype = LAYER_TYPES.get(layer.kind)
+        if ltype is None:
+            break
+        if ltype.needs_flat and is_spatial(shape):
+            edit = insert(layers, i, Layer("flatten"))
+            return edit.layers, edit.change
+        result = output_of(layer, shape)
+        if result is None:
+            break
+        shape = result[0]
+    return layers, None
+
+
+def _at(model: ModelSpec, index: int) -> str:
+    return f"layer {index} ({model.layers[index].kind})"
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]

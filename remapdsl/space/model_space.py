@@ -1,0 +1,434 @@
+"""The model space: distances between models, their nearest neighbours, and layouts that keep their places.
+
+What the command line, the language server and the overview call. Models come in by name and are known by
+a key: in the structural space their architecture hash (so names, comments and formatting do not matter,
+and two names of one architecture share a key), in the predictions space the id of the run whose
+validation predictions stand for the model. Distances go through `DistanceCache`: given a store's
+connection they are read from and written to its `distances` table, otherwise to a database of this
+object's own in memory. Either way a pair is computed once, and a new model among n known ones costs n
+distances.
+
+Layouts are kept in the `layouts` table, per space and measure, by key. Laying out a set of models:
+
+* a model with a stored position keeps it;
+* a new model is placed out of sample (Gower's formula, `projection.place`) from its distances to the
+  models of the set already laid out, which do not move; it joins the reference layout
+  (`Layout.with_point`), so the next new model is placed among it too;
+* when the laid-out models of the set are too few to span the plane (fewer than three, or all on one
+  line) or fewer than the new ones, MDS of the whole set is turned onto them (Procrustes) and they keep
+  their exact positions;
+* only an explicit re-layout runs MDS over the current models again; it is turned onto the stored
+  positions (Procrustes, `projection.align`), so the picture keeps its orientation, and it replaces the
+  stored layout of that space and measure.
+
+scipy (for MDS) is imported when a layout is computed and POT when a distance is: the language server
+imports this module for its hovers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from remapdsl.language.analysis import ModelInfo
+from remapdsl.language.hashing import architecture_hash
+from remapdsl.language.model import ModelSpec
+from remapdsl.space import otmann
+from remapdsl.space.distance_cache import (
+    PREDICTIONS,
+    STRUCTURAL,
+    ComputePairs,
+    DistanceCache,
+    Pair,
+    PairValue,
+    ordered,
+    predictions_compute,
+)
+from remapdsl.space.neighbours import Neighbour, nearest
+from remapdsl.store.db import MIGRATIONS, split_sql
+
+if TYPE_CHECKING:
+    from remapdsl.space.projection import Layout
+
+SPACES = (STRUCTURAL, PREDICTIONS)
+# The measures of each space, the default first; each reads one column of the distances table.
+MEASURES = {STRUCTURAL: ("emd", "lp"), PREDICTIONS: ("hamming",)}
+_COLUMN = {"emd": "value", "lp": "lp", "hamming": "value"}
+KEPT, PLACED, RELAID = "kept", "placed", "relaid"
+# A row of the prepared set is solved for the distances missing from one model when they are at least this
+# many and at least this share of the set; fewer cost less solved alone.
+_PREPARED_MIN = 32
+_PREPARED_SHARE = 0.25
+# Keys remembered by source text; past this many (a server runs for days) they are forgotten at once.
+_KEY_MEMO = 50_000
+
+
+def check_measure(space: str, measure: str | None) -> str:
+    """The measure asked for, or the space's default; ValueError naming what the space offers."""
+    if space not in MEASURES:
+        raise ValueError(f"unknown space '{space}'; expected {' or '.join(SPACES)}")
+    if measure is None:
+        return MEASURES[space][0]
+    if measure not in MEASURES[space]:
+        raise ValueError(f"the {space} space has no measure '{measure}'; expected {' or '.join(MEASURES[space])}")
+    return measure
+
+
+@dataclass(frozen=True)
+class RunPredictions:
+    """The validation predictions of the run that stands for a model in the predictions space."""
+
+    run_id: int
+    predictions: np.ndarray
+
+
+@dataclass(frozen=True)
+class Members:
+    """Models of one space by name, each with its key, and the models left out with the reason."""
+
+    space: str
+    keys: Mapping[str, str]  # model name → key, in the models' order
+    problems: Mapping[str, str] = field(default_factory=dict)
+
+    def distinct(self) -> list[str]:
+        """The keys in the models' order, each once."""
+        return list(dict.fromkeys(self.keys.values()))
+
+    def key(self, name: str) -> str:
+        key = self.keys.get(name)
+        if key is None:
+            why = self.problems.get(name)
+            raise KeyError(f"'{name}' is left out: {why}" if why else f"'{name}' is not among the models")
+        return key
+
+
+@dataclass(frozen=True)
+class PlacedLayout:
+    """Positions of a set of models, and how each came by its position."""
+
+    space: str
+    measure: str
+    positions: dict[str, tuple[float, float]]  # model name → (x, y)
+    kept: tuple[str, ...]  # names whose stored position was kept
+    placed: tuple[str, ...]  # new ones, placed among the kept ones without moving them
+    relaid: tuple[str, ...]  # laid out afresh by MDS: the first layout of the space, or an explicit re-layout
+    stress: float | None = None  # of the whole layout, when MDS ran (only then is the whole matrix at hand)
+
+    def status(self, name: str) -> str:
+        return KEPT if name in self.kept else PLACED if name in self.placed else RELAID
+
+
+def memory_connection() -> sqlite3.Connection:
+    """A database in memory with the store's tables, for a process without a store (or one it must not write)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    for script in MIGRATIONS:
+        for statement in split_sql(script):
+            conn.execute(statement)
+    # pairs are looked up by either key; the store has no index on the second, a private copy can have one
+    conn.execute("CREATE INDEX distances_b ON distances(space, b)")
+    return conn
+
+
+class ModelSpace:
+    """Distances, neighbours and layouts over one connection: a store's, or a database in memory.
+
+    Threads may share it: one at a time uses the connection and the caches. Profiles are kept per
+    architecture hash and predictions per run for the life of the object.
+    """
+
+    def __init__(self, conn: sqlite3.Connection | None = None, *, workers: int = 2) -> None:
+        self.conn = memory_connection() if conn is None else conn
+        self.cache = DistanceCache(self.conn)
+        self.workers = workers
+        self._lock = threading.RLock()
+        self._profiles: dict[str, otmann.OtmannProfile] = {}  # by architecture hash
+        self._by_text: dict[str, str] = {}  # architecture hash by the text of a model's layers
+        self._predictions: dict[str, np.ndarray] = {}  # by run id
+        self._prepared: tuple[tuple[str, ...], dict[str, int], otmann.ProfileSet] | None = None
+        # the last reference layout per (space, measure), with the squared-distance statistics placement needs,
+        # so that a long-lived process adds a model without summing the stored matrix again
+        self._references: dict[tuple[str, str], Layout] = {}
+
+    # --- members -----------------------------------------------------------------------------------
+
+    def structural(self, models: Mapping[str, ModelSpec | ModelInfo],
+                   texts: Mapping[str, str] | None = None) -> Members:
+        """The models keyed by architecture hash, profiled once per hash; models OTMANN cannot read are left out.
+
+        `texts`, when the caller has them (the language server), are the source lines of each model's layers:
+        the layers are read from those lines alone, so a text seen before gives its key without hashing the
+        model again (about 20 µs a model: a 1,000-model file after each edit).
+        """
+        keys: dict[str, str] = {}
+        problems: dict[str, str] = {}
+        with self._lock:
+            for name, model in models.items():
+                key = self._hash(model.model if isinstance(model, ModelInfo) else model,
+                                 texts.get(name) if texts is not None else None)
+                if key not in self._profiles:
+                    try:
+                        self._profiles[key] = otmann.profile(model)
+                    except otmann.OtmannError as e:
+                        problems[name] = str(e)
+                        continue
+                keys[name] = key
+        return Members(STRUCTURAL, keys, problems)
+
+    def predictions(self, runs: Mapping[str, RunPredictions]) -> Members:
+        """The models keyed by the id of the run that stands for each (same data set and split for all)."""
+        keys: dict[str, str] = {}
+        with self._lock:
+            for name, run in runs.items():
+                key = str(run.run_id)
+                self._predictions[key] = np.asarray(run.predictions)
+                keys[name] = key
+        return Members(PREDICTIONS, keys)
+
+    def _hash(self, spec: ModelSpec, text: str | None) -> str:
+        if text is None:
+            return architecture_hash(spec)
+        key = self._by_text.get(text)
+        if key is None:
+            if len(self._by_text) >= _KEY_MEMO:
+                self._by_text.clear()
+            key = self._by_text[text] = architecture_hash(spec)
+        return key
+
+    # --- distances and neighbours ------------------------------------------------------------------
+
+    def pair(self, members: Members, a: str, b: str) -> PairValue:
+        """The distance between two models (structural: value is 'emd' and lp the raw cost)."""
+        ka, kb = members.key(a), members.key(b)
+        if ka == kb:
+            return PairValue(0.0, 0.0 if members.space == STRUCTURAL else None)
+        with self._lock:
+            return self.cache.pairs(members.space, [(ka, kb)], self._compute(members))[ordered(ka, kb)]
+
+    def row(self, members: Members, name: str, measure: str | None = None) -> dict[str, float]:
+        """Distances from one model to each of the others, by name: at most one per other architecture or run."""
+        column = _COLUMN[check_measure(members.space, measure)]
+        key = members.key(name)
+        others = [k for k in members.distinct() if k != key]
+        with self._lock:
+            values = self.cache.get_row(members.space, key, others, self._compute(members), column)
+        by_key = dict(zip(others, values.tolist(), strict=True))
+        by_key[key] = 0.0
+        return {n: by_key[k] for n, k in members.keys.items() if n != name}
+
+    def neighbours(self, members: Members, name: str, k: int = 5, measure: str | None = None) -> list[Neighbour]:
+        """The k models closest to `name` (ties by name); another name of the same key is at distance 0."""
+        row = self.row(members, name, measure)
+        return nearest(list(row), list(row.values()), k)
+
+    def matrix(self, members: Members, measure: str | None = None) -> tuple[list[str], np.ndarray]:
+        """The distinct keys and their pairwise matrix, computing only the pairs not cached yet."""
+        column = _COLUMN[check_measure(members.space, measure)]
+        keys = members.distinct()
+        with self._lock:
+            return keys, self.cache.get_matrix(members.space, keys, self._compute(members), column)
+
+    def _compute(self, members: Members) -> ComputePairs:
+        if members.space == PREDICTIONS:
+            return predictions_compute(self._predictions)
+        universe = tuple(members.distinct())
+
+        def compute(pairs: list[Pair]) -> list[PairValue]:
+            hub = _hub(pairs)
+            found = self._row_of_set(universe, hub, [b if a == hub else a for a, b in pairs]) if hub else {}
+            rest = [pair for pair in pairs if ordered(*pair) not in found]
+            solved = otmann.pair_distances(self._profiles, rest, self.workers) if rest else []
+            found.update((ordered(*pair), PairValue(d.emd, d.lp)) for pair, d in zip(rest, solved, strict=True))
+            return [found[ordered(*pair)] for pair in pairs]
+
+        return compute
+
+    def _row_of_set(self, universe: tuple[str, ...], hub: str, others: list[str]) -> dict[Pair, PairValue]:
+        """Distances from `hub` to those of `others` in the prepared profile set, by one row of it.
+
+        The members' profiles are prepared once for the rows asked of them (a hover asks for one row each).
+        After an edit the set is kept while it holds `hub` and nearly all of `others` and is not much larger
+        than the members: the few new models are solved apart. Empty when too few distances are missing for a
+        row of the whole set to pay.
+        """
+        if len(others) < max(_PREPARED_MIN, _PREPARED_SHARE * len(universe)):
+            return {}
+        current = self._prepared
+        if current is None or hub not in current[1] or len(current[0]) > 2 * len(universe) or \
+                sum(o not in current[1] for o in others) * 8 > len(others):
+            index = {k: i for i, k in enumerate(universe)}
+            current = self._prepared = (universe, index, otmann.ProfileSet([self._profiles[k] for k in universe]))
+        _, index, prepared = current
+        row = prepared.distances_from(index[hub])
+        return {ordered(hub, o): PairValue(float(row.emd[index[o]]), float(row.lp[index[o]]))
+                for o in others if o in index}
+
+    # --- layouts -----------------------------------------------------------------------------------
+
+    def stored_layout(self, space: str, measure: str | None = None) -> dict[str, tuple[float, float]]:
+        """The stored positions of a space and measure, by key."""
+        measure = check_measure(space, measure)
+        with self._lock:
+            rows = self.conn.execute("SELECT key, x, y FROM layouts WHERE space = ? AND measure = ?",
+                                     (space, measure)).fetchall()
+        return {key: (x, y) for key, x, y in rows}
+
+    def layout(self, members: Members, measure: str | None = None, *, relayout: bool = False,
+               refine: int = 0) -> PlacedLayout:
+        """Positions of the members: stored ones kept, new ones placed among them, and all of them stored.
+
+        With `relayout`, MDS over the members (with `refine` SMACOF iterations) turned onto the stored
+        positions replaces the stored layout; `refine` applies as well to the first layout of a space.
+        """
+        measure = check_measure(members.space, measure)
+        if refine < 0:
+            raise ValueError(f"refine must be 0 or more; found {refine}")
+        space, keys = members.space, members.distinct()
+        with self._lock:
+            rows = self.conn.execute("SELECT key, x, y, refined FROM layouts WHERE space = ? AND measure = ?",
+                                     (space, measure)).fetchall()
+            stored = {key: np.array([x, y]) for key, x, y, _ in rows}
+            refined = any(flag for *_, flag in rows)
+            kept = [k for k in keys if k in stored]
+            new = [k for k in keys if k not in stored]
+            how = dict.fromkeys(kept, KEPT)
+            stress: float | None = None
+            reference: Layout | None
+            if relayout and keys:
+                reference, stress = self._fresh(members, keys, measure, refine, stored)
+                self._write(space, measure, reference, keys, replace=True)
+                how = dict.fromkeys(keys, RELAID)
+            elif not new:
+                reference = None
+            elif len(new) > len(kept) or not _spans_plane([stored[k] for k in kept]):
+                reference, stress = self._fresh(members, keys, measure, refine, {k: stored[k] for k in kept},
+                                                keep=True)
+                self._write(space, measure, reference, new)
+                how.update(dict.fromkeys(new, PLACED if kept else RELAID))
+            else:
+                reference = self._place(members, measure, kept, new, stored, refined)
+                self._write(space, measure, reference, new)
+                how.update(dict.fromkeys(new, PLACED))
+        coords = stored if reference is None else dict(zip(reference.keys, reference.coords, strict=True))
+        positions = {name: (_plain(coords[k][0]), _plain(coords[k][1])) for name, k in members.keys.items()}
+        by = {status: tuple(n for n, k in members.keys.items() if how[k] == status)
+              for status in (KEPT, PLACED, RELAID)}
+        return PlacedLayout(space, measure, positions, by[KEPT], by[PLACED], by[RELAID],
+                            None if stress is None else _plain(stress))
+
+    def _fresh(self, members: Members, keys: list[str], measure: str, refine: int,
+               previous: Mapping[str, np.ndarray], keep: bool = False) -> tuple[Layout, float]:
+        """MDS of the members turned onto `previous` over the keys they share; with `keep`, those keys then
+        take their previous positions exactly. The layout's stress comes with it."""
+        from remapdsl.space.projection import Layout, align, embed, stress  # scipy: the `distance` extra
+
+        d = self.cache.get_matrix(members.space, keys, self._compute(members), _COLUMN[measure])
+        fresh = embed(keys, d, refine=refine)
+        coords = align(fresh.coords, previous, keys)
+        if keep:
+            for i, key in enumerate(keys):
+                if key in previous:
+                    coords[i] = previous[key]
+        layout = Layout(tuple(keys), coords, fresh.row_means, fresh.grand_mean, fresh.refined)
+        self._references[(members.space, measure)] = layout
+        return layout, stress(d, coords)
+
+    def _place(self, members: Members, measure: str, kept: list[str], new: list[str],
+               stored: Mapping[str, np.ndarray], refined: bool) -> Layout:
+        """`new` placed one after another among the kept models (and the new ones placed before)."""
+        from remapdsl.space.projection import place
+
+        space, column = members.space, _COLUMN[measure]
+        compute = self._compute(members)
+        reference = self._reference(members, measure, kept, stored, refined)
+        wanted = [(n, o) for i, n in enumerate(new) for o in (*kept, *new[:i])]
+        values = self.cache.pairs(space, wanted, compute)
+        for key in new:
+            d = np.array([_measure(values[ordered(key, o)], column) for o in reference.keys])
+            reference = reference.with_point(key, place(reference, d), d)
+        self._references[(space, measure)] = reference
+        return reference
+
+    def _reference(self, members: Members, measure: str, kept: list[str], stored: Mapping[str, np.ndarray],
+                   refined: bool) -> Layout:
+        """The kept models as a layout with the row means of their squared distances (what Gower needs)."""
+        from remapdsl.space.projection import Layout
+
+        space, column = members.space, _COLUMN[measure]
+        cached = self._references.get((space, measure))
+        if cached is not None and len(cached.keys) == len(kept) and set(cached.keys) == set(kept) and \
+                np.array_equal(cached.coords, np.array([stored[k] for k in cached.keys])):
+            return cached
+        # every pair among the kept models, read from the cache (computed if it lost some)
+        d = self.cache.get_matrix(space, kept, self._compute(members), column)
+        row_means = (d ** 2).mean(axis=1)
+        coords = np.array([stored[k] for k in kept])
+        return Layout(tuple(kept), coords, row_means, float(row_means.mean()), refined)
+
+    def _write(self, space: str, measure: str, layout: Layout, keys: Sequence[str], replace: bool = False) -> None:
+        """Store the positions of `keys` from `layout`; with `replace`, drop the rest of the stored layout."""
+        where = {k: i for i, k in enumerate(layout.keys)}
+        now = time.time()
+        rows = [(space, measure, k, float(layout.coords[where[k], 0]), float(layout.coords[where[k], 1]),
+                 int(layout.refined), now) for k in keys]
+        with _transaction(self.conn):
+            if replace:
+                self.conn.execute("DELETE FROM layouts WHERE space = ? AND measure = ?", (space, measure))
+            self.conn.executemany("INSERT OR REPLACE INTO layouts(space, measure, key, x, y, refined, updated) "
+                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _hub(pairs: Sequence[Pair]) -> str | None:
+    """The key every pair shares, if one does."""
+    if not pairs:
+        return None
+    common = set(pairs[0])
+    for a, b in pairs[1:]:
+        common &= {a, b}
+        if not common:
+            return None
+    return min(common)
+
+
+def _spans_plane(points: Sequence[np.ndarray]) -> bool:
+    """Whether the points span the plane, as Gower's formula needs of the models it places among."""
+    if len(points) < 3:
+        return False
+    x = np.asarray(points, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    singular = np.linalg.svd(x, compute_uv=False)
+    return bool(singular[-1] > 1e-9 * max(singular[0], 1e-300))
+
+
+def _measure(v: PairValue, column: str) -> float:
+    if column == "value":
+        return v.value
+    if v.lp is None:
+        raise ValueError("no raw transport cost ('lp') stored for this pair")
+    return v.lp
+
+
+def _plain(x: float) -> float:
+    """A float as JSON should carry it: -0.0 becomes 0.0."""
+    return float(x) + 0.0
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A short write transaction (BEGIN IMMEDIATE), or part of the caller's if one is open."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()

@@ -1,0 +1,545 @@
+"""OTMANN: the structural distance between two sequential networks (Kandasamy et al., NeurIPS 2018).
+
+Configured exactly as REMAP computed it, so distances compare with the paper's.
+
+A network is a chain of nodes ``ip → layers → softmax → op`` (flatten is not a node). Each node has a
+label and a mass, both declared by its layer type in the catalog (`OtmannSpec`):
+
+* channels: ``ip`` emits 1 channel; conv and dense emit their filters/units; everything else passes the
+  incoming channels through;
+* mass of a layer with incoming channels ``c`` and outgoing ``c'``: ``c·c'`` ("product": conv, dense),
+  ``c`` ("channels": pooling), ``c²`` ("square": dropout, activations);
+* ``ip``, ``softmax`` and ``op`` each weigh ``max(0.1 · Σ layer masses, 100)``.
+
+For two networks with masses ``m¹`` (n₁ nodes) and ``m²`` (n₂ nodes) the cost of matching node ``i`` to
+node ``j`` is
+
+    C[i, j] = mislabel(ℓᵢ, ℓⱼ) + ½·( (1/12)·Σ_k |δ¹ᵢₖ − δ²ⱼₖ| + (1/12)·Σ_k |ω¹ᵢₖ − ω²ⱼₖ| )
+
+where ``mislabel`` is 0 for equal labels, the catalog's `OTMANN_MISMATCH` cost for matchable pairs and
+7.65432e5 otherwise (then the structural term is dropped), and ``δ``/``ω`` are the 12 path lengths of a
+node from ``ip`` / to ``op``: shortest, longest and random-walk, counted over all nodes and over the
+conv, pool and fc groups. A dummy node on each side absorbs unmatched mass at cost 1 (the
+non-assignment penalty; dummy–dummy costs 0) and carries the other network's total mass, so both sides
+weigh ``T = M₁ + M₂``. With ``Z`` the optimal plan of the transport problem on the normalised masses
+(solved by POT's network simplex, `ot.emd`):
+
+    lp  = T · Σ Z ⊙ C        (the raw transport cost)
+    emd = lp / T             (normalised)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from remapdsl.language.analysis import ModelInfo
+from remapdsl.language.catalog import LAYER_TYPES, OTMANN_MISMATCH, LayerType
+from remapdsl.language.model import ModelSpec, Value
+
+INPUT, OUTPUT, DECISION = "ip", "op", "softmax"
+UNMATCHABLE_COST = 7.65432e5
+NON_ASSIGNMENT_PENALTY = 1.0
+MISLABEL_COEFF = 1.0
+STRUCT_COEFF = 1.0
+NON_PROCESSING_FRACTION = 0.1
+MIN_NON_PROCESSING_MASS = 100.0
+PATH_GROUPS = ("all", "conv", "pool", "fc")
+PATH_TYPES = ("shortest", "longest", "rw")
+PATH_COLUMNS = tuple(f"{g}-{t}" for g in PATH_GROUPS for t in PATH_TYPES)
+_MAX_ITER = 100_000
+
+
+class OtmannError(ValueError):
+    """A model cannot be profiled; the message names the model and the layer."""
+
+
+@dataclass(frozen=True, eq=False)
+class OtmannProfile:
+    """What OTMANN sees of a network: node labels, masses and path lengths (rows follow the chain)."""
+
+    labels: tuple[str, ...]
+    masses: np.ndarray  # (n,)
+    from_input: np.ndarray  # (n, 12), columns PATH_COLUMNS
+    to_output: np.ndarray  # (n, 12)
+
+    @property
+    def total_mass(self) -> float:
+        return float(self.masses.sum())
+
+    def signature(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """Labels and masses; two profiles with the same signature are at distance 0."""
+        return self.labels, tuple(float(m) for m in self.masses)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OtmannProfile) and self.signature() == other.signature()
+
+    def __hash__(self) -> int:
+        return hash(self.signature())
+
+
+@dataclass(frozen=True)
+class OtmannDistance:
+    lp: float
+    emd: float
+
+
+# --- profiles ------------------------------------------------------------------------------------
+
+_MASS_RULES: dict[str, Callable[[int, int], float]] = {
+    "product": lambda c_in, c_out: float(c_in * c_out),
+    "channels": lambda c_in, c_out: float(c_in),
+    "square": lambda c_in, c_out: float(c_in * c_in),
+}
+
+
+def profile(model: ModelSpec | ModelInfo) -> OtmannProfile:
+    """The OTMANN profile of a model (a parsed spec or an analysed one); raises OtmannError."""
+    spec = model.model if isinstance(model, ModelInfo) else model
+    if isinstance(model, ModelInfo):
+        typed = [(li.type, li.params) for li in model.layers]
+    else:
+        typed = [(LAYER_TYPES.get(layer.kind), None) for layer in spec.layers]
+    labels = [INPUT]
+    masses = [0.0]
+    channels = 1
+    for index, ((ltype, params), layer) in enumerate(zip(typed, spec.layers, strict=True), start=1):
+        where = f"model '{spec.name}', layer {index} ({layer.kind})"
+        if ltype is None:
+            raise OtmannError(f"{where}: unknown layer type '{layer.kind}'")
+        resolved = params if params is not None else ltype.resolve(layer.written())
+        label, mass, channels = _node(ltype, resolved, channels, where)
+        if label is not None:
+            labels.append(label)
+            masses.append(mass)
+    processing = sum(masses)
+    frame = max(NON_PROCESSING_FRACTION * processing, MIN_NON_PROCESSING_MASS)
+    masses[0] = frame
+    labels += [DECISION, OUTPUT]
+    masses += [frame, frame]  # one decision layer takes the whole decision mass
+    from_input, to_output = path_lengths(labels)
+    return OtmannProfile(tuple(labels), np.asarray(masses, dtype=np.float64), from_input, to_output)
+
+
+def _node(ltype: LayerType, params: dict[str, Value], c_in: int, where: str) -> tuple[str | None, float, int]:
+    spec = ltype.otmann
+    try:
+        c_out = int(ltype.out_channels(c_in, params))
+        if spec.label is None:
+            return None, 0.0, c_out
+        label = spec.label(params)
+    except (KeyError, TypeError, ValueError) as e:
+        raise OtmannError(f"{where}: parameters cannot be read ({e})") from e
+    rule = _MASS_RULES.get(spec.mass)
+    if rule is None:
+        raise OtmannError(f"{where}: unknown OTMANN mass kind '{spec.mass}' (expected {', '.join(_MASS_RULES)})")
+    return label, rule(c_in, c_out), c_out
+
+
+def path_group(label: str) -> str | None:
+    """The path-length group of a label, by NASBOT's CNN rule.
+
+    REMAP's pool labels (pool2/3/5) do not end in "pool" and its dense label is not "fc", so with
+    REMAP's labels only the conv group has members; the pool and fc columns stay 0, as in the paper.
+    """
+    if label.startswith("conv") and label != "conv":
+        return "conv"
+    if label.endswith("pool") and label != "pool":
+        return "pool"
+    if label == "fc":
+        return "fc"
+    return None
+
+
+def path_lengths(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Path lengths of every node from ``ip`` and to ``op`` in the chain, columns `PATH_COLUMNS`.
+
+    An edge counts 1 for a group when the node it leaves (towards ``op`` forwards, towards ``ip``
+    backwards) belongs to the group. A chain has one path between two nodes, so its shortest,
+    longest and random-walk lengths coincide.
+    """
+    n = len(labels)
+    groups = [path_group(lab) for lab in labels]
+    from_input = np.zeros((n, len(PATH_COLUMNS)))
+    to_output = np.zeros((n, len(PATH_COLUMNS)))
+    for g_index, group in enumerate(PATH_GROUPS):
+        member = np.array([group == "all" or g == group for g in groups], dtype=np.float64)
+        back = np.concatenate(([0.0], np.cumsum(member[1:])))  # edges node k → k-1, k in 1..i
+        forward = np.concatenate((np.cumsum(member[:-1][::-1])[::-1], [0.0]))  # edges k → k+1, k in i..n-2
+        columns = slice(g_index * len(PATH_TYPES), (g_index + 1) * len(PATH_TYPES))
+        from_input[:, columns] = back[:, None]
+        to_output[:, columns] = forward[:, None]
+    return from_input, to_output
+
+
+# --- one pair ------------------------------------------------------------------------------------
+
+
+def mismatch_cost(a: str, b: str) -> float:
+    """Label-mismatch cost: 0 if equal, the catalog's cost if matchable, else infinity."""
+    if a == b:
+        return 0.0
+    cost = OTMANN_MISMATCH.get(frozenset((a, b)))
+    return np.inf if cost is None else cost * NON_ASSIGNMENT_PENALTY
+
+
+def structural_cost(p: OtmannProfile, q: OtmannProfile) -> np.ndarray:
+    """(n_p, n_q): path-length differences averaged over the 12 columns, both directions averaged."""
+    back = np.abs(p.from_input[:, None, :] - q.from_input[None, :, :]).mean(axis=2)
+    forward = np.abs(p.to_output[:, None, :] - q.to_output[None, :, :]).mean(axis=2)
+    return (back + forward) / 2
+
+
+def cost_matrix(p: OtmannProfile, q: OtmannProfile) -> np.ndarray:
+    """The (n_p + 1, n_q + 1) transport cost matrix, the last row and column being the dummies."""
+    label = np.array([[mismatch_cost(a, b) for b in q.labels] for a in p.labels])
+    inner = MISLABEL_COEFF * label + STRUCT_COEFF * structural_cost(p, q)
+    inner[~np.isfinite(inner)] = UNMATCHABLE_COST
+    return _with_dummies(inner)
+
+
+def distance(p: OtmannProfile, q: OtmannProfile) -> OtmannDistance:
+    """OTMANN distance between two profiles: raw transport cost ('lp') and normalised ('emd')."""
+    return _transport(p.masses, q.masses, cost_matrix(p, q))
+
+
+def _with_dummies(inner: np.ndarray) -> np.ndarray:
+    n1, n2 = inner.shape
+    out = np.empty((n1 + 1, n2 + 1))
+    out[:n1, :n2] = inner
+    out[n1, :n2] = NON_ASSIGNMENT_PENALTY
+    out[:n1, n2] = NON_ASSIGNMENT_PENALTY
+    out[n1, n2] = 0.0
+    return out
+
+
+def _transport(m1: np.ndarray, m2: np.ndarray, cost: np.ndarray) -> OtmannDistance:
+    t1, t2 = float(m1.sum()), float(m2.sum())
+    total = t1 + t2
+    n1, n2 = len(m1), len(m2)
+    supply = np.empty(n1 + 1)
+    np.divide(m1, total, out=supply[:n1])
+    supply[n1] = t2 / total
+    demand = np.empty(n2 + 1)
+    np.divide(m2, total, out=demand[:n2])
+    demand[n2] = t1 / total
+    normalised = _solve(supply, demand, cost)
+    return OtmannDistance(lp=normalised * total, emd=normalised)
+
+
+# POT probes for torch, jax, cupy and tensorflow when first imported (seconds with torch installed);
+# OTMANN solves numpy problems only, so the probes are switched off for that one import.
+_POT_BACKEND_SWITCHES = ("POT_BACKEND_DISABLE_PYTORCH", "POT_BACKEND_DISABLE_JAX", "POT_BACKEND_DISABLE_CUPY",
+                         "POT_BACKEND_DISABLE_TENSORFLOW")
+
+
+def _import_pot() -> None:
+    if "ot" in sys.modules:
+        return
+    saved = {key: os.environ.get(key) for key in _POT_BACKEND_SWITCHES}
+    os.environ.update({key: "1" for key in _POT_BACKEND_SWITCHES})
+    try:
+        import ot  # noqa: F401
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _load_solver() -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    """POT's network simplex; the compiled core when present, since ot.emd's checks cost ~8x the solve."""
+    _import_pot()
+    try:
+        from ot.lp.emd_wrap import check_result, emd_c
+    except ImportError:  # a POT without the compiled module layout
+        import ot
+
+        def solve_public(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
+            return float(np.sum(ot.emd(a, b, m, numItermax=_MAX_ITER) * m))
+
+        return solve_public
+
+    def solve_core(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
+        result = emd_c(a, b, m, _MAX_ITER, 1)
+        if result[-1] != 1:
+            # the marginals may differ in the last bit; retry with them made equal, as ot.emd does
+            result = emd_c(a, b * (a.sum() / b.sum()), m, _MAX_ITER, 1)
+        if result[-1] != 1:
+            message = check_result(result[-1])
+            if message:
+                warnings.warn(f"OTMANN transport: {message}", RuntimeWarning, stacklevel=3)
+        return float(result[1])
+
+    return solve_core
+
+
+_solver: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None
+
+
+def _solve(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
+    """Optimal transport cost of the normalised problem; POT is loaded on first use."""
+    global _solver
+    if _solver is None:
+        _solver = _load_solver()
+    return _solver(a, b, m)
+
+
+def warm_up() -> bool:
+    """Load POT and the solver now; False if POT is not installed.
+
+    The first import costs about a second: a long-lived process (the language server) pays it on a
+    thread of its own at start, not in the first request that needs a distance.
+    """
+    global _solver
+    try:
+        if _solver is None:
+            _solver = _load_solver()
+    except ImportError:
+        return False
+    return True
+
+
+# --- batches -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistanceMatrices:
+    """Pairwise OTMANN distances of a list of profiles, symmetric with zero diagonals."""
+
+    lp: np.ndarray
+    emd: np.ndarray
+
+
+class _Batch:
+    """Profiles prepared once for many pairs.
+
+    Labels become indices into one mismatch table; path-length columns that are equal in every
+    profile are merged (their weights summed) and all-zero ones dropped, which leaves each cost
+    unchanged. The nodes of all profiles are stacked, so that the costs of one profile against a run
+    of others come from a single numpy expression.
+    """
+
+    def __init__(self, profiles: Sequence[OtmannProfile]) -> None:
+        vocabulary = sorted({lab for p in profiles for lab in p.labels})
+        index = {lab: i for i, lab in enumerate(vocabulary)}
+        # infinite for unmatchable pairs: capping a sum at UNMATCHABLE_COST then gives exactly that
+        # cost, as replacing infinities does, since every finite cost lies far below it
+        table = MISLABEL_COEFF * np.array([[mismatch_cost(a, b) for b in vocabulary] for a in vocabulary])
+        self.mislabel = table.ravel()
+        self.sizes = [len(p.labels) for p in profiles]
+        self.offsets = np.concatenate(([0], np.cumsum(self.sizes))).astype(np.intp)
+        self.columns = np.array([index[lab] for p in profiles for lab in p.labels], dtype=np.intp)
+        self.rows = self.columns * len(vocabulary)
+        self.masses = [np.append(p.masses, 0.0) for p in profiles]  # the last slot is the dummy's
+        self.totals = [p.total_mass for p in profiles]
+        width = 2 * len(PATH_COLUMNS)
+        if profiles:
+            stacked = np.vstack([np.hstack((p.from_input, p.to_output)) for p in profiles])
+        else:
+            stacked = np.zeros((0, width))
+        merged: dict[bytes, int] = {}
+        kept: list[np.ndarray] = []
+        weights: list[float] = []
+        for column in np.ascontiguousarray(stacked.T):
+            if not column.any():
+                continue
+            slot = merged.setdefault(column.tobytes(), len(kept))
+            if slot == len(kept):
+                kept.append(column)
+                weights.append(0.0)
+            weights[slot] += STRUCT_COEFF / width
+        self.features = np.array(kept).reshape(len(kept), len(stacked))  # (columns, nodes)
+        self.weights = np.array(weights)
+
+    def __len__(self) -> int:
+        return len(self.masses)
+
+    def row(self, i: int, first: int, stop: int) -> list[OtmannDistance]:
+        """Distances from profile i to profiles first..stop-1."""
+        if first >= stop:
+            return []
+        lo, hi = self.offsets[first], self.offsets[stop]
+        mine = slice(self.offsets[i], self.offsets[i + 1])
+        # column by column: no BLAS call (whose threads would fight the worker processes) and no
+        # (n1, nodes, columns) temporary
+        block = self.mislabel[self.rows[mine, None] + self.columns[None, lo:hi]]
+        for column, weight in zip(self.features, self.weights, strict=True):
+            block += weight * np.abs(column[mine, None] - column[None, lo:hi])
+        np.minimum(block, UNMATCHABLE_COST, out=block)
+        n1 = self.sizes[i]
+        ti = self.totals[i]
+        out = []
+        for j in range(first, stop):
+            n2, tj = self.sizes[j], self.totals[j]
+            cost = np.empty((n1 + 1, n2 + 1))
+            start = self.offsets[j] - lo
+            cost[:n1, :n2] = block[:, start:start + n2]
+            cost[n1, :] = NON_ASSIGNMENT_PENALTY
+            cost[:n1, n2] = NON_ASSIGNMENT_PENALTY
+            cost[n1, n2] = 0.0
+            total = ti + tj
+            supply = self.masses[i] / total
+            supply[n1] = tj / total
+            demand = self.masses[j] / total
+            demand[n2] = ti / total
+            normalised = _solve(supply, demand, cost)
+            out.append(OtmannDistance(lp=normalised * total, emd=normalised))
+        return out
+
+
+class ProfileSet:
+    """Profiles prepared once for many rows of distances among them.
+
+    Preparing costs about as much as solving one row (stacking the nodes, merging the path-length
+    columns); a process asked for one row at a time over the same models (the language server's
+    hovers) prepares them once and then pays only for the transport problems.
+    """
+
+    def __init__(self, profiles: Sequence[OtmannProfile]) -> None:
+        self._batch = _Batch(list(profiles))
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def distances_from(self, i: int) -> DistanceMatrices:
+        """Distances from profile i to every profile of the set (0 at i itself): n − 1 transport problems."""
+        n = len(self._batch)
+        if not 0 <= i < n:
+            raise IndexError(f"profile {i} of a set of {n}")
+        out = [*self._batch.row(i, 0, i), OtmannDistance(0.0, 0.0), *self._batch.row(i, i + 1, n)]
+        return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
+
+
+def distances_to(target: OtmannProfile, profiles: Sequence[OtmannProfile]) -> DistanceMatrices:
+    """Distances from one profile to each of `profiles` (vectors of length n): an incremental add costs n."""
+    batch = _Batch([target, *profiles])
+    out = batch.row(0, 1, len(batch))
+    return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
+
+
+# Below this many pairs, starting processes costs more than it saves.
+_PARALLEL_MIN_PAIRS = 5_000
+
+
+def pair_count(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def distance_matrix(profiles: Sequence[OtmannProfile], workers: int = 2) -> DistanceMatrices:
+    """All pairwise distances, each pair solved once; large batches are shared among `workers` processes."""
+    n = len(profiles)
+    lp, emd = np.zeros((n, n)), np.zeros((n, n))
+    batch = _Batch(profiles)
+    tasks = list(_row_chunks(n, max(1, workers) * 8))
+    if workers > 1 and pair_count(n) >= _PARALLEL_MIN_PAIRS and len(tasks) > 1:
+        context = _process_context()
+        with context.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(batch,)) as pool:
+            for rows, row_lp, row_emd in pool.imap_unordered(_worker_rows, tasks):
+                _fill(lp, emd, rows, row_lp, row_emd)
+    else:
+        for rows in tasks:
+            _fill(lp, emd, *_rows(batch, rows))
+    return DistanceMatrices(lp, emd)
+
+
+def pair_distances(profiles: Mapping[str, OtmannProfile], pairs: Sequence[tuple[str, str]],
+                   workers: int = 2) -> list[OtmannDistance]:
+    """Distances for chosen pairs of keyed profiles, in the order of `pairs`.
+
+    Pairs that share a key are computed as one row (`distances_to`), so adding one model to n
+    costs n distances; when most pairs among the keys are asked for, the whole matrix is computed
+    with `distance_matrix` instead.
+    """
+    keys = sorted({k for pair in pairs for k in pair})
+    missing = [k for k in keys if k not in profiles]
+    if missing:
+        raise KeyError(f"no OTMANN profile for {', '.join(missing)}")
+    if not pairs:
+        return []
+    if len(pairs) * 2 >= pair_count(len(keys)) and len(keys) > 2:
+        matrices = distance_matrix([profiles[k] for k in keys], workers)
+        where = {k: i for i, k in enumerate(keys)}
+        return [OtmannDistance(float(matrices.lp[where[a], where[b]]), float(matrices.emd[where[a], where[b]]))
+                for a, b in pairs]
+    return _by_rows(profiles, pairs)
+
+
+def _by_rows(profiles: Mapping[str, OtmannProfile], pairs: Sequence[tuple[str, str]]) -> list[OtmannDistance]:
+    # each pair goes to the row of whichever of its keys appears in more pairs
+    counts = Counter(k for pair in pairs for k in pair)
+    rows: dict[str, list[int]] = {}
+    for index, (a, b) in enumerate(pairs):
+        rows.setdefault(a if counts[a] >= counts[b] else b, []).append(index)
+    out: list[OtmannDistance | None] = [None] * len(pairs)
+    for key, indices in rows.items():
+        others = [pairs[i][1] if pairs[i][0] == key else pairs[i][0] for i in indices]
+        row = distances_to(profiles[key], [profiles[o] for o in others])
+        for i, lp, emd in zip(indices, row.lp, row.emd, strict=True):
+            out[i] = OtmannDistance(float(lp), float(emd))
+    return [d for d in out if d is not None]
+
+
+def _row_chunks(n: int, parts: int) -> Iterator[list[int]]:
+    """Rows grouped so each group holds about the same number of pairs (row i has n-1-i pairs)."""
+    per_part = max(1, pair_count(n) // parts)
+    rows: list[int] = []
+    count = 0
+    for i in range(n - 1):
+        rows.append(i)
+        count += n - 1 - i
+        if count >= per_part:
+            yield rows
+            rows, count = [], 0
+    if rows:
+        yield rows
+
+
+def _rows(batch: _Batch, rows: list[int]) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    n = len(batch)
+    all_lp, all_emd = [], []
+    for i in rows:
+        out = batch.row(i, i + 1, n)
+        all_lp.append(np.array([d.lp for d in out]))
+        all_emd.append(np.array([d.emd for d in out]))
+    return rows, all_lp, all_emd
+
+
+def _fill(lp: np.ndarray, emd: np.ndarray, rows: list[int], row_lp: list[np.ndarray],
+          row_emd: list[np.ndarray]) -> None:
+    for i, vl, ve in zip(rows, row_lp, row_emd, strict=True):
+        lp[i, i + 1:] = vl
+        lp[i + 1:, i] = vl
+        emd[i, i + 1:] = ve
+        emd[i + 1:, i] = ve
+
+
+_WORKER_BATCH: _Batch | None = None
+
+
+def _init_worker(batch: _Batch) -> None:
+    global _WORKER_BATCH
+    _WORKER_BATCH = batch
+
+
+def _worker_rows(rows: list[int]) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    assert _WORKER_BATCH is not None
+    return _rows(_WORKER_BATCH, rows)
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    # fork is the cheapest start, but forking a process that runs other threads (a server) can
+    # deadlock the child; such callers get a fresh interpreter instead.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and os.name == "posix":
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")

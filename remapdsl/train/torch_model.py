@@ -1,0 +1,53 @@
+"""Build the torch module of a model from the layer catalog's factories.
+
+The module is an `nn.Sequential` with one child per layer of the model, in order, so a state dict's keys
+(`0.weight`, `3.bias`) name layers by their position in the text. Its parameter count equals the one the
+language core reports, because both come from the same catalog entries and the same shape inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from remapdsl.language.analysis import ModelInfo, analyze_model
+from remapdsl.language.catalog import describe_shape
+from remapdsl.language.datasets import DatasetInfo
+from remapdsl.language.diagnostics import Severity
+from remapdsl.language.model import ModelSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class ModelBuildError(ValueError):
+    """A model cannot be built for the given input; the message lists the problems."""
+
+
+def build_model(model: ModelSpec, input_shape: Sequence[int], num_classes: int | None = None) -> nn.Sequential:
+    """The model as a freshly initialised `nn.Sequential` (weights from torch's current random state).
+
+    With `num_classes`, the classifier head is checked to have one unit per class.
+    """
+    info = checked_info(model, input_shape, num_classes)
+    from torch import nn
+
+    return nn.Sequential(*(li.type.build(li.input_shape, li.params) for li in info.layers if li.type is not None))
+
+
+def checked_info(model: ModelSpec, input_shape: Sequence[int], num_classes: int | None = None) -> ModelInfo:
+    """The analysis of `model` for this input; ModelBuildError when it has errors."""
+    classes = num_classes if num_classes is not None else 0
+    shape = tuple(int(d) for d in input_shape)
+    info = analyze_model(model, DatasetInfo("input", shape, classes, tuple(str(i) for i in range(classes))))
+    # Without a number of classes the head's width is unknown, so its check is left out.
+    problems = [d.message for d in info.diagnostics
+                if d.severity == Severity.ERROR and (num_classes is not None or d.code != "head")]
+    if problems or any(li.type is None or li.output_shape is None for li in info.layers):
+        raise ModelBuildError(f"model '{model.name}' cannot be built for a {describe_shape(shape)} input: "
+                              + ("; ".join(problems) or "a layer's shape could not be inferred"))
+    return info
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

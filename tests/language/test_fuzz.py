@@ -1,0 +1,131 @@
+"""Fuzzing the front end: any text gives diagnostics, never an exception.
+
+Valid files are mutated (characters deleted, inserted, swapped; lines cut, doubled, shuffled; tokens of
+the language dropped in at random) and random bytes are decoded with errors="replace". Each input goes
+through parse and analysis; the diagnostics must point inside the text, and text without syntax errors
+must format to a fixed point. Every model that comes out, however broken, is hashed and drawn: as SVG at
+every chip size (valid XML), with and without plates, and as text.
+"""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import pytest
+
+from remapdsl.language.analysis import ModelInfo, analyze
+from remapdsl.language.hashing import HASH_LENGTH, architecture_hash
+from remapdsl.language.parser import parse
+from remapdsl.language.printer import format_document, format_text
+from remapdsl.snac.svg import SIZE_NAMES, render_svg
+from remapdsl.snac.text import render_text
+from tests.paths import EXAMPLES
+
+EXAMPLES = [p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.remap"))]
+SEEDS = [
+    *EXAMPLES,
+    "data digits val=0.1 seed=2\ntrain epochs=1 lr=1e-3 optimizer=sgd momentum=0.9\nbudget params < 50k\n"
+    "budget latency <= 250us\nbudget size <= 1.5MiB\n\nmodel m from n:  # c\n    conv2d 8 kernel=5 stride=2 "
+    "padding=valid  @allow(remove, replace)\n    batchnorm\n    tanh\n    avgpool 3 stride=1  @deny(prepend)\n"
+    "    flatten\n    dropout 0.125\n    dense 64\n    sigmoid\n    dense 10  @keep\n",
+    'data npz "~/nowhere/d.npz" channels=1 size=8 classes=3\nmodel m:\n    dense 3\n',
+    # unknown kinds with values, strings that XML cannot hold, a repeated stretch for plates
+    'model odd:\n    conv3d 16 depth=3 note="\x01<&>\'"\n    conv2d 8 padding="\x00" kernel=1e308\n    relu 2\n'
+    "    conv2d 8\n    relu\n    conv2d 8\n    relu\n    flatten\n    dense 10\n",
+]
+TOKENS = ["model", "data", "train", "budget", "from", ":", "=", ",", "@keep", "@allow(", ")", "(", "#", '"', "\\",
+          "<=", "<", "100k", "1e999", "-1", ".5", "0.5ms", "16.0", "conv2d", "dense", "flatten", "kernel=", "\t",
+          "conv3d 16", "relu 2", "padding=", '"\x00"', '"<&>"', "9" * 400,
+          "\r", "\n", "\r\n", "    ", "\x00", "é", "\ufeff", "\u2028", "𝕏", "1" * 40, "params", "size", "latency"]
+PRINTABLE = [chr(c) for c in range(32, 127)] + ["\t", "\n", "\r", "é", "\x00", "\ufffd"]
+
+
+def mutate(text: str, rng: random.Random) -> str:
+    for _ in range(rng.randint(1, 6)):
+        op = rng.randrange(9)
+        i = rng.randint(0, len(text))
+        if op == 0 and text:
+            text = text[:i] + text[i + rng.randint(1, 8):]
+        elif op == 1:
+            text = text[:i] + rng.choice(PRINTABLE) + text[i:]
+        elif op == 2 and len(text) > 1:
+            j = rng.randrange(len(text))
+            i = min(i, len(text) - 1)
+            chars = list(text)
+            chars[i], chars[j] = chars[j], chars[i]
+            text = "".join(chars)
+        elif op == 3:
+            text = text[:i] + rng.choice(TOKENS) + text[i:]
+        elif op == 4:
+            lines = text.split("\n")
+            k = rng.randrange(len(lines))
+            lines[k] = lines[k][: rng.randint(0, len(lines[k]))]
+            text = "\n".join(lines)
+        elif op == 5:
+            lines = text.split("\n")
+            k = rng.randrange(len(lines))
+            lines.insert(k, lines[rng.randrange(len(lines))])
+            text = "\n".join(lines)
+        elif op == 6:
+            lines = text.split("\n")
+            rng.shuffle(lines)
+            text = "\n".join(lines)
+        elif op == 7:
+            text = text[:i]
+        else:
+            text = text.replace(rng.choice(TOKENS[:20]), rng.choice(TOKENS), 1)
+    return text
+
+
+def inputs(count: int, seed: int) -> Iterator[str]:
+    rng = random.Random(seed)
+    for n in range(count):
+        kind = n % 10
+        if kind < 7:
+            yield mutate(rng.choice(SEEDS), rng)
+        elif kind < 9:
+            yield bytes(rng.randrange(256) for _ in range(rng.randint(0, 300))).decode("utf-8", errors="replace")
+        else:
+            yield "".join(rng.choice(TOKENS + [" "] * 10) for _ in range(rng.randint(0, 60)))
+
+
+def check(text: str, turn: int = 0) -> None:
+    result = parse(text)
+    analysis = analyze(result.document, result.diagnostics)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for d in analysis.diagnostics:
+        assert d.message
+        assert d.range.start <= d.range.end
+        assert 0 <= d.range.start.line < len(lines), (d, text)
+    for info in (*analysis.models.values(), *analysis.duplicates):
+        draw(info, turn)
+    if not result.diagnostics:
+        formatted = format_document(result.document)
+        assert format_text(formatted) == formatted, text
+        assert parse(formatted).document == result.document, text
+
+
+def draw(info: ModelInfo, turn: int) -> None:
+    """Hash and draw one model: the SVG parses as XML, the text chip has one symbol per layer.
+
+    Each input is drawn at one chip size, with or without plates, taking turns (`turn`), so that every size
+    sees a thousand inputs and the test stays fast.
+    """
+    assert len(architecture_hash(info.model)) == HASH_LENGTH
+    size = SIZE_NAMES[turn % len(SIZE_NAMES)]
+    ET.fromstring(render_svg(info, size, plates=turn // len(SIZE_NAMES) % 2 == 1, legend=turn % 16 == 0))
+    symbols = render_text(info, header=False).splitlines()[-1] if info.layers else ""
+    assert len(symbols.split()) == len(info.layers)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mutated_and_random_text_gives_diagnostics_never_exceptions(seed):
+    for turn, text in enumerate(inputs(1000, seed)):
+        try:
+            check(text, turn)
+        except AssertionError:
+            raise
+        except Exception as e:  # report the input that broke the front end
+            raise AssertionError(f"{type(e).__name__}: {e} on input {text!r}") from e
