@@ -83,7 +83,7 @@ def print_diagnostics(path: str | os.PathLike[str], diagnostics: Iterable[Diagno
 # --- picking models by name ------------------------------------------------------------------------------
 
 
-def unknown_model(path: str | os.PathLike[str], name: str, known: Sequence[str]) -> UsageError:
+def unknown_model(path: str | os.PathLike[str], name: str, known: list[str]) -> UsageError:
     """The error for a model name that FILE does not define, with a suggestion and the names it does."""
     listing = f"; models: {', '.join(known)}" if known else "; it defines no models"
     return UsageError(f"{path} has no model '{name}'{did_you_mean(name, known)}{listing}")
