@@ -1,16 +1,18 @@
-"""Training throughput: the trainer's process pool against a plain PyTorch loop, same models, same run.
+"""Training throughput: the local executor's process pool against a plain PyTorch loop, same models, same run.
 
     python benchmarks/bench_train.py [--models 100] [--epochs 10] [--batch 128] [--workers N] [--repeat 1]
                                      [--seed 0] [--json out.json]
     python benchmarks/bench_train.py --gpu      # CIFAR-10-shaped synthetic data (50,000 x 3 x 32 x 32) on CUDA
 
-The population is the sampler's (`remapdsl.search.sampler.sample_models`) for the data's input shape. Ours: a
-`TrainingPool` (one process per core, one torch thread each, data held as tensors, seeded index batches,
-full validation each epoch, a checkpoint each epoch). Reference: one model after another in this process
-with torch's default threads, the same architecture built from torch's stock modules, a DataLoader over a
-TensorDataset with shuffling, Adam, cross-entropy, and a validation pass per epoch through a second
-DataLoader — the loop most training scripts start from.
+The population is the sampler's (`remapdsl.search.sampler.sample_models`) for the data's input shape. Ours: the
+models queued in a new store, the most expensive first, and trained by the local executor as `remap train`
+trains them (one process per core, one torch thread each, data held as tensors, seeded index batches, full
+validation each epoch, each epoch and its checkpoint written to the store; no ONNX measurement). Reference:
+one model after another in this process with torch's default threads, the same architecture built from
+torch's stock modules, a DataLoader over a TensorDataset with shuffling, Adam, cross-entropy, and a
+validation pass per epoch through a second DataLoader — the loop most training scripts start from.
 Throughput is model-epochs per second over the whole population, start-up of the pool included.
+The synthetic data of --gpu is written once to an .npz file, which the worker processes load.
 """
 
 from __future__ import annotations
@@ -19,15 +21,22 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from remapdsl.language.datasets import CIFAR10_CLASSES, DatasetInfo
-from remapdsl.language.model import ModelSpec
+from remapdsl.jobs.enqueue import Checked, enqueue_models
+from remapdsl.jobs.local import default_workers, train_jobs
+from remapdsl.jobs.worker import WorkerOptions
+from remapdsl.language.analysis import analyze_model
+from remapdsl.language.datasets import DatasetInfo
+from remapdsl.language.model import Arg, DataSpec, Document, ModelSpec
+from remapdsl.store.db import Store
+from remapdsl.store.queue import Queue
 from remapdsl.train.data import Dataset, load_dataset
-from remapdsl.train.parallel import TrainingPool, default_workers
 from remapdsl.train.torch_model import build_model
 from remapdsl.train.trainer import TrainSettings, resolve_device
 
@@ -50,23 +59,38 @@ def population(n: int, info: DatasetInfo, seed: int) -> list[ModelSpec]:
     return list(sample_models(n, info, seed))
 
 
-def synthetic_cifar(seed: int) -> Dataset:
-    """CIFAR-10's shapes and sizes with random pixels: throughput does not depend on the pictures."""
+def synthetic_cifar(seed: int, folder: Path) -> DataSpec:
+    """CIFAR-10's shapes and sizes with random pixels (throughput does not depend on the pictures): 60,000
+    images in an .npz file, a sixth of them held out for validation as CIFAR-10's test set is."""
     rng = np.random.default_rng(seed)
-    return Dataset("synthetic-cifar10", f"synthetic-cifar10|seed={seed}",
-                   rng.standard_normal((50_000, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 50_000),
-                   rng.standard_normal((10_000, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 10_000),
-                   CIFAR10_CLASSES)
+    path = folder / "synthetic-cifar10.npz"
+    np.savez(path, x=rng.integers(0, 256, (60_000, 3, 32, 32), dtype=np.uint8), y=rng.integers(0, 10, 60_000))
+    return DataSpec("npz", str(path), (Arg("val", 1 / 6), Arg("classes", 10)))
 
 
-def run_ours(models: list[ModelSpec], data: Dataset, settings: TrainSettings, workers: int, device: str) -> Timing:
-    started = time.perf_counter()
-    with TrainingPool(data, workers, device, keep_checkpoints=False) as pool:
-        results = pool.train_all(models, settings)
-    seconds = time.perf_counter() - started
-    return Timing(seconds, [r.epochs[-1].val_acc if r.epochs else float("nan") for r in results],
-                  sum(r.status != "done" for r in results), sum(r.seconds for r in results) / (workers * seconds),
-                  tuple(r.seconds / max(1, len(r.epochs)) for r in results))
+def run_ours(models: list[ModelSpec], data: Dataset, spec: DataSpec, settings: TrainSettings, workers: int,
+             device: str) -> Timing:
+    """The models queued in a new store, the most expensive first, and trained by the local executor."""
+    info = data.info()
+    cost = {m.name: analyze_model(m, info).flops for m in models}
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as folder:
+        db = Path(folder) / "remap.db"
+        document = Document(models=tuple(models), data=spec)
+        checked = Checked(Path(folder) / "population.remap", document, sorted(cost, key=lambda n: -cost[n]))
+        started = time.perf_counter()
+        with Store(db) as store:
+            _, enqueued = enqueue_models(store, checked, settings, data.key, device=device)
+        job_of = {e.job.model_name: e.job.id for e in enqueued}
+        train_jobs(db, list(job_of.values()), processes=workers, options=WorkerOptions(device=device, onnx=False))
+        seconds = time.perf_counter() - started
+        with Store(db) as store:
+            queue = Queue(store)
+            runs = [store.run(queue.require(job_of[m.name]).run_id) for m in models]
+            epochs = [store.epochs(r.id) if r is not None else [] for r in runs]
+    trained = [(r.seconds or 0.0) if r is not None else 0.0 for r in runs]
+    return Timing(seconds, [e[-1].val_acc if e else float("nan") for e in epochs],
+                  sum(r is None or r.status != "done" for r in runs), sum(trained) / (workers * seconds),
+                  tuple(t / max(1, len(e)) for t, e in zip(trained, epochs, strict=True)))
 
 
 def estimate_errors(models: list[ModelSpec], data: Dataset, timing: Timing, batch: int) -> dict[str, float]:
@@ -155,16 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
 
+    folder = tempfile.TemporaryDirectory(prefix="bench-train-data-")
     if args.gpu:
         try:
             device = resolve_device("cuda")
         except ValueError as e:
             print(f"bench_train --gpu: {e}", file=sys.stderr)
             return 2
-        data = synthetic_cifar(args.seed)
+        spec = synthetic_cifar(args.seed, Path(folder.name))
     else:
         device = "cpu"
-        data = load_dataset(None)
+        spec = DataSpec("digits")
+    data = load_dataset(spec)
     models = population(args.models, data.info(), args.seed)
     settings = TrainSettings(epochs=args.epochs, batch=args.batch, seed=args.seed)
     workers = args.workers or default_workers(device)
@@ -175,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ours: list[Timing] = []
     reference: list[Timing] = []
     for i in range(args.repeat):
-        ours.append(run_ours(models, data, settings, workers, device))
+        ours.append(run_ours(models, data, spec, settings, workers, device))
         print(f"run {i + 1}: ours {ours[-1].seconds:.1f} s ({model_epochs / ours[-1].seconds:.1f} model-epochs/s, "
               f"workers busy {ours[-1].busy:.0%}, {ours[-1].failed} failed)", flush=True)
         if not args.skip_reference:
@@ -206,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=2)
+    folder.cleanup()
     return 0
 
 

@@ -8,6 +8,8 @@ import os
 import sys
 
 from remapdsl import __version__
+from remapdsl.cli.options import UsageError
+from remapdsl.jobs.enqueue import EnqueueError
 
 # Module names under remapdsl.cli, in the order `remap --help` lists them.
 COMMANDS = (
@@ -46,10 +48,6 @@ EXTRAS = {
 }
 
 
-class UsageError(Exception):
-    """Bad command-line input; the message names what was wrong."""
-
-
 def missing_extra_message(command: str, error: ModuleNotFoundError) -> str | None:
     """What to install when a subcommand needs an optional dependency that is absent; None if not one of ours."""
     top = (error.name or "").split(".")[0]
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         args.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args) or 0)
-    except UsageError as e:
+    except (UsageError, EnqueueError) as e:
         print(f"remap {args.command}: error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:

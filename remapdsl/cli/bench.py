@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.export import Workspace, add_store_options, find_trained, open_workspace, select
+from remapdsl.cli.options import UsageError, add_trained_weights_options
+from remapdsl.cli.workspace import Workspace, find_trained, open_workspace, select
 from remapdsl.language.diagnostics import Diagnostic, Severity
 from remapdsl.onnx.bench import DEFAULT_THREADS, MIN_RUNS, PROVIDERS
 from remapdsl.onnx.export import DEFAULT_EXPORTER, EXPORTERS
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--exporter", choices=EXPORTERS, default=DEFAULT_EXPORTER, help="torch exporter")
     p.add_argument("--no-store", action="store_true", help="do not record the reports in the store")
     p.add_argument("--json", action="store_true", help="print the reports and budget diagnostics as JSON")
-    add_store_options(p)
+    add_trained_weights_options(p)
     p.set_defaults(run=run)
 
 

@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from remapdsl.cli import UsageError
+from remapdsl.cli.options import UsageError
+from remapdsl.cli.workspace import read_source
 from remapdsl.language.analysis import analyze
 from remapdsl.language.diagnostics import Diagnostic, Severity
 from remapdsl.language.model import Document
@@ -28,27 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(run=run)
 
 
-def read_source(path: str) -> str:
-    """The text of a .remap file, or a UsageError saying why it cannot be read."""
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{path} is a directory; expected a .remap file")
-    try:
-        with p.open(encoding="utf-8-sig", newline="") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     errors = warnings = models = unreadable = 0
     for path in args.files:
         try:
-            text = read_source(path)
+            text = read_source(path).text
         except UsageError as e:  # one unreadable file does not hide the problems of the others
             print(f"remap check: error: {e}", file=sys.stderr)
             unreadable += 1

@@ -11,19 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.train import (
-    DEFAULT_JOBS,
-    add_no_onnx_option,
-    open_store,
-    positive_int,
-    print_results,
-    queue_document,
-    read_models,
-    report_plan,
-    train_jobs,
-    worker_options,
-)
+from remapdsl.cli.options import DEFAULT_JOBS, UsageError, add_no_onnx_option, positive_int, worker_options
+from remapdsl.cli.workspace import open_store, print_results, read_models, report_plan, train_jobs
+from remapdsl.jobs.enqueue import Plan, queue_document
+from remapdsl.store.db import Store
 
 DEFAULT_MODELS = 20
 # small enough that the demo ends in about a minute on two cores
@@ -79,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         plan = queue_document(store, checked, epochs=None, device=args.device, force=False, origin="sampled")
         todo = report_plan(plan, sys.stdout)
         if todo:
-            train_jobs(store.path, todo, jobs=args.jobs, device=None, out=sys.stdout,
+            train_jobs(store.path, todo, jobs=args.jobs, out=sys.stdout,
                        options=worker_options(args.device, args.onnx))
         _print_front(store, plan)
         print("\nresults:")
@@ -88,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_front(store, plan) -> None:  # type: ignore[no-untyped-def]
+def _print_front(store: Store, plan: Plan) -> None:
     from remapdsl.store.results import pareto_rows, result_rows
 
     rows = result_rows(store, plan.registered, data_key=plan.data.key, settings_key=plan.settings.key(),

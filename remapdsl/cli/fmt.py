@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from remapdsl.cli.check import read_source
+from remapdsl.cli.workspace import read_source
 from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
 
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = {path: read_source(path) for path in args.files}
+    sources = {path: read_source(path).text for path in args.files}
     broken = changed = 0
     for path, text in sources.items():
         result = parse(text)

@@ -11,14 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.distance import (
-    add_measure_option,
-    add_space_option,
+from remapdsl.cli.options import UsageError, add_measure_option, add_space_option, measure_of
+from remapdsl.cli.workspace import (
     comparable,
     file_members,
     file_models,
-    measure_of,
     number,
     open_space,
     warn_skipped,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from remapdsl.cli import UsageError
+from remapdsl.cli.options import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

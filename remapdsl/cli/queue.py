@@ -7,8 +7,8 @@ import json
 import time
 from dataclasses import asdict
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.train import add_store_option, open_store, store_path
+from remapdsl.cli.options import UsageError, add_store_option
+from remapdsl.cli.workspace import open_store, store_path
 from remapdsl.store.queue import MOVES, Job, Queue, QueueError
 
 

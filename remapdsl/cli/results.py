@@ -7,16 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from remapdsl.cli.train import (
-    add_store_option,
-    dataset_of,
-    device_of,
-    open_store,
-    positive_int,
-    read_models,
-    settings_of,
-    store_path,
-)
+from remapdsl.cli.options import add_store_option, device_of, positive_int
+from remapdsl.cli.workspace import open_store, read_models, report_skipped, store_path
+from remapdsl.jobs.enqueue import load_document_data, settings_of
 from remapdsl.store.queue import describe_models
 from remapdsl.store.results import format_table, pareto_rows, result_rows, rows_json
 
@@ -39,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     checked = read_models(args.file, args.model)
-    checked.report_skipped(sys.stderr)
+    report_skipped(checked, sys.stderr)
     device = device_of(args.device)
     settings = settings_of(checked.document, args.epochs)
-    data = dataset_of(checked.document, checked.path.resolve().parent)
+    data = load_document_data(checked.document, checked.path.resolve().parent)
     with open_store(store_path(args, args.file), must_exist=True) as store:
         models = [m for m, _ in describe_models(checked.document, checked.names,
                                                    base_dir=checked.path.resolve().parent)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.ablate import write_atomic
+from remapdsl.cli.options import UsageError
+from remapdsl.cli.workspace import write_atomic
 from remapdsl.language.analysis import did_you_mean
 from remapdsl.language.catalog import describe_shape
 from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
@@ -53,7 +53,8 @@ def parse_count(text: str) -> int:
     return int(value)
 
 
-def dataset_of(name: str, path: str | None) -> tuple[DataSpec, DatasetInfo]:
+def data_from_options(name: str, path: str | None) -> tuple[DataSpec, DatasetInfo]:
+    """The data line `--data NAME --path PATH` asks for, and what it holds."""
     kind = DATASET_KINDS.get(name)
     if kind is None:
         names = list(DATASET_KINDS)
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.seed <= TRAIN_OPTIONS["seed"].high:  # type: ignore[operator]
         raise UsageError(f"--seed must be from 0 to {TRAIN_OPTIONS['seed'].high:.0f}; found {args.seed}")
     max_params = parse_count(args.max_params)
-    data, dataset = dataset_of(args.data, args.path)
+    data, dataset = data_from_options(args.data, args.path)
     try:
         models = sample_models(args.n, dataset, args.seed, max_params=max_params, min_layers=args.min_layers,
                                max_layers=args.max_layers)

@@ -4,65 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.check import read_source
-from remapdsl.language.analysis import Analysis, ModelInfo, analyze, did_you_mean
+from remapdsl.cli.options import UsageError, use_colour
+from remapdsl.cli.workspace import Loaded, pick_model, print_errors, read_analysis
+from remapdsl.language.analysis import ModelInfo
 from remapdsl.language.catalog import describe_shape
-from remapdsl.language.diagnostics import Diagnostic
-from remapdsl.language.parser import parse
 from remapdsl.language.printer import layer_text
-from remapdsl.search.children import model_errors
 from remapdsl.snac.geometry import si_number
 from remapdsl.snac.text import render_text
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A model picked from a file, with the errors that concern it (syntax errors in its lines included)."""
-
-    path: Path
-    analysis: Analysis
-    info: ModelInfo
-    errors: tuple[Diagnostic, ...]
-
-
-def read_analysis(path: Path) -> Analysis:
-    """Parse and analyse FILE; a missing or unreadable file is a usage error."""
-    result = parse(read_source(str(path)))
-    return analyze(result.document, result.diagnostics, Path(path).parent)
 
 
 def load_model(path: Path, name: str) -> Loaded:
     """Parse and analyse FILE and pick MODEL; a missing file or an unknown model is a usage error."""
     return pick_model(path, read_analysis(path), name)
-
-
-def pick_model(path: Path, analysis: Analysis, name: str) -> Loaded:
-    """MODEL from an analysed FILE, with its errors; an unknown name is a usage error with a suggestion."""
-    info = analysis.models.get(name)
-    if info is None:
-        names = list(analysis.models)
-        listing = f"; models: {', '.join(names)}" if names else "; it defines no models"
-        raise UsageError(f"{path} has no model '{name}'{did_you_mean(name, names)}{listing}")
-    return Loaded(path, analysis, info, tuple(model_errors(analysis, info)))
-
-
-def print_errors(loaded: Loaded) -> None:
-    for d in loaded.errors:
-        print(d.format(str(loaded.path)), file=sys.stderr)
-
-
-def use_colour(choice: str) -> bool:
-    if choice == "always":
-        return True
-    if choice == "never":
-        return False
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.show import Loaded, pick_model, print_errors, read_analysis, use_colour
+from remapdsl.cli.options import UsageError, use_colour
+from remapdsl.cli.workspace import Loaded, pick_model, print_errors, read_analysis
 from remapdsl.language.analysis import Analysis
 from remapdsl.snac.diff import diff_models
 from remapdsl.snac.svg import SIZE_NAMES, render_diff_svg, render_svg

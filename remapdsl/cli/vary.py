@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.ablate import add_output, load_source, write_children
+from remapdsl.cli.options import UsageError, add_output_option
+from remapdsl.cli.workspace import load_source, write_children
 from remapdsl.language.analysis import did_you_mean
 from remapdsl.language.annotations import VARIATION_OPS
 from remapdsl.search.variation import vary
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--ops", metavar="OP,OP", default=",".join(VARIATION_OPS),
                    help=f"operators to draw from (default: all of {', '.join(VARIATION_OPS)})")
     p.add_argument("--seed", type=int, default=0, help="seed of the random changes (default 0)")
-    add_output(p)
+    add_output_option(p)
     p.set_defaults(run=run)
 
 

@@ -6,8 +6,15 @@ import argparse
 import sys
 from collections import Counter
 
-from remapdsl.cli import UsageError
-from remapdsl.cli.train import Progress, add_store_option, open_store, positive_float, positive_int, store_path
+from remapdsl.cli.options import (
+    UsageError,
+    add_no_onnx_option,
+    add_store_option,
+    device_of,
+    positive_float,
+    positive_int,
+)
+from remapdsl.cli.workspace import Progress, open_store, store_path
 from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
 from remapdsl.store.queue import DEFAULT_LEASE_SECONDS
 
@@ -32,8 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--threads", type=positive_int, default=1, metavar="N",
                    help="CPU threads for torch (default 1: small models train fastest one thread per worker; "
                         "run one worker per core)")
-    p.add_argument("--no-onnx", dest="onnx", action="store_false",
-                   help="do not export trained models to ONNX and measure them with onnxruntime")
+    add_no_onnx_option(p)
     p.add_argument("--id", metavar="NAME", help="this worker's name in the queue (default host:pid)")
     p.set_defaults(run=run)
 
@@ -45,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.device:
-        from remapdsl.cli.train import device_of
-
         device_of(args.device)
     path = store_path(args)
     open_store(path).close()

@@ -3,7 +3,7 @@
 The data lives on the device as tensors and each step slices a seeded permutation, so no DataLoader
 runs per step. Images and convolutions use the channels-last layout; on CUDA the model also runs under
 autocast (bfloat16 where supported, else float16 with a gradient scaler). The loss is cross-entropy on
-logits. Small models on a CPU are fastest with one torch thread per process (see `remapdsl.train.parallel`).
+logits. Small models on a CPU are fastest with one torch thread per process (see `remapdsl.jobs.local`).
 Nothing is read back from the device inside an epoch: losses and predictions are gathered and checked
 once at its end, where a non-finite loss ends the run as failed and names the epoch and step where it
 appeared.

@@ -217,16 +217,15 @@ async def queue(ls: RemapServer, uri: str, names: Sequence[str], *, retry: bool,
 def enqueue_document(store: Path, file: Path, document: Document, names: list[str], retry: bool) -> list[Queued]:
     """Register and queue models of a document in the store (created if need be), as `remap train` does;
     ValueError saying why when the settings, the data or the store cannot be used."""
-    from remapdsl.cli import UsageError
-    from remapdsl.cli.train import Checked, enqueue_models, settings_of
+    from remapdsl.jobs.enqueue import Checked, EnqueueError, data_key, enqueue_models, settings_of
     from remapdsl.store.db import Store
     from remapdsl.store.queue import Queue
 
     try:
-        settings = settings_of(document, None)
-        data_key = _data_key(document, file.resolve().parent)
+        settings = settings_of(document)
+        key = data_key(document, file.resolve().parent)
         with Store(store) as opened:
-            registered, enqueued = enqueue_models(opened, Checked(file, document, names), settings, data_key)
+            registered, enqueued = enqueue_models(opened, Checked(file, document, names), settings, key)
             jobs = Queue(opened)
             out = []
             for m, e in zip(registered, enqueued, strict=True):
@@ -241,23 +240,8 @@ def enqueue_document(store: Path, file: Path, document: Document, names: list[st
                                "done": "already trained"}.get(job.status, f"already {job.status}")
                 out.append(Queued(m.name, job.id, outcome))
             return out
-    except (UsageError, StoreError) as e:
+    except (EnqueueError, StoreError) as e:
         raise ValueError(str(e)) from None
-
-
-_data_keys: dict[tuple[str, str], str] = {}
-
-
-def _data_key(document: Document, base_dir: Path) -> str:
-    """The store's key of the document's data. Loading the data is what gives the key, and a big data set
-    takes seconds to load, so keys are kept for the server's life by data line and folder."""
-    from remapdsl.cli.train import dataset_of
-    from remapdsl.store.queue import data_line
-
-    where = (data_line(document), str(base_dir))
-    if where not in _data_keys:
-        _data_keys[where] = dataset_of(document, base_dir).key
-    return _data_keys[where]
 
 
 async def spawn_and_apply(ls: RemapServer, uri: str, operation: Operation, what: str) -> list[str]:

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remapdsl.cli import COMMANDS, UsageError
+from remapdsl.cli import COMMANDS
 from remapdsl.cli import distance as distance_cli
 from remapdsl.cli import layout as layout_cli
 from remapdsl.cli import neighbours as neighbours_cli
+from remapdsl.cli.options import UsageError
 
 FILE = """\
 data digits
@@ -99,7 +100,7 @@ def test_unknown_model_is_a_usage_error(remap_file, capsys):
 
 def test_missing_file_is_a_usage_error(tmp_path, capsys):
     code, _, err = invoke(["distance", str(tmp_path / "nope.remap"), "a", "b"], capsys)
-    assert code == 2 and "cannot read" in err
+    assert code == 2 and "nope.remap: no such file" in err
 
 
 def test_a_model_with_a_syntax_error_is_refused(tmp_path, capsys):

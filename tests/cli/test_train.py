@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from remapdsl.cli import main
-from remapdsl.cli.train import Progress
+from remapdsl.cli.workspace import Progress
 from remapdsl.jobs.worker import WorkerEvent
 from remapdsl.store.db import EpochRow, Store
 from remapdsl.store.queue import Job
@@ -119,7 +119,8 @@ def test_results_table_and_json(remap_file: Path, capsys) -> None:  # type: igno
 
 
 def test_queue_commands(remap_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from remapdsl.cli.train import queue_document, read_models
+    from remapdsl.cli.workspace import read_models
+    from remapdsl.jobs.enqueue import queue_document
 
     with store_of(remap_file) as store:
         plan = queue_document(store, read_models(remap_file, None), epochs=None, device="cpu", force=False)
@@ -155,7 +156,8 @@ def test_queue_commands(remap_file: Path, tmp_path: Path, capsys) -> None:  # ty
     (["queue", "move", "99", "top"], "no job 99"),
 ])
 def test_bad_queue_commands(remap_file: Path, capsys, argv: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
-    from remapdsl.cli.train import queue_document, read_models
+    from remapdsl.cli.workspace import read_models
+    from remapdsl.jobs.enqueue import queue_document
 
     with store_of(remap_file) as store:
         queue_document(store, read_models(remap_file, ["linear"]), epochs=None, device="cpu", force=False)
@@ -246,7 +248,8 @@ def test_demo_with_no_onnx(tmp_path: Path, capsys) -> None:  # type: ignore[no-u
 def test_queue_list_shows_an_expired_lease_as_expired(remap_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from remapdsl.cli.train import queue_document, read_models
+    from remapdsl.cli.workspace import read_models
+    from remapdsl.jobs.enqueue import queue_document
     from remapdsl.store.queue import Queue
 
     with store_of(remap_file) as store:

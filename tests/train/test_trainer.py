@@ -1,4 +1,4 @@
-"""Training on the CPU: results, reproducibility, resuming, cancelling, failing, the process pool."""
+"""Training on the CPU: results, reproducibility, resuming, cancelling, failing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import torch
 from remapdsl.language.analysis import analyze_model
 from remapdsl.language.model import Arg, Document, Layer, ModelSpec, TrainSpec
 from remapdsl.train.data import Dataset, load_dataset
-from remapdsl.train.parallel import train_many
 from remapdsl.train.trainer import (
     Checkpoint,
     TrainSettings,
@@ -215,16 +214,3 @@ def test_settings_from_the_document_with_overrides() -> None:
         TrainSettings(optimizer="lbfgs")
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainSettings.from_document(doc, epoch=3)
-
-
-def test_the_pool_trains_in_separate_processes_and_keeps_going(digits: Dataset) -> None:
-    settings = TrainSettings(epochs=1)
-    wrong_head = ModelSpec("wrong", (layer("flatten"), layer("dense", 3)))
-    finished: list[int] = []
-    results = train_many([SMALL_CONV, wrong_head, LINEAR], digits, settings, workers=2, device="cpu",
-                         keep_checkpoints=False, on_result=lambda i, r: finished.append(i))
-    assert sorted(finished) == [0, 1, 2]
-    assert [r.status for r in results] == ["done", "failed", "done"]
-    assert results[0].checkpoint is None
-    alone = train(SMALL_CONV, digits, settings, "cpu")
-    assert replace(results[0].epochs[0], seconds=0) == replace(alone.epochs[0], seconds=0)
