@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.INFO)
-    from remapdsl_server.lsp.server import build_server
+    from remapdsl_server.lsp.app import build_server
 
     server = build_server()
     if address is None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .documents import DocumentState
 
 
-def quick_fixes(state: DocumentState, range: types.Range, diagnostics: list[types.Diagnostic],
+def quick_fixes(state: DocumentState, range: types.Range, diagnostics: Sequence[types.Diagnostic],
                 codec: PositionCodec | None = None) -> list[types.CodeAction]:
     """A quick fix for each diagnostic in the request that the analysis can fix (matched by range,
     code and message: the client sends back what it was given)."""

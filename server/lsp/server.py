@@ -1,6 +1,7 @@
-"""The remap language server: shared state, and a factory that registers every feature.
+"""The remap language server and what one server keeps: settings, analysed documents, store connections, the
+thread pool, the store watcher and its workers, and the children of resolved code actions.
 
-Each feature lives in its own module with `register(server)`; handlers stay thin and call `remapdsl`.
+Features (`features/`) take a `RemapServer`; `app.build_server` registers them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from pygls.uris import to_fs_path
 
 from remapdsl import __version__
 from remapdsl.store.db import Store, StoreError, default_store_path
+from remapdsl.store.status import QueueProgress
 
 from .documents import DocumentCache, DocumentState
 from .logs import ClientLog
 from .neighbours import StructuralNeighbours
 from .protocol import RemapProtocol
 from .settings import Settings, parse_settings
+from .spawned import SpawnedChildren
+from .watcher import StoreWatcher
+from .worker_process import Workers
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -43,6 +48,9 @@ class RemapServer(LanguageServer):
         self.client_info: types.ClientInfo | None = None  # the client's name, from initialize
         self._stores = threading.local()  # a Store connection must not be shared between threads
         self.neighbours = StructuralNeighbours()  # for the model hover; POT is imported on initialize
+        self.spawned = SpawnedChildren()  # for the `remap.enqueue` command of resolved code actions
+        self.workers = Workers(self._log_worker_line)
+        self.watcher = StoreWatcher(self, self.run_blocking, self.open_stores, self._keep_worker, self.refresh_all)
 
     def document_state(self, uri: str) -> DocumentState | None:
         """The open document at `uri`, parsed and analysed (cached per version); None if it is not open."""
@@ -98,6 +106,30 @@ class RemapServer(LanguageServer):
         for uri in list(self.workspace.text_documents):
             self.refresh_document(uri)
 
+    def watch_stores(self) -> None:
+        """Start the store watcher (and with it the worker, when enabled): from the `initialized` handler, and
+        again, to no effect, from the code lens and code action handlers and after queueing, so that watching
+        begins with the first of them whatever the order. Needs the running event loop."""
+        self.watcher.start()
+
+    def open_stores(self) -> set[Path]:
+        """The stores of the open documents."""
+        paths = (self.store_path(uri) for uri in list(self.workspace.text_documents))
+        return {p for p in paths if p is not None}
+
+    def _keep_worker(self, store: Path, progress: QueueProgress) -> None:
+        """Keep a worker running while jobs are queued, when the user lets the server start one."""
+        if progress.queued and self.settings.start_worker and self.workers.ensure(store):
+            self.window_log_message(types.LogMessageParams(types.MessageType.Info,
+                                                           f"started a training worker on {store}"))
+
+    def _log_worker_line(self, line: str) -> None:
+        # worker output arrives on a reader thread; the client is written to from the event loop only
+        loop = self.watcher.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.window_log_message,
+                                      types.LogMessageParams(types.MessageType.Log, f"worker: {line}"))
+
     def apply_settings(self, raw: Any) -> None:
         self.settings, problems = parse_settings(raw, self.settings)
         for problem in problems:
@@ -109,23 +141,3 @@ class RemapServer(LanguageServer):
     def shutdown_pool(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-
-def build_server() -> RemapServer:
-    from . import (
-        actions,
-        completion,
-        configuration,
-        diagnostics,
-        formatting,
-        hover,
-        lens,
-        navigation,
-        symbols,
-        training,
-    )
-
-    server = RemapServer()
-    for feature in (configuration, diagnostics, hover, completion, formatting, symbols, navigation, actions, lens,
-                    training):
-        feature.register(server)
-    return server

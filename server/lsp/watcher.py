@@ -18,14 +18,16 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from remapdsl.store.status import QueueProgress, Training, queue_progress
 
 if TYPE_CHECKING:
-    from .server import RemapServer
+    from collections.abc import Awaitable
+
+    from pygls.lsp.server import LanguageServer
 
 QUEUE_PROGRESS = "remap/queueProgress"
 POLL_SECONDS = 0.5
@@ -33,7 +35,6 @@ POLL_SECONDS = 0.5
 CLIENT_TIMEOUT = 5.0
 
 log = logging.getLogger(__name__)
-_attempts = itertools.count(1)
 
 
 class StorePoller:
@@ -65,19 +66,25 @@ class StorePoller:
 
 
 class StoreWatcher:
-    """Polls the stores that `stores()` names (those of the open documents) and reports changes to the
-    client; `on_progress(store, progress)` hears each store's progress on every tick."""
+    """Polls the stores that `stores()` names (those of the open documents), in `run_blocking`, and reports
+    changes to the client; `on_progress(store, progress)` hears each store's progress on every tick, and
+    `on_finished()` (which may return an awaitable) is called when a training ended."""
 
-    def __init__(self, ls: RemapServer, stores: Callable[[], set[Path]],
-                 on_progress: Callable[[Path, QueueProgress], object] = lambda s, p: None) -> None:
+    def __init__(self, ls: LanguageServer, run_blocking: Callable[..., Awaitable[Any]],
+                 stores: Callable[[], set[Path]],
+                 on_progress: Callable[[Path, QueueProgress], object] = lambda s, p: None,
+                 on_finished: Callable[[], object] = lambda: None) -> None:
         self.ls = ls
+        self.run_blocking = run_blocking
         self.stores = stores
         self.on_progress = on_progress
+        self.on_finished = on_finished
         self.pollers: dict[Path, StorePoller] = {}
         self.progress: dict[Path, QueueProgress] = {}
         self.last = QueueProgress()
         # job id -> its work-done progress token (None: the client refused it) and the last message
         self.tokens: dict[int, tuple[str | None, str]] = {}
+        self.attempts = itertools.count(1)
         self.task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -107,7 +114,7 @@ class StoreWatcher:
         self._close([p for p in self.pollers if p not in stores])
         for path in stores:
             poller = self.pollers.setdefault(path, StorePoller(path))
-            changed = await self.ls.run_blocking(poller.poll)
+            changed = await self.run_blocking(poller.poll)
             if changed is not None:
                 self.progress[path] = changed
             if path in self.progress:
@@ -122,7 +129,7 @@ class StoreWatcher:
         await self._report(progress.training)
         await self._refresh_lenses()
         if finished:
-            result = self.ls.refresh_all()
+            result = self.on_finished()
             if inspect.isawaitable(result):
                 await result
 
@@ -147,7 +154,7 @@ class StoreWatcher:
             percentage = int(100 * t.epochs_done / t.epochs) if t.epochs else None
             if t.job_id not in self.tokens:
                 # a token of its own per attempt: a job queued again trains under a new one
-                token: str | None = f"remap-training-{t.job_id}-{next(_attempts)}"
+                token: str | None = f"remap-training-{t.job_id}-{next(self.attempts)}"
                 try:
                     await asyncio.wait_for(progress.create_async(token), CLIENT_TIMEOUT)
                 except Exception:  # the client refused the token (or never answered): no progress for this one

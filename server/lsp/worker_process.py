@@ -68,3 +68,18 @@ class WorkerProcess:
                 self.log(line)
         code = process.wait()
         self.log(f"worker exited ({code})" if code else "worker finished: the queue is empty")
+
+
+class Workers:
+    """The server's workers, one per store; `log` receives each line any of them prints (from a thread)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.by_store: dict[Path, WorkerProcess] = {}
+
+    def ensure(self, store: Path) -> bool:
+        """Start a worker on `store` unless one is running on it; True when one was started."""
+        worker = self.by_store.get(store)
+        if worker is None:
+            worker = self.by_store[store] = WorkerProcess(self.log)
+        return worker.ensure(store)

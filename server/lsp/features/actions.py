@@ -19,7 +19,7 @@ names its edit by a token; the resolve records the children under that token.
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -36,13 +36,13 @@ from remapdsl.search.spawn import (
     spawn,
 )
 
-from . import training
-from .quickfix import quick_fixes
-from .spawning import compute, tell, workspace_edit
+from ..commands import ENQUEUE, TRAIN
+from ..quickfix import quick_fixes
+from ..spawning import compute, tell, workspace_edit
 
 if TYPE_CHECKING:
-    from .documents import DocumentState
-    from .server import RemapServer
+    from ..documents import DocumentState
+    from ..server import RemapServer
 
 # Spawning children extracts new models from a parent; layer edits rewrite one layer in a child.
 KINDS = {
@@ -57,15 +57,12 @@ KINDS = {
 TRAIN_KIND = "source.remap.train"
 CODE_ACTION_KINDS = [types.CodeActionKind.QuickFix, "refactor.extract.remap", "refactor.rewrite.remap", "source.remap"]
 
-_tokens = itertools.count(1)
-
-
 def register(server: RemapServer) -> None:
     options = types.CodeActionOptions(code_action_kinds=CODE_ACTION_KINDS, resolve_provider=True)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, options)
     async def code_action(ls: RemapServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        training.start(ls)
+        ls.watch_stores()
         return await ls.run_blocking(code_actions, ls, params)
 
     @server.feature(types.CODE_ACTION_RESOLVE)
@@ -103,7 +100,7 @@ def remap_actions(ls: RemapServer, state: DocumentState, selection: types.Range)
                           seed=state.version or 0)
     actions = [_action(ls, state, offer) for offer in offers]
     if info.valid:
-        train = types.Command(f"Train {name}", training.TRAIN, arguments=[state.uri, [name]])
+        train = types.Command(f"Train {name}", TRAIN, arguments=[state.uri, [name]])
         actions.append(types.CodeAction(f"Train {name}", kind=TRAIN_KIND, command=train))
     index = layer_at(model, first) if first == last else None
     if index is not None:
@@ -121,7 +118,7 @@ async def resolve(ls: RemapServer, action: types.CodeAction) -> types.CodeAction
         return action
     action.edit = workspace_edit(ls, state, result.edit)
     if token is not None:
-        training.remember(ls, token, uri, result.names)
+        ls.spawned.remember(token, uri, result.names)
     return action
 
 
@@ -130,7 +127,7 @@ def _action(ls: RemapServer, state: DocumentState, offer: Offer) -> types.CodeAc
     kind = KINDS[operation.op]
     auto_train = ls.settings.auto_train
     if _resolves(ls):
-        token = f"spawn-{next(_tokens)}" if auto_train else None
+        token = ls.spawned.new_token() if auto_train else None
         data = {"uri": state.uri, "version": state.version, "operation": operation.to_json(), "token": token}
         return types.CodeAction(offer.title, kind=kind, data=data, command=_enqueue(state.uri, token))
     try:
@@ -148,7 +145,7 @@ def _enqueue(uri: str, children: list[str] | str | None) -> types.Command | None
     under which the resolve records them."""
     if not children:
         return None
-    return types.Command("Queue the new models for training", training.ENQUEUE, arguments=[uri, children])
+    return types.Command("Queue the new models for training", ENQUEUE, arguments=[uri, children])
 
 
 def _resolves(ls: RemapServer) -> bool:
@@ -160,7 +157,7 @@ def _resolves(ls: RemapServer) -> bool:
     return "edit" in code_action.resolve_support.properties and bool(code_action.data_support)
 
 
-def _wanted(kind: str | None, only: list[str] | None) -> bool:
+def _wanted(kind: str | None, only: Sequence[str] | None) -> bool:
     """Whether an action of `kind` is among the kinds the client asked for (all when it names none)."""
     if not only:
         return True

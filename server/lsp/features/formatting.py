@@ -10,7 +10,7 @@ from remapdsl.language.parser import split_lines
 from remapdsl.language.printer import format_text
 
 if TYPE_CHECKING:
-    from .server import RemapServer
+    from ..server import RemapServer
 
 
 def register(server: RemapServer) -> None:

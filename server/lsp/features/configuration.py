@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 if TYPE_CHECKING:
-    from .server import RemapServer
+    from ..server import RemapServer
 
 SECTION = "remap"
 

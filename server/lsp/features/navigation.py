@@ -9,11 +9,11 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from remapdsl.editor.navigation import RenameError, definition, name_at, references, rename
 
-from .convert import from_lsp_position, to_lsp_range
+from ..convert import from_lsp_position, to_lsp_range
 
 if TYPE_CHECKING:
-    from .documents import DocumentState
-    from .server import RemapServer
+    from ..documents import DocumentState
+    from ..server import RemapServer
 
 
 def register(server: RemapServer) -> None:

@@ -1,12 +1,5 @@
-"""Training from the editor: the commands, queueing models in the store, the worker the server may start,
-and the store watcher that reports training as it goes.
-
-Commands (arguments in order):
-- `remap.train` (uri, model names): queue the models; a failed or cancelled training is queued again.
-- `remap.enqueue` (uri, model names, or the token of a resolved code action): queue children an applied
-  code action added; a code action carries it when `auto_train` is on.
-- `remap.ablate` (uri, model, [layer indices]) and `remap.vary` (uri, model, [n]): compute the children,
-  send them with `workspace/applyEdit`, and queue them when `auto_train` is on.
+"""Training from the editor: the commands (see `commands` for their arguments), and queueing models in the
+store; the server's store watcher reports training as it goes.
 
 A command whose models were only just added by an edit waits briefly for the document to hold them: the
 client applies an edit and then runs the action's command, and the server may still be catching up.
@@ -15,40 +8,27 @@ client applies an edit and then runs the action's command, and the server may st
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from remapdsl.language.model import Document
 from remapdsl.search.children import model_errors
 from remapdsl.search.spawn import DEFAULT_VARIATIONS, Operation
 from remapdsl.store.db import StoreError
-from remapdsl.store.status import QueueProgress
 
-from .spawning import compute, tell, workspace_edit
-from .watcher import StoreWatcher
-from .worker_process import WorkerProcess
+from ..commands import ABLATE, ENQUEUE, TRAIN, VARY
+from ..documents import DocumentState
+from ..server import RemapServer
+from ..spawning import compute, tell, workspace_edit
 
-if TYPE_CHECKING:
-    from .documents import DocumentState
-    from .server import RemapServer
-
-TRAIN = "remap.train"
-ENQUEUE = "remap.enqueue"
-ABLATE = "remap.ablate"
-VARY = "remap.vary"
 # How long a command waits for an edit it follows to reach the document.
 EDIT_WAIT_SECONDS = 3.0
-# Resolved code actions whose children are remembered for their `remap.enqueue` command.
-REMEMBERED = 256
 
 
 def register(server: RemapServer) -> None:
@@ -58,114 +38,37 @@ def register(server: RemapServer) -> None:
 
         @server.feature(types.INITIALIZED)
         def initialized(ls: RemapServer, params: types.InitializedParams) -> None:
-            start(ls)
+            ls.watch_stores()
 
-    # pygls reads command handlers' annotations at run time to convert the arguments: they must resolve, so
-    # the server is typed as pygls' LanguageServer here, and the arguments are taken as they come
+    # pygls reads command handlers' annotations at run time to convert the arguments: the arguments are
+    # taken as they come, and checked here
     @server.command(TRAIN)
-    async def train(ls: LanguageServer, *args: Any) -> list[dict[str, Any]]:
+    async def train(ls: RemapServer, *args: Any) -> list[dict[str, Any]]:
         uri, names = _uri_and_names(args)
-        return await queue(_remap(ls), uri, names, retry=True, after_edit=False)
+        return await queue(ls, uri, names, retry=True, after_edit=False)
 
     @server.command(ENQUEUE)
-    async def enqueue(ls: LanguageServer, *args: Any) -> list[dict[str, Any]]:
-        uri, names = _uri_and_names(args, token_of=lambda uri, token: _of(_remap(ls)).recall(token, uri))
-        return await queue(_remap(ls), uri, names, retry=False, after_edit=True) if names else []
+    async def enqueue(ls: RemapServer, *args: Any) -> list[dict[str, Any]]:
+        uri, names = _uri_and_names(args, token_of=lambda uri, token: ls.spawned.recall(token, uri))
+        return await queue(ls, uri, names, retry=False, after_edit=True) if names else []
 
     @server.command(ABLATE)
-    async def ablate(ls: LanguageServer, *args: Any) -> list[str]:
+    async def ablate(ls: RemapServer, *args: Any) -> list[str]:
         uri, model = _uri_and_model(args)
         layers = args[2] if len(args) > 2 and args[2] is not None else []
         if not isinstance(layers, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers):
             raise JsonRpcInvalidParams(f"{ABLATE} expects a list of layer indices; got {layers!r}")
-        return await spawn_and_apply(_remap(ls), uri, Operation("ablate", model, tuple(layers)), f"Ablate {model}")
+        return await spawn_and_apply(ls, uri, Operation("ablate", model, tuple(layers)), f"Ablate {model}")
 
     @server.command(VARY)
-    async def vary(ls: LanguageServer, *args: Any) -> list[str]:
+    async def vary(ls: RemapServer, *args: Any) -> list[str]:
         uri, model = _uri_and_model(args)
         n = args[2] if len(args) > 2 and args[2] is not None else DEFAULT_VARIATIONS
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 100:
             raise JsonRpcInvalidParams(f"{VARY} expects a number of variations from 1 to 100; got {n!r}")
         document = ls.workspace.text_documents.get(uri)
         seed = document.version if document is not None and document.version is not None else 0
-        return await spawn_and_apply(_remap(ls), uri, Operation("vary", model, n=n, seed=seed), f"Vary {model}")
-
-
-def _remap(ls: LanguageServer) -> RemapServer:
-    return cast("RemapServer", ls)
-
-
-# --- per server ---------------------------------------------------------------------------------------
-
-
-class Training:
-    """What one server keeps for training: remembered children, its workers and the store watcher."""
-
-    def __init__(self, ls: RemapServer) -> None:
-        self.ls = ls
-        self.spawned: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
-        self.workers: dict[Path, WorkerProcess] = {}
-        self.watcher = StoreWatcher(ls, self.stores, self.progressed)
-
-    def start(self) -> None:
-        """Start watching the stores (once; needs the running event loop)."""
-        self.watcher.start()
-
-    def stores(self) -> set[Path]:
-        """The stores of the open documents."""
-        paths = (self.ls.store_path(uri) for uri in list(self.ls.workspace.text_documents))
-        return {p for p in paths if p is not None}
-
-    def progressed(self, store: Path, progress: QueueProgress) -> None:
-        """Keep a worker running while jobs are queued, when the user lets the server start one."""
-        if progress.queued and self.ls.settings.start_worker:
-            worker = self.workers.get(store)
-            if worker is None:
-                worker = self.workers[store] = WorkerProcess(self._log)
-            if worker.ensure(store):
-                self.ls.window_log_message(types.LogMessageParams(types.MessageType.Info,
-                                                                  f"started a training worker on {store}"))
-
-    def remember(self, token: str, uri: str, names: Sequence[str]) -> None:
-        self.spawned[token] = (uri, tuple(names))
-        while len(self.spawned) > REMEMBERED:
-            self.spawned.popitem(last=False)
-
-    def recall(self, token: str, uri: str) -> tuple[str, ...]:
-        """The children recorded under `token` for the document at `uri` (none when the resolve failed)."""
-        recorded_uri, names = self.spawned.pop(token, ("", ()))
-        return names if recorded_uri == uri else ()
-
-    def _log(self, line: str) -> None:
-        # worker output arrives on a reader thread; the client is written to from the event loop only
-        loop = self.watcher.loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.ls.window_log_message,
-                                      types.LogMessageParams(types.MessageType.Log, f"worker: {line}"))
-
-
-_training: weakref.WeakKeyDictionary[Any, Training] = weakref.WeakKeyDictionary()
-
-
-def _of(ls: RemapServer) -> Training:
-    training = _training.get(ls)
-    if training is None:
-        training = _training[ls] = Training(ls)
-    training.start()
-    return training
-
-
-def start(ls: RemapServer) -> None:
-    """Start the store watcher (and with it the worker, when enabled) of this server: from the
-    `initialized` handler, and again, to no effect, from the code lens and code action handlers, so that
-    watching begins with the first of them whatever the order."""
-    _of(ls)
-
-
-def remember(ls: RemapServer, token: str, uri: str, names: Sequence[str]) -> None:
-    """Record the children a resolved code action adds, for its `remap.enqueue` command."""
-    if names:
-        _of(ls).remember(token, uri, names)
+        return await spawn_and_apply(ls, uri, Operation("vary", model, n=n, seed=seed), f"Vary {model}")
 
 
 # --- queueing -----------------------------------------------------------------------------------------
@@ -203,7 +106,7 @@ async def queue(ls: RemapServer, uri: str, names: Sequence[str], *, retry: bool,
     except ValueError as e:
         ls.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"cannot train: {e}"))
         raise JsonRpcInvalidParams(str(e)) from None
-    _of(ls)
+    ls.watch_stores()
     message = "; ".join(f"{q.model}: {q.outcome}" for q in queued)
     if retry:
         hint = "" if ls.settings.start_worker or not any(q.outcome.startswith("queued") for q in queued) else \

@@ -15,11 +15,11 @@ from remapdsl.language.model import Position
 from remapdsl.store.db import Store
 from remapdsl.store.queue import data_line
 
-from .convert import from_lsp_position, to_lsp_range
+from ..convert import from_lsp_position, to_lsp_range
 
 if TYPE_CHECKING:
-    from .documents import DocumentState
-    from .server import RemapServer
+    from ..documents import DocumentState
+    from ..server import RemapServer
 
 
 # Editors in a terminal render Markdown as text: a data URI would show as kilobytes of base64 there.

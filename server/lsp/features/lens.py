@@ -18,10 +18,10 @@ from remapdsl.search.changes import over_budget
 from remapdsl.snac.geometry import si_number
 from remapdsl.store.status import NOT_TRAINED, ModelStatus, model_hashes, model_statuses, run_key
 
-from . import training
+from ..commands import ABLATE, TRAIN, VARY
 
 if TYPE_CHECKING:
-    from .server import RemapServer
+    from ..server import RemapServer
 
 # Lenses with this command only show their title: the status is text, not a button.
 NO_COMMAND = ""
@@ -30,7 +30,7 @@ NO_COMMAND = ""
 def register(server: RemapServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
     async def code_lens(ls: RemapServer, params: types.CodeLensParams) -> list[types.CodeLens]:
-        training.start(ls)
+        ls.watch_stores()
         uri = params.text_document.uri
         state = await ls.run_blocking(ls.document_state, uri)
         if state is None:
@@ -78,8 +78,8 @@ def lenses(uri: str, analysis: Analysis, statuses: dict[str, ModelStatus]) -> li
         parts.append("over the budget" if oversized else status.text())
         out.append(lens(" · ".join(parts)))
         if info.valid and status.state not in ("queued", "training", "done"):
-            out.append(lens("Train", training.TRAIN, [uri, [name]]))
+            out.append(lens("Train", TRAIN, [uri, [name]]))
         if analysis.dataset is not None:  # the commands say why, should a syntax error in the block stop them
-            out.append(lens("Ablate", training.ABLATE, [uri, name]))
-            out.append(lens("Vary", training.VARY, [uri, name]))
+            out.append(lens("Ablate", ABLATE, [uri, name]))
+            out.append(lens("Vary", VARY, [uri, name]))
     return out

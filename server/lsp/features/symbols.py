@@ -11,10 +11,10 @@ from pygls.workspace.position_codec import PositionCodec
 from remapdsl.language.model import Document, Range
 from remapdsl.language.printer import layer_text
 
-from .convert import to_lsp_range
+from ..convert import to_lsp_range
 
 if TYPE_CHECKING:
-    from .server import RemapServer
+    from ..server import RemapServer
 
 
 def outline(document: Document, codec: PositionCodec, lines: Sequence[str],

@@ -9,10 +9,10 @@ from lsprotocol import types
 
 from remapdsl.onnx.budgets import measured_budget_diagnostics
 
-from .convert import to_lsp_diagnostic
+from ..convert import to_lsp_diagnostic
 
 if TYPE_CHECKING:
-    from .server import RemapServer
+    from ..server import RemapServer
 
 
 class Publisher:

@@ -9,10 +9,10 @@ from lsprotocol import types
 from remapdsl.editor.completion import complete, token_start
 from remapdsl.language.parser import split_lines
 
-from .convert import from_lsp_position
+from ..convert import from_lsp_position
 
 if TYPE_CHECKING:
-    from .server import RemapServer
+    from ..server import RemapServer
 
 KINDS = {
     "keyword": types.CompletionItemKind.Keyword,

@@ -1,0 +1,25 @@
+"""The factory of the language server: a `RemapServer` with every feature registered."""
+
+from __future__ import annotations
+
+from .features import (
+    actions,
+    completion,
+    configuration,
+    diagnostics,
+    formatting,
+    hover,
+    lens,
+    navigation,
+    symbols,
+    training,
+)
+from .server import RemapServer
+
+
+def build_server() -> RemapServer:
+    server = RemapServer()
+    for feature in (configuration, diagnostics, hover, completion, formatting, symbols, navigation, actions, lens,
+                    training):
+        feature.register(server)
+    return server

@@ -1,0 +1,13 @@
+"""The commands the server registers, and sends in code lenses and code actions (arguments in order).
+
+- `remap.train` (uri, model names): queue the models; a failed or cancelled training is queued again.
+- `remap.enqueue` (uri, model names, or the token of a resolved code action): queue children an applied
+  code action added; a code action carries it when `auto_train` is on.
+- `remap.ablate` (uri, model, [layer indices]) and `remap.vary` (uri, model, [n]): compute the children,
+  send them with `workspace/applyEdit`, and queue them when `auto_train` is on.
+"""
+
+TRAIN = "remap.train"
+ENQUEUE = "remap.enqueue"
+ABLATE = "remap.ablate"
+VARY = "remap.vary"
