@@ -6,8 +6,9 @@ import pkgutil
 import sys
 from pathlib import Path
 
-import remapdsl
 import remapdsl_server
+
+import remapdsl
 
 assert "venv" in remapdsl.__file__, remapdsl.__file__
 shipped = set()
