@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from remapdsl.language.datasets import CIFAR10_CLASSES, DatasetInfo
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import ModelSpec
 from remapdsl.train.data import Dataset, load_dataset
 from remapdsl.train.parallel import TrainingPool, default_workers
 from remapdsl.train.torch_model import build_model
-from remapdsl.train.trainer import TrainSettings, resolve_device
+from remapdsl.train.trainer import resolve_device
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from remapdsl.language.diagnostics import Diagnostic, Severity
 from remapdsl.onnx.export import DEFAULT_EXPORTER, EXPORTERS
 
 if TYPE_CHECKING:
+    from remapdsl.language.header import TrainSettings
     from remapdsl.onnx.records import TrainedWeights
     from remapdsl.store.db import Store
     from remapdsl.train.data import Dataset
-    from remapdsl.train.trainer import TrainSettings
 
 
 @dataclass
@@ -107,9 +107,9 @@ def select(ws: Workspace, name: str) -> ModelInfo:
 def find_trained(ws: Workspace, info: ModelInfo) -> tuple[TrainedWeights | None, str]:
     """The model's trained weights, or None and why there are none (in words, for the user)."""
     from remapdsl.language.hashing import architecture_hash
+    from remapdsl.language.header import TrainSettings
     from remapdsl.onnx.records import trained_weights
     from remapdsl.store.db import StoreError
-    from remapdsl.train.trainer import TrainSettings
 
     name = info.model.name
     if ws.store is None:

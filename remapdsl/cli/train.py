@@ -27,8 +27,8 @@ from remapdsl.store.queue import Enqueued, Job, Queue, Registered, data_line, re
 from remapdsl.train.parallel import usable_cores
 
 if TYPE_CHECKING:
+    from remapdsl.language.header import TrainSettings
     from remapdsl.train.data import Dataset
-    from remapdsl.train.trainer import TrainSettings
 
 DEFAULT_JOBS = 2
 
@@ -107,7 +107,7 @@ def read_models(path: Path, wanted: Sequence[str] | None) -> Checked:
 
 
 def settings_of(document: Document, epochs: int | None) -> TrainSettings:
-    from remapdsl.train.trainer import TrainSettings
+    from remapdsl.language.header import TrainSettings
 
     try:
         return TrainSettings.from_document(document, epochs=epochs)

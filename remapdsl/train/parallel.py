@@ -16,9 +16,10 @@ from dataclasses import replace
 from typing import Any
 
 from remapdsl.language.analysis import analyze_model
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import ModelSpec
 from remapdsl.train.data import Dataset
-from remapdsl.train.trainer import TrainResult, TrainSettings, resolve_device, train
+from remapdsl.train.trainer import TrainResult, resolve_device, train
 
 # Set in each worker process by `_start_worker`.
 _worker: dict[str, Any] = {}

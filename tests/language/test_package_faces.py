@@ -1,0 +1,44 @@
+"""The package faces: each re-exports what the rest of the toolkit uses, and the language and the editor
+import nothing heavy."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+
+from tests.paths import ROOT
+
+HEAVY = ("torch", "numpy", "pygls", "lsprotocol", "bokeh", "scipy", "sklearn", "ot")
+
+
+def top_modules_after(statement: str) -> set[str]:
+    """The top-level packages a fresh interpreter holds after running `statement`."""
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out))
+
+
+def test_the_language_imports_lark_and_nothing_heavy():
+    loaded = top_modules_after("import remapdsl.language")
+    assert "lark" in loaded
+    assert loaded.isdisjoint(HEAVY)
+
+
+def test_the_editor_search_and_snac_import_no_torch_and_no_protocol():
+    loaded = top_modules_after("import remapdsl.editor, remapdsl.search, remapdsl.snac")
+    assert loaded.isdisjoint({"torch", "pygls", "lsprotocol", "bokeh"})
+
+
+@pytest.mark.parametrize("package", ["language", "search", "snac", "editor"])
+def test_a_face_holds_its_re_exports_and_nothing_else(package: str):
+    face = importlib.import_module(f"remapdsl.{package}")
+    submodules = {n for n, v in vars(face).items() if isinstance(v, ModuleType)}
+    public = {n for n in vars(face) if not n.startswith("_")} - submodules - {"annotations"}
+    assert sorted(public) == sorted(face.__all__)
+    # no logic of its own: every function and class comes from a module of the package
+    assert not [n for n in face.__all__ if getattr(getattr(face, n), "__module__", None) == face.__name__]
