@@ -16,21 +16,27 @@ from tests.paths import ROOT
 HEAVY = ("torch", "numpy", "pygls", "lsprotocol", "bokeh", "scipy", "sklearn", "ot")
 
 
-def top_modules_after(statement: str) -> set[str]:
-    """The top-level packages a fresh interpreter holds after running `statement`."""
-    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+def modules_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `statement`."""
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return set(json.loads(out))
 
 
-def test_the_language_imports_lark_and_nothing_heavy():
-    loaded = top_modules_after("import remapdsl.language")
-    assert "lark" in loaded
-    assert loaded.isdisjoint(HEAVY)
+def top_packages(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_the_language_imports_lark_and_nothing_heavy_nor_above_it():
+    loaded = modules_after("import remapdsl.language")
+    assert "lark" in top_packages(loaded)
+    assert top_packages(loaded).isdisjoint(HEAVY)
+    assert {m for m in loaded if m.startswith("remapdsl.")} <= {"remapdsl.language"} | {
+        m for m in loaded if m.startswith("remapdsl.language.")}
 
 
 def test_the_editor_search_and_snac_import_no_torch_and_no_protocol():
-    loaded = top_modules_after("import remapdsl.editor, remapdsl.search, remapdsl.snac")
+    loaded = top_packages(modules_after("import remapdsl.editor, remapdsl.search, remapdsl.snac"))
     assert loaded.isdisjoint({"torch", "pygls", "lsprotocol", "bokeh"})
 
 
