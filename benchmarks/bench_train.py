@@ -33,12 +33,13 @@ from remapdsl.jobs.local import default_workers, train_jobs
 from remapdsl.jobs.worker import WorkerOptions
 from remapdsl.language.analysis import analyze_model
 from remapdsl.language.datasets import DatasetInfo
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import Arg, DataSpec, Document, ModelSpec
 from remapdsl.store.db import Store
 from remapdsl.store.queue import Queue
 from remapdsl.train.data import Dataset, load_dataset
 from remapdsl.train.torch_model import build_model
-from remapdsl.train.trainer import TrainSettings, resolve_device
+from remapdsl.train.trainer import resolve_device
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from remapdsl.store.db import EpochRow, Store, StoreError, default_store_path
 from remapdsl.store.queue import Job
 
 if TYPE_CHECKING:
+    from remapdsl.language.header import TrainSettings
     from remapdsl.onnx.records import TrainedWeights
     from remapdsl.space.model_space import Members, ModelSpace, RunPredictions
     from remapdsl.train.data import Dataset
-    from remapdsl.train.trainer import TrainSettings
 
 BOM = b"\xef\xbb\xbf"
 
@@ -210,8 +210,8 @@ def select(ws: Workspace, name: str) -> ModelInfo:
 def find_trained(ws: Workspace, info: ModelInfo) -> tuple[TrainedWeights | None, str]:
     """The model's trained weights, or None and why there are none (in words, for the user)."""
     from remapdsl.language.hashing import architecture_hash
+    from remapdsl.language.header import TrainSettings
     from remapdsl.onnx.records import trained_weights
-    from remapdsl.train.trainer import TrainSettings
 
     name = info.model.name
     if ws.store is None:

@@ -22,8 +22,8 @@ from remapdsl.store.db import Store
 from remapdsl.store.queue import Enqueued, Job, Queue, Registered, data_line, register_models
 
 if TYPE_CHECKING:
+    from remapdsl.language.header import TrainSettings
     from remapdsl.train.data import Dataset
-    from remapdsl.train.trainer import TrainSettings
 
 
 class EnqueueError(Exception):
@@ -63,7 +63,7 @@ def check_models(path: Path, analysis: Analysis, names: Sequence[str]) -> Checke
 
 def settings_of(document: Document, epochs: int | None = None) -> TrainSettings:
     """The document's training settings, with `epochs` in place of its own when given."""
-    from remapdsl.train.trainer import TrainSettings
+    from remapdsl.language.header import TrainSettings
 
     try:
         return TrainSettings.from_document(document, epochs=epochs)

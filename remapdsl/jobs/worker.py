@@ -189,7 +189,8 @@ class Worker:
 
     def _train(self, job: Job, beat: _Heartbeat) -> tuple[str, str]:
         from remapdsl.language.analysis import analyze_model
-        from remapdsl.train.trainer import Checkpoint, TrainSettings, train
+        from remapdsl.language.header import TrainSettings
+        from remapdsl.train.trainer import Checkpoint, train
 
         run = self.store.run(job.run_id)
         model_row = self.store.model(job.model_hash)
@@ -213,7 +214,7 @@ class Worker:
 
         should_stop = _StopCheck(self.queue, job.id, self.stop, beat)
         resume_checkpoint = Checkpoint.from_bytes(resume[1]) if resume else None
-        result: TrainResult = train(model, data, settings, self.options.device or run.device,
+        result: TrainResult = train(model, data, settings, self.options.device or run.device, info=info,
                                     resume=resume_checkpoint, on_epoch=on_epoch, should_stop=should_stop)
         if beat.lost.is_set():
             raise LeaseLost(job.id)

@@ -28,7 +28,7 @@ from remapdsl.language.diagnostics import Diagnostic, Fix, Severity, TextEdit
 from remapdsl.language.gcpause import collection_paused
 from remapdsl.language.header import TRAIN_OPTIONS
 from remapdsl.language.model import Arg, Budget, Document, Layer, ModelSpec, Position, Range, Value
-from remapdsl.language.printer import value_text
+from remapdsl.language.printer import budget_limit_text, value_text
 
 
 @dataclass(frozen=True)
@@ -312,16 +312,8 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
     info = ModelInfo(model, tuple(infos), (), dataset.input_shape if dataset else None)
     if budget is not None and info.output_shape is not None and not budget.allows(info.param_count):
         report(model.name_range, f"model '{model.name}' has {info.param_count:,} parameters, over the budget "
-               f"of {_budget_text(budget)}", "budget")
+               f"of {budget_limit_text(budget)}", "budget")
     return ModelInfo(model, info.layers, tuple(out), info.input_shape)
-
-
-def _budget_text(b: Budget) -> str:
-    from remapdsl.language.header import BUDGET_UNITS
-
-    factor = BUDGET_UNITS[b.metric].get(b.unit, 1)
-    n = b.limit / factor
-    return f"{int(n) if float(n).is_integer() else n:,}{b.unit}"
 
 
 def _check_args(layer: Layer, ltype: LayerType, report) -> bool:  # type: ignore[no-untyped-def]

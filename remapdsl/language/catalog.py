@@ -1,9 +1,9 @@
-"""The layer catalog: everything the toolkit knows about each layer type, one entry per type.
+"""The layer catalog: what each layer type is, one entry per type.
 
 An entry holds the layer's DSL name, its parameters (ranges, defaults, sampler grids), its shape rule,
-parameter and FLOP counts, the torch module factory, its SNAC style and its OTMANN label and mass.
-Adding a layer type means adding one entry here. Torch is imported only inside the factories, so the
-language core stays light.
+parameter and FLOP counts, its SNAC style and its OTMANN label and mass. Adding a layer type means adding
+one entry here, and its torch module to `remapdsl.train.torch_layers.TORCH_BUILDERS`, keyed by the same name:
+the catalog says what a layer is, the backend how to run it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
-from typing import Any
 
 from remapdsl.language.model import Value
 
@@ -164,7 +163,6 @@ class LayerType:
     output_shape: Callable[[Shape, Params], Shape]
     param_count: Callable[[Shape, Params], int]
     flops: Callable[[Shape, Shape, Params], int]
-    build: Callable[[Shape, Params], Any]
     snac: SnacStyle
     otmann: OtmannSpec
     # Which Markov-chain state the sampler enters after this layer; None: the sampler never draws it.
@@ -311,61 +309,6 @@ def _free_flops(i: Shape, o: Shape, p: Params) -> int:
     return 0
 
 
-# --- torch factories (torch imported lazily) -----------------------------------------------------
-
-
-def _build_conv(shape: Shape, p: Params) -> Any:
-    from torch import nn
-
-    k = int(p["kernel"])
-    return nn.Conv2d(shape[0], int(p["filters"]), k, stride=int(p["stride"]), padding=conv_padding(k, p["padding"]))
-
-
-def _build_maxpool(shape: Shape, p: Params) -> Any:
-    from torch import nn
-
-    return nn.MaxPool2d(int(p["size"]), stride=int(p["stride"]))
-
-
-def _build_avgpool(shape: Shape, p: Params) -> Any:
-    from torch import nn
-
-    return nn.AvgPool2d(int(p["size"]), stride=int(p["stride"]))
-
-
-def _build_dense(shape: Shape, p: Params) -> Any:
-    from torch import nn
-
-    return nn.Linear(shape[0], int(p["units"]))
-
-
-def _build_dropout(shape: Shape, p: Params) -> Any:
-    from remapdsl.train.torch_layers import Dropout
-
-    return Dropout(float(p["rate"]))
-
-
-def _build_activation(name: str) -> Callable[[Shape, Params], Any]:
-    def build(shape: Shape, p: Params) -> Any:
-        from torch import nn
-
-        return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[name]()
-
-    return build
-
-
-def _build_flatten(shape: Shape, p: Params) -> Any:
-    from torch import nn
-
-    return nn.Flatten()
-
-
-def _build_batchnorm(shape: Shape, p: Params) -> Any:
-    from torch import nn
-
-    return nn.BatchNorm2d(shape[0]) if is_spatial(shape) else nn.BatchNorm1d(shape[0])
-
-
 # --- the entries ---------------------------------------------------------------------------------
 
 # Okabe–Ito, a palette that stays distinct under the common colour-vision deficiencies.
@@ -400,7 +343,6 @@ def _activation(name: str, symbol: str, mismatch: tuple[tuple[str, str, float], 
         output_shape=_same,
         param_count=_no_params,
         flops=_elementwise_flops,
-        build=_build_activation(name),
         snac=SnacStyle(ORANGE, symbol, glyph=name),
         otmann=OtmannSpec(lambda p, n=name: n, "square", mismatch),
         sampler_state="activation",
@@ -425,7 +367,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             output_shape=_conv_shape,
             param_count=_conv_params,
             flops=_conv_flops,
-            build=_build_conv,
             snac=SnacStyle(BLUE, "C"),
             otmann=OtmannSpec(lambda p: f"conv{p['kernel']}", "product", _size_mismatch("conv", 1, 3, 5)),
             sampler_state="conv",
@@ -441,7 +382,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             output_shape=_pool_shape,
             param_count=_no_params,
             flops=_pool_flops,
-            build=_build_maxpool,
             snac=SnacStyle(GREEN, "M"),
             otmann=OtmannSpec(lambda p: f"pool{p['size']}", "channels", _size_mismatch("pool", 2, 3, 5)),
             sampler_state="pool",
@@ -455,7 +395,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             output_shape=_pool_shape,
             param_count=_no_params,
             flops=_pool_flops,
-            build=_build_avgpool,
             snac=SnacStyle(SKY, "A"),
             otmann=OtmannSpec(lambda p: f"pool{p['size']}", "channels", _size_mismatch("pool", 2, 3, 5)),
             sampler_state="pool",
@@ -472,7 +411,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             output_shape=_dense_shape,
             param_count=_dense_params,
             flops=_dense_flops,
-            build=_build_dense,
             snac=SnacStyle(VERMILLION, "D"),
             otmann=OtmannSpec(lambda p: "dense", "product"),
             sampler_state="dense",
@@ -491,7 +429,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             output_shape=_same,
             param_count=_no_params,
             flops=_free_flops,
-            build=_build_dropout,
             snac=SnacStyle(PURPLE, "O", dotted=True),
             otmann=OtmannSpec(lambda p: "dropout", "square"),
             sampler_state="dropout",
@@ -507,7 +444,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             output_shape=_flatten_shape,
             param_count=_no_params,
             flops=_free_flops,
-            build=_build_flatten,
             snac=SnacStyle(GREY, "F"),
             otmann=OtmannSpec(None),
             needs_spatial=True,
@@ -520,16 +456,11 @@ LAYER_TYPES: dict[str, LayerType] = {
             output_shape=_same,
             param_count=_norm_params,
             flops=_elementwise_flops,
-            build=_build_batchnorm,
             snac=SnacStyle(YELLOW, "B"),
             otmann=OtmannSpec(lambda p: "batchnorm", "square"),
         ),
     )
 }
-
-ACTIVATIONS = tuple(n for n, t in LAYER_TYPES.items() if t.category == "activation")
-
-
 
 def _mismatch_table(types: Iterable[LayerType]) -> dict[frozenset[str], float]:
     """Every entry's mismatch costs in one table; two entries that give one pair must agree."""
@@ -545,7 +476,3 @@ def _mismatch_table(types: Iterable[LayerType]) -> dict[frozenset[str], float]:
 # OTMANN label-mismatch costs between labels that may be matched, gathered from the entries; any pair not
 # here, and not equal, cannot be matched.
 OTMANN_MISMATCH: dict[frozenset[str], float] = _mismatch_table(LAYER_TYPES.values())
-
-
-def layer_type(name: str) -> LayerType | None:
-    return LAYER_TYPES.get(name)

@@ -100,6 +100,17 @@ def budget_text(budget: Budget) -> str:
     return f"budget {budget.metric} {'<' if budget.strict else '<='} {_decimal_text(amount)}{budget.unit}"
 
 
+def budget_limit_text(budget: Budget) -> str:
+    """The budget's limit as messages quote it, in the unit it was written in (the metric's first unit when
+    none was): `100k`, `1,000,000`, `< 50us`."""
+    units = BUDGET_UNITS.get(budget.metric, {})
+    unit = budget.unit if budget.unit in units else next(iter(units), "")
+    n = budget.limit / units.get(unit, 1)
+    # six significant digits hide the float noise of the conversion (50us is stored as 0.05ms)
+    shown = f"{int(n):,}" if float(n).is_integer() else f"{n:g}"
+    return f"{'< ' if budget.strict else ''}{shown}{unit}"
+
+
 def value_text(value: Value) -> str:
     """A value as it is written: plain ints, shortest float repr, bare words where they read back, else quoted."""
     if isinstance(value, tuple):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from remapdsl.language.diagnostics import Diagnostic, Severity
-from remapdsl.language.header import BUDGET_UNITS
-from remapdsl.language.model import Budget, Document
+from remapdsl.language.model import Document
+from remapdsl.language.printer import budget_limit_text
 
 if TYPE_CHECKING:
     from remapdsl.onnx.bench import OnnxReport
@@ -48,7 +48,7 @@ def check_measured_budgets(document: Document, model: str, measured: Measurement
         figure = _figure(budget.metric, measured)
         if figure is None or budget.allows(figure[0]):
             continue
-        over = f"{figure[1]}, over the budget of {_limit_text(budget)}"
+        over = f"{figure[1]}, over the budget of {budget_limit_text(budget)}"
         out.append(Diagnostic(spec.name_range, f"model '{model}' {over}", Severity.ERROR,
                               f"budget-{budget.metric}", model))
         out.append(Diagnostic(budget.range, f"model '{model}' {over}", Severity.ERROR,
@@ -92,10 +92,3 @@ def _figure(metric: str, measured: Measurement) -> tuple[float, str] | None:
 def _ms(value: float) -> str:
     return f"{value * 1e3:.0f}µs" if value < 0.1 else f"{value:.3g}ms"
 
-
-def _limit_text(budget: Budget) -> str:
-    units = BUDGET_UNITS.get(budget.metric, {})
-    unit = budget.unit if budget.unit in units else next(iter(units), "")
-    n = budget.limit / units.get(unit, 1)
-    shown = f"{int(n):,}" if float(n).is_integer() else f"{n:g}"
-    return f"{'< ' if budget.strict else ''}{shown}{unit}"

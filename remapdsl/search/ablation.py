@@ -17,13 +17,13 @@ from remapdsl.language.catalog import LAYER_TYPES, is_spatial
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.model import Budget, Layer, ModelSpec
+from remapdsl.language.printer import budget_limit_text
 from remapdsl.search.changes import (
     Change,
     Child,
     check_parent,
     derive,
     first_error,
-    limit_text,
     over_budget,
     unique_name,
 )
@@ -83,7 +83,7 @@ def ablate(model: ModelSpec, dataset: DatasetInfo, layers: Sequence[int] | None 
         info = analyze_model(child, dataset, budget)
         if budget is not None and over_budget(info):
             notes.append(f"{_at(model, i)}: skipped, without it the model has {info.param_count:,} parameters, "
-                         f"over the budget of {limit_text(budget)}")
+                         f"over the budget of {budget_limit_text(budget)}")
             continue
         problem = first_error(info)
         if problem is not None:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, replace
 from remapdsl.language.analysis import ModelInfo, analyze_model
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.diagnostics import Severity
-from remapdsl.language.header import BUDGET_UNITS
-from remapdsl.language.model import Budget, Comments, Layer, ModelSpec, Value
+from remapdsl.language.model import Comments, Layer, ModelSpec, Value
 from remapdsl.language.printer import layer_text, value_text
 
 OPS = ("prepend", "remove", "replace", "reparameterize")
@@ -157,9 +156,3 @@ def over_budget(info: ModelInfo) -> bool:
     codes = {d.code for d in info.diagnostics if d.severity == Severity.ERROR}
     return codes == {"budget"}
 
-
-def limit_text(budget: Budget) -> str:
-    """The budget's limit in the unit it was written in: `100k`, `1,000,000`."""
-    n = budget.limit / BUDGET_UNITS.get(budget.metric, {}).get(budget.unit, 1)
-    shown = f"{int(n):,}" if float(n).is_integer() else f"{n:g}"
-    return f"{'< ' if budget.strict else ''}{shown}{budget.unit}"

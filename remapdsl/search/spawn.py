@@ -16,17 +16,15 @@ Positions are the parser's: zero-based lines, characters counted in code points.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from typing import Any
 
 from remapdsl.language.analysis import Analysis, LayerInfo, ModelInfo, analyze_model
 from remapdsl.language.catalog import LAYER_TYPES, Shape, is_spatial
 from remapdsl.language.diagnostics import TextEdit
 from remapdsl.language.model import Arg, Comments, Document, Layer, ModelSpec, Position, Range, Value
-from remapdsl.language.parser import parse
+from remapdsl.language.parser import parse, split_lines
 from remapdsl.language.printer import value_text
 from remapdsl.search import edits
 from remapdsl.search.ablation import ablate
@@ -40,8 +38,6 @@ DEFAULT_VARIATIONS = 5
 FRESH_DROPOUT = 0.25
 # Types offered as a replacement: flatten follows from its neighbours, so it is never offered.
 REPLACEMENT_KINDS = tuple(k for k in LAYER_TYPES if k != "flatten")
-
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -294,7 +290,7 @@ def checked(children: Sequence[ModelSpec], parent: Parent) -> tuple[list[ModelSp
 def insertion(text: str, document: Document, parent: ModelSpec, children: Sequence[ModelSpec]) -> TextEdit:
     """The edit that inserts the children's blocks after `parent` and the children that follow it already,
     a blank line before each, in the file's line endings. ValueError when stray lines follow those blocks."""
-    lines = _lines(text)
+    lines = split_lines(text)
     last = _block_end(document, parent, lines)
     newline = line_ending(text)
     body = "".join(newline + block_text(child, newline) for child in children)
@@ -416,8 +412,3 @@ def _block_end(document: Document, parent: ModelSpec, lines: Sequence[str]) -> i
         last = i
     return models[last].range.end.line
 
-
-@lru_cache(maxsize=4)
-def _lines(text: str) -> list[str]:
-    """The text's lines, split as the parser splits them; cached, as one document is asked for many edits."""
-    return LINE_BREAK.split(text)

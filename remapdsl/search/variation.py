@@ -21,7 +21,8 @@ from remapdsl.language.catalog import LAYER_TYPES, Shape, is_spatial
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.model import Budget, Layer, ModelSpec
-from remapdsl.search.changes import Change, Child, check_parent, derive, limit_text, over_budget, renumber
+from remapdsl.language.printer import budget_limit_text
+from remapdsl.search.changes import Change, Child, check_parent, derive, over_budget, renumber
 from remapdsl.search.edits import Edit, insert, remove, replace_at, set_param
 from remapdsl.search.sampler import (
     HEAD,
@@ -105,7 +106,7 @@ def vary(model: ModelSpec, dataset: DatasetInfo, n: int, *, max_changes: int = 1
 
 def _notes(wanted: int, found: int, attempts: int, counts: dict[str, int], budget: Budget | None) -> list[str]:
     notes = []
-    limit = f" of {limit_text(budget)}" if budget is not None else ""
+    limit = f" of {budget_limit_text(budget)}" if budget is not None else ""
     if found < wanted:
         reasons = [f"{counts['invalid']} invalid", f"{counts['budget']} over the budget{limit}",
                    f"{counts['duplicate']} repeating a known architecture"]

@@ -19,7 +19,6 @@ from remapdsl.language.analysis import ModelInfo
 from remapdsl.snac.geometry import SnacBlock, blocks_of, value_text
 
 SAME, CHANGED, REMOVED, ADDED = "same", "changed", "removed", "added"
-STATUSES = (SAME, CHANGED, REMOVED, ADDED)
 # One mark per status, shared by the SVG and text renderers.
 MARKS = {SAME: "", CHANGED: "Δ", REMOVED: "−", ADDED: "+"}
 
@@ -59,10 +58,6 @@ class SnacDiff:
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.rows)
-
-    @property
-    def identical(self) -> bool:
-        return all(r.status == SAME for r in self.rows)
 
     def summary(self) -> str:
         """`1 changed, 1 removed` (or `no change`)."""

@@ -1,4 +1,4 @@
-"""SNAC chips as SVG: one model, a parent–child diff, and the legend.
+"""SNAC chips as SVG: one model and a parent–child diff, each with a legend on request.
 
 Each layer is a block, in order. Its type is shown twice, by colour (the catalog's colour-blind-safe
 palette) and by the letter under it; activations carry a small curve of their function, dropout a dotted
@@ -413,13 +413,6 @@ def _mark(status: str, mark: str, cx: float, baseline: float, font: float, geo: 
 LEGEND_FONT = 10
 # The legend draws its keys at one size, whatever the chip's size.
 _KEY = ChipSize("legend", column=18, block=12, low=3, high=16, pad=0, letter_font=0, glyph_stroke=1.2, border=1)
-
-
-def render_legend_svg(kinds: Iterable[str] | None = None, statuses: bool = False) -> str:
-    """The encoding on its own: colour and letter per layer type, glyphs, dotted dropout, the height scale."""
-    chosen = list(kinds) if kinds is not None else list(LAYER_TYPES)
-    items, width, height = _legend(chosen, True, 8, 8, 520, SIZES["full"], statuses=statuses)
-    return _svg(width, height + 8, "SNAC legend", items)
 
 
 def _legend(kinds: Sequence[str], unknown: bool, left: float, top: float, max_width: float, geo: ChipSize,

@@ -82,8 +82,8 @@ class QueueProgress:
 def run_key(document: Document) -> tuple[str, str | None]:
     """(data text, settings key) that the document's runs are stored under; the key is None when the
     document's train line cannot be read."""
+    from remapdsl.language.header import TrainSettings
     from remapdsl.store.queue import data_line
-    from remapdsl.train.trainer import TrainSettings
 
     try:
         settings_key: str | None = TrainSettings.from_document(document).key()

@@ -1,12 +1,20 @@
-"""Torch modules of our own, where torch's stock one is slow for the small models the catalog builds.
+"""The torch module of each layer type, in a table keyed by the catalog's names, and our own modules where
+torch's stock one is slow for the small models the catalog describes.
 
-Imported by the catalog's torch factories only, so the language core never imports torch.
+Only the training side imports this module, so the language core never imports torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+
+from remapdsl.language.catalog import Params, Shape, conv_padding, is_spatial
+
+# A layer's module, given the shape that enters it and its resolved parameters.
+Builder = Callable[[Shape, Params], nn.Module]
 
 
 class Dropout(nn.Dropout):
@@ -26,3 +34,26 @@ class Dropout(nn.Dropout):
             return x * 0.0
         mask = (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
         return x * mask
+
+
+def _conv(shape: Shape, p: Params) -> nn.Module:
+    k = int(p["kernel"])
+    return nn.Conv2d(shape[0], int(p["filters"]), k, stride=int(p["stride"]), padding=conv_padding(k, p["padding"]))
+
+
+def _batchnorm(shape: Shape, p: Params) -> nn.Module:
+    return nn.BatchNorm2d(shape[0]) if is_spatial(shape) else nn.BatchNorm1d(shape[0])
+
+
+TORCH_BUILDERS: dict[str, Builder] = {
+    "conv2d": _conv,
+    "maxpool": lambda shape, p: nn.MaxPool2d(int(p["size"]), stride=int(p["stride"])),
+    "avgpool": lambda shape, p: nn.AvgPool2d(int(p["size"]), stride=int(p["stride"])),
+    "dense": lambda shape, p: nn.Linear(shape[0], int(p["units"])),
+    "dropout": lambda shape, p: Dropout(float(p["rate"])),
+    "relu": lambda shape, p: nn.ReLU(),
+    "tanh": lambda shape, p: nn.Tanh(),
+    "sigmoid": lambda shape, p: nn.Sigmoid(),
+    "flatten": lambda shape, p: nn.Flatten(),
+    "batchnorm": _batchnorm,
+}

@@ -1,8 +1,8 @@
-"""Build the torch module of a model from the layer catalog's factories.
+"""Build the torch module of a model from the torch builders of its layer types.
 
 The module is an `nn.Sequential` with one child per layer of the model, in order, so a state dict's keys
 (`0.weight`, `3.bias`) name layers by their position in the text. Its parameter count equals the one the
-language core reports, because both come from the same catalog entries and the same shape inference.
+language core reports, because both follow the same shape inference, from the same analysis.
 """
 
 from __future__ import annotations
@@ -29,10 +29,21 @@ def build_model(model: ModelSpec, input_shape: Sequence[int], num_classes: int |
 
     With `num_classes`, the classifier head is checked to have one unit per class.
     """
-    info = checked_info(model, input_shape, num_classes)
+    return build_module(checked_info(model, input_shape, num_classes))
+
+
+def build_module(info: ModelInfo) -> nn.Sequential:
+    """The module of an analysed model that `check_buildable` accepts, freshly initialised."""
     from torch import nn
 
-    return nn.Sequential(*(li.type.build(li.input_shape, li.params) for li in info.layers if li.type is not None))
+    from remapdsl.train.torch_layers import TORCH_BUILDERS
+
+    modules = []
+    for li in info.layers:
+        if li.type is None or li.input_shape is None:
+            raise ModelBuildError(f"model '{info.model.name}' has a layer of unknown type or shape; check it first")
+        modules.append(TORCH_BUILDERS[li.type.name](li.input_shape, li.params))
+    return nn.Sequential(*modules)
 
 
 def checked_info(model: ModelSpec, input_shape: Sequence[int], num_classes: int | None = None) -> ModelInfo:
@@ -40,14 +51,18 @@ def checked_info(model: ModelSpec, input_shape: Sequence[int], num_classes: int 
     classes = num_classes if num_classes is not None else 0
     shape = tuple(int(d) for d in input_shape)
     info = analyze_model(model, DatasetInfo("input", shape, classes, tuple(str(i) for i in range(classes))))
-    # Without a number of classes the head's width is unknown, so its check is left out.
-    problems = [d.message for d in info.diagnostics
-                if d.severity == Severity.ERROR and (num_classes is not None or d.code != "head")]
-    if problems or any(li.type is None or li.output_shape is None for li in info.layers):
-        raise ModelBuildError(f"model '{model.name}' cannot be built for a {describe_shape(shape)} input: "
-                              + ("; ".join(problems) or "a layer's shape could not be inferred"))
+    check_buildable(info, num_classes)
     return info
 
 
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def check_buildable(info: ModelInfo, num_classes: int | None = None) -> None:
+    """ModelBuildError when the analysed model has errors or a layer whose shape is unknown.
+
+    Without a number of classes the head's width is unknown, so its check is left out.
+    """
+    problems = [d.message for d in info.diagnostics
+                if d.severity == Severity.ERROR and (num_classes is not None or d.code != "head")]
+    if problems or any(li.type is None or li.output_shape is None for li in info.layers):
+        shape = describe_shape(info.input_shape) if info.input_shape is not None else "unknown"
+        raise ModelBuildError(f"model '{info.model.name}' cannot be built for a {shape} input: "
+                              + ("; ".join(problems) or "a layer's shape could not be inferred"))

@@ -25,57 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from remapdsl.language.header import TRAIN_OPTIONS
-from remapdsl.language.model import Document, ModelSpec
+from remapdsl.language.analysis import ModelInfo, analyze_model
+from remapdsl.language.header import TrainSettings
+from remapdsl.language.model import ModelSpec
 from remapdsl.train.data import Dataset
-from remapdsl.train.torch_model import ModelBuildError, build_model, checked_info
+from remapdsl.train.torch_model import ModelBuildError, build_module, check_buildable
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-STATUSES = ("done", "stopped", "failed", "cancelled")
 # Activations held at once while evaluating: bounds the evaluation batch of large models.
 _EVAL_ELEMENTS = 1 << 25
 # Share of free GPU memory the data set may take to be held on the device.
 _RESIDENT_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 10
-    batch: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    seed: int = 0
-    patience: int = 0
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            spec = TRAIN_OPTIONS[f.name]
-            value = getattr(self, f.name)
-            if (msg := spec.check(value)) is not None:
-                raise ValueError(f"train {msg}")
-            object.__setattr__(self, f.name, spec.type(value))
-
-    @classmethod
-    def from_document(cls, doc: Document, **overrides: Any) -> TrainSettings:
-        """The document's `train` line over the defaults, with `overrides` (None values ignored) on top."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; expected {', '.join(sorted(names))}")
-        values: dict[str, Any] = {a.name: a.value for a in (doc.train.args if doc.train else ()) if a.name in names}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    def key(self) -> str:
-        """Canonical text of the settings that change a run, for the store's dedupe key."""
-        parts = [f"{f.name}={_canonical(getattr(self, f.name))}" for f in fields(self)
-                 if f.name != "momentum" or self.optimizer == "sgd"]
-        return "|".join(parts)
 
 
 @dataclass(frozen=True)
@@ -155,22 +118,28 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def train(model: ModelSpec, data: Dataset, settings: TrainSettings, device: str = "auto", *,
+          info: ModelInfo | None = None,
           resume: Checkpoint | None = None,
           on_epoch: Callable[[EpochResult, Checkpoint], None] | None = None,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    """Train `model` on `data`; a model that cannot be built or a non-finite loss gives status "failed"."""
+    """Train `model` on `data`; a model that cannot be built or a non-finite loss gives status "failed".
+
+    `info` is the model's analysis on this data, when the caller has one; without it the model is analysed here.
+    """
     import torch
 
     started = time.perf_counter()
     dev = resolve_device(device)
+    if info is None:
+        info = analyze_model(model, data.info())
     try:
-        info = checked_info(model, data.input_shape, data.num_classes)
+        check_buildable(info, data.num_classes)
     except ModelBuildError as e:
         return _unrun("failed", str(e), dev, started, resume)
     fork_devices = [torch.device(dev).index or 0] if dev.startswith("cuda") else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(settings.seed)
-        net = build_model(model, data.input_shape, data.num_classes)
+        net = build_module(info)
         widest = max(_numel(shape) for li in info.layers for shape in (li.input_shape, li.output_shape) if shape)
         run = _Run(net, data, settings, dev, widest)
         try:
@@ -458,12 +427,6 @@ def _cpu_copy(obj: Any) -> Any:
 
 def _numel(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape))
-
-
-def _canonical(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def _result(status: str, reason: str, history: tuple[EpochResult, ...], final: _Evaluation | None, data: Dataset,

@@ -21,8 +21,8 @@ class DocumentState:
     lines: tuple[str, ...]
 
 
-def analyse(uri: str, version: int | None, text: str, path: str | None,
-            previous: DocumentState | None = None) -> DocumentState:
+def analyze_document(uri: str, version: int | None, text: str, path: str | None,
+                     previous: DocumentState | None = None) -> DocumentState:
     """Parse and analyse one version of a document; relative data paths resolve beside its file. With the
     `previous` version, models the edit did not touch keep their analysis."""
     base_dir = Path(path).parent if path else None
@@ -45,7 +45,7 @@ class DocumentCache:
     def get(self, uri: str, version: int | None, text: str, path: str | None) -> DocumentState:
         state = self._states.get(uri)
         if state is None or state.version != version or state.text != text:
-            state = analyse(uri, version, text, path, state)
+            state = analyze_document(uri, version, text, path, state)
             self._states[uri] = state
         return state
 

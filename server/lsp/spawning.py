@@ -13,7 +13,8 @@ from pygls.exceptions import JsonRpcContentModified, JsonRpcInvalidParams
 
 from remapdsl.language.diagnostics import TextEdit
 from remapdsl.language.model import Position
-from remapdsl.search.spawn import LINE_BREAK, Operation, Spawn, spawn
+from remapdsl.language.parser import split_lines
+from remapdsl.search.spawn import Operation, Spawn, spawn
 
 if TYPE_CHECKING:
     from .documents import DocumentState
@@ -62,7 +63,7 @@ def workspace_edit(ls: RemapServer, state: DocumentState, edit: TextEdit) -> typ
         if p.character == 0:
             return types.Position(p.line, 0)
         # lines split as the parser and the protocol split them (\r\n, \r, \n), whatever splits the state's
-        lines = LINE_BREAK.split(state.text)
+        lines = split_lines(state.text)
         return codec.position_to_client_units(lines, types.Position(p.line, p.character))
 
     change = types.TextEdit(types.Range(position(edit.range.start), position(edit.range.end)), edit.new_text)

@@ -75,10 +75,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dataclasses import asdict
 
     from remapdsl.jobs.worker import Worker
+    from remapdsl.language.header import TrainSettings
     from remapdsl.store.db import Store, default_store_path
     from remapdsl.store.queue import Queue, data_line, register_models
     from remapdsl.train.data import load_dataset
-    from remapdsl.train.trainer import TrainSettings
 
     doc = tmp_path_factory.mktemp("trained") / "models.remap"
     doc.write_text(DOC)

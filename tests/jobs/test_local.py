@@ -13,11 +13,12 @@ import torch
 from remapdsl.jobs.enqueue import Checked, enqueue_models, settings_of
 from remapdsl.jobs.local import default_workers, train_jobs, usable_cores
 from remapdsl.jobs.worker import WorkerEvent, WorkerOptions
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.parser import parse
 from remapdsl.store.db import Store
 from remapdsl.store.queue import Queue
 from remapdsl.train.data import load_dataset
-from remapdsl.train.trainer import EpochResult, TrainSettings, train
+from remapdsl.train.trainer import EpochResult, train
 
 MODELS = """data digits
 train epochs=1

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.parser import parse
 from remapdsl.onnx.records import latest_report
 from remapdsl.store.db import Store
 from remapdsl.store.estimate import time_model
 from remapdsl.store.queue import Queue, data_line, register_models
 from remapdsl.train.data import load_dataset
-from remapdsl.train.trainer import TrainSettings, train
+from remapdsl.train.trainer import train
 from tests.paths import ROOT
 
 TINY = """model tiny{i}:

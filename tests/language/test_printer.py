@@ -7,7 +7,14 @@ from hypothesis import HealthCheck, given, settings
 
 from remapdsl.language.model import Arg, Budget, Comments, Document, Layer, ModelSpec
 from remapdsl.language.parser import parse
-from remapdsl.language.printer import budget_text, format_document, format_model, format_text, value_text
+from remapdsl.language.printer import (
+    budget_limit_text,
+    budget_text,
+    format_document,
+    format_model,
+    format_text,
+    value_text,
+)
 from tests.paths import EXAMPLES
 from tests.strategies import documents, models
 
@@ -93,6 +100,18 @@ def test_values_print_so_that_they_read_back(value, text):
 def test_budgets_print_in_the_unit_they_were_written_in(budget, text):
     assert budget_text(budget) == text
     assert parse(text).document.budgets == (budget,)
+
+
+@pytest.mark.parametrize("budget, text", [
+    (Budget("params", 100_000, "k"), "100k"),
+    (Budget("params", 1_000_000, ""), "1,000,000"),
+    (Budget("params", 1234, "k"), "1.234k"),
+    (Budget("latency", 0.05, "us", strict=True), "< 50us"),
+    (Budget("latency", 0.5, ""), "0.5ms"),  # no unit written: the metric's first unit
+    (Budget("size", 400_000, "KB"), "400KB"),
+])
+def test_messages_quote_a_budgets_limit_in_the_unit_it_was_written_in(budget, text):
+    assert budget_limit_text(budget) == text
 
 
 def test_args_print_positional_first_then_catalog_order_whatever_the_stored_order():

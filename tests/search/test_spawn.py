@@ -3,6 +3,8 @@ right after their parent with `from PARENT`, and what cannot be made is left out
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,6 @@ from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
 from remapdsl.search.sampler import sample_models
 from remapdsl.search.spawn import (
-    LINE_BREAK,
     Operation,
     layer_at,
     layer_offers,
@@ -55,8 +56,12 @@ model mlp:
 """
 
 
+# the parser's line ends
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def apply_edit(text: str, edit: TextEdit) -> str:
-    starts = [0, *(m.end() for m in LINE_BREAK.finditer(text))]
+    starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
 
     def offset(p: Position) -> int:
         return starts[p.line] + p.character

@@ -1,11 +1,30 @@
-"""Our dropout: torch's distribution and seeding, faster on the CPU, the stock path everywhere else."""
+"""The torch builders: one per catalog entry, each giving the shape the catalog infers; and our dropout: torch's
+distribution and seeding, faster on the CPU, the stock path everywhere else."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from remapdsl.train.torch_layers import Dropout
+from remapdsl.language.catalog import LAYER_TYPES
+from remapdsl.train.torch_layers import TORCH_BUILDERS, Dropout
+
+
+def test_every_catalog_entry_has_a_builder_and_every_builder_an_entry() -> None:
+    assert set(TORCH_BUILDERS) == set(LAYER_TYPES)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_TYPES))
+def test_each_builder_gives_the_output_shape_the_catalog_infers(kind: str) -> None:
+    ltype = LAYER_TYPES[kind]
+    # the first grid value of each required parameter, on an image, or on features for the flat-only layers
+    params = ltype.resolve({p.name: p.grid[0] for p in ltype.params if p.required})
+    shape = (4,) if ltype.needs_flat else (3, 12, 12)
+    module = TORCH_BUILDERS[kind](shape, params)
+    assert isinstance(module, torch.nn.Module)
+    with torch.no_grad():
+        out = module.eval()(torch.zeros(2, *shape))
+    assert tuple(out.shape[1:]) == ltype.output_shape(shape, params)
 
 
 def test_it_keeps_one_minus_p_of_the_values_and_scales_them_to_keep_the_mean() -> None:

@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 from remapdsl.language.analysis import analyze_model
 from remapdsl.language.catalog import LAYER_TYPES, ShapeError
 from remapdsl.language.datasets import DatasetInfo
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import Arg, Layer, ModelSpec
 from remapdsl.search.sampler import sample_models
-from remapdsl.train.torch_model import ModelBuildError, build_model, parameter_count
+from remapdsl.train import trainer
+from remapdsl.train.data import load_dataset
+from remapdsl.train.torch_model import ModelBuildError, build_model, build_module, check_buildable
 
 INPUTS = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 9, 13)]
 SPATIAL = ("conv2d", "maxpool", "avgpool", "dropout", "relu", "tanh", "sigmoid", "batchnorm")
@@ -60,7 +63,7 @@ def test_parameter_count_and_every_shape_match_the_language_core(case: tuple[Mod
     info = analyze_model(model, DatasetInfo("x", input_shape, classes, ()))
     assert info.valid, [d.message for d in info.diagnostics]
     net = build_model(model, input_shape, classes)
-    assert parameter_count(net) == sum(p.numel() for p in net.parameters()) == info.param_count
+    assert sum(p.numel() for p in net.parameters()) == info.param_count
     assert len(net) == len(model.layers)
     seen: list[tuple[int, ...]] = []
     for module in net:
@@ -106,7 +109,7 @@ def test_a_model_that_does_not_fit_is_refused_with_its_problems() -> None:
 
 def test_the_head_is_checked_only_when_the_classes_are_known() -> None:
     model = ModelSpec("m", (Layer("flatten"), Layer("dense", (Arg("units", 7, True),))))
-    assert parameter_count(build_model(model, (1, 8, 8))) == 64 * 7 + 7
+    assert sum(p.numel() for p in build_model(model, (1, 8, 8)).parameters()) == 64 * 7 + 7
     with pytest.raises(ModelBuildError, match="head must have 10 units"):
         build_model(model, (1, 8, 8), num_classes=10)
 
@@ -119,3 +122,26 @@ def test_fresh_weights_come_from_torch_random_state() -> None:
     b = build_model(model, (1, 4, 4)).state_dict()
     assert a.keys() == b.keys() == {"1.weight", "1.bias"}
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_analysis_in_hand_is_built_and_trained_without_analysing_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = load_dataset(None)
+    model = ModelSpec("m", (Layer("flatten"), Layer("dense", (Arg("units", 10, True),))))
+    info = analyze_model(model, data.info())
+    check_buildable(info, data.num_classes)
+    assert sum(p.numel() for p in build_module(info).parameters()) == info.param_count
+
+    def analysed_again(*args: object) -> None:
+        raise AssertionError("the model was analysed again")
+
+    monkeypatch.setattr(trainer, "analyze_model", analysed_again)
+    result = trainer.train(model, data, TrainSettings(epochs=1), "cpu", info=info)
+    assert result.status == "done" and result.param_count == info.param_count
+
+
+def test_an_analysis_with_errors_is_refused_before_building() -> None:
+    model = ModelSpec("m", (Layer("flatten"), Layer("dense", (Arg("units", 7, True),))))
+    info = analyze_model(model, DatasetInfo("x", (1, 8, 8), 10, ()))
+    with pytest.raises(ModelBuildError, match=r"model 'm' cannot be built for a 1x8x8 input: .*head must"):
+        check_buildable(info, 10)
+    check_buildable(info)  # without the classes the head is not checked

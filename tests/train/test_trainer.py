@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from remapdsl.language.analysis import analyze_model
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import Arg, Document, Layer, ModelSpec, TrainSpec
 from remapdsl.train.data import Dataset, load_dataset
 from remapdsl.train.trainer import (
     Checkpoint,
-    TrainSettings,
     resolve_device,
     train,
 )
