@@ -34,7 +34,7 @@ from remapdsl.store.db import StoreError
 from remapdsl.store.status import QueueProgress
 
 from .spawning import compute, tell, workspace_edit
-from .watcher import StoreWatcher
+from .watcher import ProgressWatcher
 from .worker_process import WorkerProcess
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class Training:
         self.ls = ls
         self.spawned: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
         self.workers: dict[Path, WorkerProcess] = {}
-        self.watcher = StoreWatcher(ls, self.stores, self.progressed)
+        self.watcher = ProgressWatcher(ls, self.stores, self.progressed)
 
     def start(self) -> None:
         """Start watching the stores (once; needs the running event loop)."""
