@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
+from remapdsl.language.parser import parse
 from remapdsl.store.db import ENDED, FINISHED, JOB_STATUSES, RUN_STATUSES, RunStatus, Store, settings_key
+from remapdsl.store.status import run_key
+from remapdsl.train.trainer import TrainSettings
 
 
 def test_statuses_are_the_stored_words() -> None:
@@ -31,3 +37,11 @@ def test_settings_key_is_canonical_and_counts_momentum_only_for_sgd() -> None:
     assert settings_key(defaults) == "epochs=10|batch=128|lr=0.001|optimizer=adam|weight_decay=0.0|seed=0|patience=0"
     assert settings_key(dict(reversed(list(defaults.items())))) == settings_key(defaults)
     assert "momentum=0.9" in settings_key({**defaults, "optimizer": "sgd"})
+
+
+@pytest.mark.parametrize("train", ["", "train epochs=3", "train epochs=2 lr=0.01 optimizer=sgd momentum=0.5",
+                                   "train batch=32.0 weight_decay=0 seed=7 patience=2 optimizer=adamw"])
+def test_the_lens_reads_runs_under_the_key_the_trainer_writes(train: str) -> None:
+    document = parse(f"data digits\n{train}\n").document
+    assert run_key(document)[1] == TrainSettings.from_document(document).key()
+    assert settings_key(asdict(TrainSettings.from_document(document))) == TrainSettings.from_document(document).key()
