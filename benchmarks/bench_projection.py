@@ -112,7 +112,7 @@ def through_the_store(models: list[ModelSpec], n: int, matrices: otmann.Distance
     """Adding models to a stored n-model layout through `ModelSpace`, in a long-lived process and in a new one."""
     named = {m.name: m for m in models}
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "remap.db") as store:
-        space = ModelSpace(store.conn, workers=workers)
+        space = ModelSpace(store, workers=workers)
         members = space.structural({m.name: m for m in models[:n]})
         keys = [members.keys[m.name] for m in models[:n]]
         # the matrix timed above, as the store would hold it after the first `remap layout`
@@ -123,7 +123,7 @@ def through_the_store(models: list[ModelSpec], n: int, matrices: otmann.Distance
         long_lived, fresh = [], []
         for extra in range(1, 2 * ADDS + 1):
             # the first adds in the process that laid out (the overview), then each in a new one (`remap layout`)
-            other = space if extra <= ADDS else ModelSpace(store.conn, workers=workers)
+            other = space if extra <= ADDS else ModelSpace(store, workers=workers)
             grown = other.structural({m.name: named[m.name] for m in models[:n + extra]})
             start = time.perf_counter()
             result = other.layout(grown)

@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _measured(path: Path, document: Document, store: Path | None) -> list[Diagnostic]:
     """The measured budgets' diagnostics from the store; a store that is absent or unreadable costs only these."""
-    import sqlite3
-
     from remapdsl.store.db import Store, StoreError, default_store_path
 
     if not has_measured_budgets(document):
@@ -71,9 +69,9 @@ def _measured(path: Path, document: Document, store: Path | None) -> list[Diagno
                   file=sys.stderr)
         return []
     try:
-        with Store(store_path) as opened:
+        with Store.open_read_only(store_path) as opened:
             return measured_budget_diagnostics(opened, document)
-    except (StoreError, sqlite3.Error) as e:
+    except StoreError as e:
         print(f"note: latency and size budgets of {path} not checked: {e}", file=sys.stderr)
         return []
 

@@ -525,7 +525,7 @@ def open_space(args: argparse.Namespace, *, create: bool = False) -> Iterator[tu
     else:
         store = open_store(location) if location.is_file() else None
     try:
-        yield ModelSpace(store.conn if store is not None else None, workers=getattr(args, "workers", 2)), store
+        yield ModelSpace(store, workers=getattr(args, "workers", 2)), store
     finally:
         if store is not None:
             store.close()

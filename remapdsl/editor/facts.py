@@ -36,9 +36,7 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
     finished = [r for r in runs if r.status in FINISHED and r.val_acc is not None]
     n_train = next((r.n_train for r in runs if r.n_train), None)
     if n_train is None:
-        row = store.conn.execute("SELECT n_train FROM runs WHERE data_text = ? AND n_train > 0 ORDER BY id DESC "
-                                 "LIMIT 1", (data_text,)).fetchone()
-        n_train = int(row[0]) if row else None
+        n_train = store.latest_n_train(data_text)
     if not finished:  # only an untrained model needs an estimate: the fit is left out of other hovers
         return StoreFacts(None, n_train, time_model(store, "cuda") or time_model(store, "cpu"))
     run = finished[-1]  # runs come oldest first

@@ -17,13 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
-from remapdsl.store.db import Store
-from remapdsl.store.queue import Queue
+from remapdsl.store.poller import JobCursor, StorePoller, job_updates
 
 # How often the store is read for what the worker processes did.
 POLL_SECONDS = 0.2
-# Job statuses after which nothing more happens to a job.
-FINAL = ("done", "failed", "cancelled")
 
 
 def usable_cores() -> int:
@@ -60,43 +57,45 @@ def train_jobs(store_path: str | os.PathLike[str], job_ids: Sequence[int], *, pr
              for _ in range(count)]
     for p in procs:
         p.start()
-    with Store(store_path) as store:
-        poller = JobPoller(Queue(store), job_ids, on_event or _ignore)
-        try:
-            while any(p.is_alive() for p in procs):
-                poller.poll()
-                time.sleep(POLL_SECONDS)
-        finally:
-            for p in procs:
-                p.join()
+    poller = JobPoller(store_path, job_ids, on_event or _ignore)
+    try:
+        while any(p.is_alive() for p in procs):
+            poller.poll()
+            time.sleep(POLL_SECONDS)
+    finally:
+        for p in procs:
+            p.join()
         poller.poll()
+        poller.close()
     return [p.exitcode for p in procs if p.exitcode not in (0, None)]
 
 
 class JobPoller:
-    """Turns what other processes write to the store about some jobs into worker events."""
+    """Turns what other processes write to the store about some jobs into worker events, through the store's
+    poller (a read-only connection that reads only after another connection committed)."""
 
-    def __init__(self, queue: Queue, job_ids: Sequence[int], on_event: Callable[[WorkerEvent], None]) -> None:
-        self.queue = queue
+    def __init__(self, store_path: str | os.PathLike[str], job_ids: Sequence[int],
+                 on_event: Callable[[WorkerEvent], None]) -> None:
+        self.poller = StorePoller(store_path)
         self.on_event = on_event
-        # per job: its status, epochs and attempts when last seen
-        self.seen: dict[int, tuple[str, int, int]] = {j: ("queued", 0, 0) for j in job_ids}
+        self.cursors = {job_id: JobCursor() for job_id in job_ids}
 
     def poll(self) -> None:
-        for job_id, (status, epochs, attempts) in list(self.seen.items()):
-            job = self.queue.job(job_id)
-            if job is None or status in FINAL:
-                continue
-            if job.attempts > attempts and job.status != "queued":
-                self.on_event(WorkerEvent("start", job, resumed_from=epochs if attempts else 0))
-            if job.epochs_done > epochs:
-                for row in self.queue.store.epochs(job.run_id)[epochs:]:
-                    self.on_event(WorkerEvent("epoch", job, epoch=row))
-            if job.status in FINAL:
-                run = self.queue.store.run(job.run_id)
-                self.on_event(WorkerEvent("end", job, status=run.status if run else job.status,
-                                          reason=run.reason if run else job.error))
-            self.seen[job_id] = (job.status, max(job.epochs_done, epochs), job.attempts)
+        store = self.poller.store
+        if store is None or not self.poller.changed():
+            return
+        for update in job_updates(store, self.cursors):
+            job = update.job
+            if update.started:
+                self.on_event(WorkerEvent("start", job, resumed_from=update.resumed_from))
+            for row in update.epochs:
+                self.on_event(WorkerEvent("epoch", job, epoch=row))
+            if update.ended:
+                self.on_event(WorkerEvent("end", job, status=update.end_status, reason=update.end_reason))
+            self.cursors[job.id] = update.cursor
+
+    def close(self) -> None:
+        self.poller.close()
 
 
 def _ignore(event: WorkerEvent) -> None:

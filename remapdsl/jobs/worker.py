@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from remapdsl.store.db import EpochRow, MissingCheckpoint, Store, StoreError
+from remapdsl.store.db import ACTIVE, ENDED, FINISHED, EpochRow, MissingCheckpoint, RunStatus, Store, StoreError
 from remapdsl.store.queue import DEFAULT_LEASE_SECONDS, Job, Queue
 
 if TYPE_CHECKING:
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
     from remapdsl.train.trainer import Checkpoint, EpochResult, TrainResult
 
 CANCEL_CHECK_SECONDS = 0.5
-# how a job can end in this worker; "lost" (another worker holds it now) and "released" (queued again as this
-# worker stops) are not endings of the job
-ENDED = ("done", "stopped", "failed", "cancelled")
 
 
 class LeaseLost(Exception):
@@ -111,6 +108,8 @@ class Worker:
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
             event = self.run_one()
             if event is not None:
+                # "lost" (another worker holds it now) and "released" (queued again as this worker stops) are
+                # not endings of the job
                 done += event.status in ENDED
                 continue
             if until_empty and not self._pending():
@@ -121,7 +120,7 @@ class Worker:
     def _pending(self) -> bool:
         """Whether some job of interest that this worker can take is queued or running (a running one may come
         back if its worker died)."""
-        jobs = self.queue.jobs(["queued", "running"])
+        jobs = self.queue.jobs(ACTIVE)
         return any((self.only is None or j.id in self.only) and self.accepts(j.device) for j in jobs)
 
     def accepts(self, device: str) -> bool:
@@ -149,8 +148,7 @@ class Worker:
     def run_one(self) -> WorkerEvent | None:
         """Claim and train the next job; its "end" event, or None when there was nothing to claim."""
         # decided before the claim, whose write lock must not wait for torch to look for CUDA
-        for (device,) in self.store.conn.execute("SELECT DISTINCT r.device FROM jobs j JOIN runs r ON r.id = j.run_id "
-                                                 "WHERE j.status = 'queued'").fetchall():
+        for device in self.queue.queued_devices():
             self._cannot_use(device)
         job = self.queue.claim(self.id, self.options.lease_seconds, only=self.only, accepts=self.accepts)
         if job is None:
@@ -166,8 +164,8 @@ class Worker:
             self.queue.release(job.id, self.id)
             raise
         except Exception as e:  # one broken job must not stop the worker
-            status, reason = "failed", _describe(e)
-            self.queue.complete(job.id, self.id, "failed", reason)
+            status, reason = RunStatus.FAILED, _describe(e)
+            self.queue.complete(job.id, self.id, RunStatus.FAILED, reason)
         finally:
             beat.stop()
         event = WorkerEvent("end", self.queue.require(job.id), status=status, reason=reason)
@@ -218,17 +216,17 @@ class Worker:
                                     resume=resume_checkpoint, on_epoch=on_epoch, should_stop=should_stop)
         if beat.lost.is_set():
             raise LeaseLost(job.id)
-        if result.status == "cancelled" and not should_stop.cancelled_by_user:
+        if result.status == RunStatus.CANCELLED and not should_stop.cancelled_by_user:
             # the worker is shutting down: the job goes back to the queue and resumes later
             self.queue.release(job.id, self.id)
             return "released", "the worker stopped; the job is queued again"
         reason = result.reason
-        if result.status == "cancelled":
+        if result.status == RunStatus.CANCELLED:
             reason = f"cancelled by the user ({reason.rstrip(')')})" if reason else "cancelled by the user"
         self.queue.complete(job.id, self.id, result.status, reason, seconds=result.seconds, used_device=result.device,
                             predictions=result.predictions, confusion=result.confusion,
                             per_class=result.per_class_accuracy)
-        if self.options.onnx and result.status in ("done", "stopped") and result.checkpoint is not None:
+        if self.options.onnx and result.status in FINISHED and result.checkpoint is not None:
             self._measure_onnx(job, model, data, result.checkpoint.model_state)
         return result.status, reason
 

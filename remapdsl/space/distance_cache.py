@@ -1,6 +1,6 @@
 """Pairwise distances cached in the store and extended incrementally.
 
-The store's table ``distances(space, a, b, lp, value)`` holds each unordered pair once (``a < b``).
+The store's table of distances (`remapdsl.store.distances`) holds each unordered pair once (``a < b``).
 Asking for the matrix of n keys computes only the pairs not stored yet, through a callback, and writes
 them in one short transaction; a key added to n cached ones therefore costs n distances, not n².
 
@@ -11,7 +11,6 @@ the raw transport cost) and 'predictions' (keys are run ids; ``value`` is the pr
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,14 +18,11 @@ import numpy as np
 
 from remapdsl.space import otmann
 from remapdsl.space.prediction_distance import prediction_distance_matrix, prediction_distances_to
+from remapdsl.store.distances import DistanceRow, DistanceTable
 
 STRUCTURAL, PREDICTIONS = "structural", "predictions"
 SPACES = (STRUCTURAL, PREDICTIONS)
 MEASURES = ("value", "lp")
-_CHUNK = 500
-
-DDL = """CREATE TABLE IF NOT EXISTS distances(
-    space TEXT, a TEXT, b TEXT, lp REAL, value REAL NOT NULL, PRIMARY KEY(space, a, b))"""
 
 
 @dataclass(frozen=True)
@@ -45,10 +41,10 @@ def ordered(a: str, b: str) -> Pair:
 
 
 class DistanceCache:
-    """Distances of one store, read and written through a plain sqlite3 connection."""
+    """Distances of one store's table, computed when missing."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, table: DistanceTable) -> None:
+        self.table = table
 
     def lookup(self, space: str, pairs: Iterable[Pair]) -> dict[Pair, PairValue]:
         """Stored distances of the given pairs (in either order), keyed by the ordered pair."""
@@ -57,47 +53,17 @@ class DistanceCache:
             return {}
         keys = sorted({k for pair in wanted for k in pair})
         hub = [k for k in keys if all(k in pair for pair in wanted)]
-        rows = self._rows_of(space, hub[0]) if hub and len(keys) > 2 else self._rows_among(space, keys)
+        rows: list[DistanceRow] = (self.table.rows_of(space, hub[0]) if hub and len(keys) > 2
+                                   else self.table.rows_from(space, keys))
         return {(a, b): PairValue(value, lp) for a, b, lp, value in rows if (a, b) in wanted}
-
-    def _rows_of(self, space: str, key: str) -> list[tuple[str, str, float | None, float]]:
-        return self.conn.execute("SELECT a, b, lp, value FROM distances WHERE space = ? AND a = ? "
-                                 "UNION ALL SELECT a, b, lp, value FROM distances WHERE space = ? AND b = ?",
-                                 (space, key, space, key)).fetchall()
-
-    def _rows_among(self, space: str, keys: list[str]) -> list[tuple[str, str, float | None, float]]:
-        # rows whose first key is among `keys`, in chunks that stay under SQLite's parameter limit;
-        # the caller keeps those whose second key is wanted too (no temporary table, so reading never
-        # opens a write transaction on the caller's connection)
-        rows: list[tuple[str, str, float | None, float]] = []
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start:start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows += self.conn.execute(
-                f"SELECT a, b, lp, value FROM distances WHERE space = ? AND a IN ({marks})", (space, *chunk)).fetchall()
-        return rows
 
     def store(self, space: str, values: Mapping[Pair, PairValue]) -> None:
         """Write distances in one transaction (or in the caller's, if one is open)."""
-        rows = [(space, *ordered(a, b), v.lp, v.value) for (a, b), v in values.items() if a != b]
-        if rows:
-            self._write("INSERT OR REPLACE INTO distances(space, a, b, lp, value) VALUES (?, ?, ?, ?, ?)", rows)
+        self.table.write(space, [(*ordered(a, b), v.lp, v.value) for (a, b), v in values.items() if a != b])
 
     def forget(self, space: str, key: str) -> None:
         """Drop every stored distance involving `key` (a model or run that no longer exists)."""
-        self._write("DELETE FROM distances WHERE space = ? AND (a = ? OR b = ?)", [(space, key, key)])
-
-    def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
-        if self.conn.in_transaction:
-            self.conn.executemany(sql, rows)
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.conn.executemany(sql, rows)
-        except BaseException:
-            self.conn.rollback()
-            raise
-        self.conn.commit()
+        self.table.forget(space, key)
 
     def pairs(self, space: str, pairs: Sequence[Pair], compute: ComputePairs) -> dict[Pair, PairValue]:
         """Distances of the given pairs: stored ones read, missing ones computed and stored."""
@@ -127,7 +93,7 @@ class DistanceCache:
         n = len(distinct)
         column = 3 if measure == "value" else 2  # of (a, b, lp, value)
         rows, cols, found = [], [], []
-        for row in self._rows_among(space, distinct) if n > 1 else ():
+        for row in self.table.rows_from(space, distinct) if n > 1 else ():
             j = where.get(row[1])
             if j is None:
                 continue

@@ -3,12 +3,12 @@
 What the command line, the language server and the overview call. Models come in by name and are known by
 a key: in the structural space their architecture hash (so names, comments and formatting do not matter,
 and two names of one architecture share a key), in the predictions space the id of the run whose
-validation predictions stand for the model. Distances go through `DistanceCache`: given a store's
-connection they are read from and written to its `distances` table, otherwise to a database of this
-object's own in memory. Either way a pair is computed once, and a new model among n known ones costs n
-distances.
+validation predictions stand for the model. Distances go through `DistanceCache`: given a store they are
+read from and written to its table of distances, otherwise to a store of this object's own in memory.
+Either way a pair is computed once, and a new model among n known ones costs n distances.
 
-Layouts are kept in the `layouts` table, per space and measure, by key. Laying out a set of models:
+Layouts are kept in the store's table of layouts (`remapdsl.store.layouts`), per space and measure, by
+key. Laying out a set of models:
 
 * a model with a stored position keeps it;
 * a new model is placed out of sample (Gower's formula, `projection.place`) from its distances to the
@@ -27,11 +27,8 @@ imports this module for its hovers.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -52,7 +49,9 @@ from remapdsl.space.distance_cache import (
     predictions_compute,
 )
 from remapdsl.space.neighbours import Neighbour, nearest
-from remapdsl.store.db import MIGRATIONS, split_sql
+from remapdsl.store.db import Store
+from remapdsl.store.distances import DistanceTable
+from remapdsl.store.layouts import LayoutTable, Position
 
 if TYPE_CHECKING:
     from remapdsl.space.projection import Layout
@@ -125,27 +124,18 @@ class PlacedLayout:
         return KEPT if name in self.kept else PLACED if name in self.placed else RELAID
 
 
-def memory_connection() -> sqlite3.Connection:
-    """A database in memory with the store's tables, for a process without a store (or one it must not write)."""
-    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    for script in MIGRATIONS:
-        for statement in split_sql(script):
-            conn.execute(statement)
-    # pairs are looked up by either key; the store has no index on the second, a private copy can have one
-    conn.execute("CREATE INDEX distances_b ON distances(space, b)")
-    return conn
-
-
 class ModelSpace:
-    """Distances, neighbours and layouts over one connection: a store's, or a database in memory.
+    """Distances, neighbours and layouts over one store: a file's, or one in memory (for a process without a
+    store, or one whose store it must not write).
 
-    Threads may share it: one at a time uses the connection and the caches. Profiles are kept per
+    Threads may share it: one at a time uses the store and the caches. Profiles are kept per
     architecture hash and predictions per run for the life of the object.
     """
 
-    def __init__(self, conn: sqlite3.Connection | None = None, *, workers: int = 2) -> None:
-        self.conn = memory_connection() if conn is None else conn
-        self.cache = DistanceCache(self.conn)
+    def __init__(self, store: Store | None = None, *, workers: int = 2) -> None:
+        self.store = Store.in_memory() if store is None else store
+        self.cache = DistanceCache(DistanceTable(self.store))
+        self.layouts = LayoutTable(self.store)
         self.workers = workers
         self._lock = threading.RLock()
         self._profiles: dict[str, otmann.OtmannProfile] = {}  # by architecture hash
@@ -275,9 +265,7 @@ class ModelSpace:
         """The stored positions of a space and measure, by key."""
         measure = check_measure(space, measure)
         with self._lock:
-            rows = self.conn.execute("SELECT key, x, y FROM layouts WHERE space = ? AND measure = ?",
-                                     (space, measure)).fetchall()
-        return {key: (x, y) for key, x, y in rows}
+            return {p.key: (p.x, p.y) for p in self.layouts.positions(space, measure)}
 
     def layout(self, members: Members, measure: str | None = None, *, relayout: bool = False,
                refine: int = 0) -> PlacedLayout:
@@ -291,10 +279,9 @@ class ModelSpace:
             raise ValueError(f"refine must be 0 or more; found {refine}")
         space, keys = members.space, members.distinct()
         with self._lock:
-            rows = self.conn.execute("SELECT key, x, y, refined FROM layouts WHERE space = ? AND measure = ?",
-                                     (space, measure)).fetchall()
-            stored = {key: np.array([x, y]) for key, x, y, _ in rows}
-            refined = any(flag for *_, flag in rows)
+            rows = self.layouts.positions(space, measure)
+            stored = {p.key: np.array([p.x, p.y]) for p in rows}
+            refined = any(p.refined for p in rows)
             kept = [k for k in keys if k in stored]
             new = [k for k in keys if k not in stored]
             how = dict.fromkeys(kept, KEPT)
@@ -374,14 +361,9 @@ class ModelSpace:
     def _write(self, space: str, measure: str, layout: Layout, keys: Sequence[str], replace: bool = False) -> None:
         """Store the positions of `keys` from `layout`; with `replace`, drop the rest of the stored layout."""
         where = {k: i for i, k in enumerate(layout.keys)}
-        now = time.time()
-        rows = [(space, measure, k, float(layout.coords[where[k], 0]), float(layout.coords[where[k], 1]),
-                 int(layout.refined), now) for k in keys]
-        with _transaction(self.conn):
-            if replace:
-                self.conn.execute("DELETE FROM layouts WHERE space = ? AND measure = ?", (space, measure))
-            self.conn.executemany("INSERT OR REPLACE INTO layouts(space, measure, key, x, y, refined, updated) "
-                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self.layouts.write(space, measure, [Position(k, float(layout.coords[where[k], 0]),
+                                                     float(layout.coords[where[k], 1]), layout.refined)
+                                            for k in keys], replace=replace)
 
 
 def _hub(pairs: Sequence[Pair]) -> str | None:
@@ -418,17 +400,3 @@ def _plain(x: float) -> float:
     """A float as JSON should carry it: -0.0 becomes 0.0."""
     return float(x) + 0.0
 
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A short write transaction (BEGIN IMMEDIATE), or part of the caller's if one is open."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.commit()

@@ -7,7 +7,9 @@ is referenced relative to that folder, so the store keeps finding its files what
 the process that opens it, and after the whole workspace is moved. Several processes read and write at
 once: WAL lets readers go on while one writer commits, every write is a short ``BEGIN IMMEDIATE``
 transaction (so a writer waits for the lock up front instead of failing half-way), and the busy timeout
-makes waiting for the lock the normal case rather than a "database is locked" error.
+makes waiting for the lock the normal case rather than a "database is locked" error. Processes that only
+watch (the language server's lenses and pollers, `remap check`) open the file read-only
+(`Store.open_read_only`): they never create, migrate or write it.
 
 The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS[i]`` upgrades version i to i + 1.
 """
@@ -22,18 +24,42 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
 STORE_DIR = ".remap"
 STORE_FILE = "remap.db"
 ORIGINS = ("sampled", "ablation", "variation", "handcrafted", "user")
-RUN_STATUSES = ("queued", "running", "done", "stopped", "failed", "cancelled")
-# a run in one of these statuses has a result worth keeping: never trained again unless forced
-FINISHED = ("done", "stopped")
 BUSY_TIMEOUT_MS = 30_000
+# What `Store.in_memory` is opened on.
+IN_MEMORY = ":memory:"
+
+
+class RunStatus(str, Enum):
+    """Where a run or a job stands; the values are the strings stored. A job ends done, failed or cancelled:
+    only a run is "stopped" (early stopping: done, with fewer epochs than planned)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:  # the stored word in messages and f-strings, not "RunStatus.DONE"
+        return self.value
+
+
+RUN_STATUSES = tuple(RunStatus)
+JOB_STATUSES = tuple(s for s in RunStatus if s is not RunStatus.STOPPED)
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+ENDED = tuple(s for s in RunStatus if s not in ACTIVE)
+# a run in one of these statuses has a result worth keeping: never trained again unless forced
+FINISHED = (RunStatus.DONE, RunStatus.STOPPED)
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -238,12 +264,21 @@ def default_store_path(file: str | os.PathLike[str] | None = None) -> Path:
 
 
 class Store:
-    """One connection to the store file. Not shared between threads: open one per thread or process."""
+    """One connection to the store file. Not shared between threads: open one per thread or process.
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    `Store(path)` creates the file (and its folder) when missing and brings its schema up to date;
+    `Store.open_read_only(path)` only reads an existing store, of this schema version or an older one.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_MS / 1000, *,
+                 read_only: bool = False) -> None:
         # absolute, so that the files it references and the threads that open it again (heartbeats) do not
         # depend on the current folder
         self.path = Path(path).expanduser().resolve()
+        self.read_only = read_only
+        if read_only:
+            self.conn = _connect_read_only(self.path, timeout)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -260,6 +295,26 @@ class Store:
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise StoreError(_describe_open_error(self.path, e)) from None
+
+    @classmethod
+    def open_read_only(cls, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_MS / 1000) -> Store:
+        """The store at `path`, only read: nothing is created, migrated or written. StoreError when there is no
+        store file there, or the file is not a store this version of remapdsl can read."""
+        return cls(path, timeout, read_only=True)
+
+    @classmethod
+    def in_memory(cls) -> Store:
+        """A store of this process alone, in memory and gone when closed: for a process without a store file, or
+        one whose store it must not write. It has no folder, so it takes no artifacts."""
+        store = cls.__new__(cls)
+        store.path = Path(IN_MEMORY)
+        store.read_only = False
+        store.conn = sqlite3.connect(IN_MEMORY, isolation_level=None, check_same_thread=False)
+        store.conn.execute("PRAGMA foreign_keys = ON")
+        store._migrate()
+        # pairs are looked up by either key; the file has no index on the second, a private copy can have one
+        store.conn.execute("CREATE INDEX distances_b ON distances(space, b)")
+        return store
 
     def _configure(self, timeout: float) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -384,20 +439,15 @@ class Store:
     def add_run(self, model_hash: str, model_name: str, *, data_key: str, data_text: str, settings_key: str,
                 settings: dict[str, Any], device: str = "auto", source: str = "", base_dir: str = "",
                 params: int | None = None, flops: int | None = None) -> int:
+        """A new queued run; its id. Inside the caller's transaction when one is open (the queue's enqueue)."""
         with self.transaction() as c:
-            return self._insert_run(c, model_hash, model_name, data_key, data_text, settings_key, settings, device,
-                                    source, base_dir, params, flops)
-
-    def _insert_run(self, c: sqlite3.Connection, model_hash: str, model_name: str, data_key: str, data_text: str,
-                    settings_key: str, settings: dict[str, Any], device: str, source: str, base_dir: str,
-                    params: int | None, flops: int | None) -> int:
-        cur = c.execute(
-            "INSERT INTO runs(model_hash, model_name, source, data_key, data_text, base_dir, settings_key, settings, "
-            "device, params, flops, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (model_hash, model_name, source, data_key, data_text, base_dir, settings_key,
-             json.dumps(settings, sort_keys=True), device, params, flops, time.time()))
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+            cur = c.execute(
+                "INSERT INTO runs(model_hash, model_name, source, data_key, data_text, base_dir, settings_key, "
+                "settings, device, params, flops, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (model_hash, model_name, source, data_key, data_text, base_dir, settings_key,
+                 json.dumps(settings, sort_keys=True), device, params, flops, time.time()))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
 
     _RUN_COLUMNS = ("id, model_hash, model_name, source, data_key, data_text, base_dir, settings_key, settings, "
                     "device, status, reason, params, flops, n_train, val_acc, val_loss, seconds, used_device, "
@@ -423,14 +473,32 @@ class Store:
 
     def start_run(self, run_id: int, n_train: int, params: int, flops: int) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE runs SET status = 'running', n_train = ?, params = ?, flops = ?, "
-                      "started = COALESCE(started, ?) WHERE id = ?", (n_train, params, flops, time.time(), run_id))
+            c.execute("UPDATE runs SET status = ?, n_train = ?, params = ?, flops = ?, "
+                      "started = COALESCE(started, ?) WHERE id = ?",
+                      (RunStatus.RUNNING, n_train, params, flops, time.time(), run_id))
 
     def set_run_status(self, run_id: int, status: str, reason: str = "") -> None:
+        """A run's status and its reason; an ended run (done, stopped, failed, cancelled) is finished now."""
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status '{status}'")
+        finished = time.time() if status in ENDED else None
         with self.transaction() as c:
-            _set_run_status(c, run_id, status, reason)
+            c.execute("UPDATE runs SET status = ?, reason = ?, finished = ? WHERE id = ?",
+                      (status, reason, finished, run_id))
+
+    def latest_n_train(self, data_text: str) -> int | None:
+        """The training examples of the newest run on this data line that knows them (any architecture)."""
+        r = self.conn.execute("SELECT n_train FROM runs WHERE data_text = ? AND n_train > 0 ORDER BY id DESC "
+                              "LIMIT 1", (data_text,)).fetchone()
+        return int(r[0]) if r else None
+
+    # --- jobs --------------------------------------------------------------------------------------
+
+    def holds(self, job_id: int, worker: str) -> bool:
+        """Whether `worker` holds the job (it is running under that worker's lease)."""
+        r = self.conn.execute("SELECT 1 FROM jobs WHERE id = ? AND worker = ? AND status = ?",
+                              (job_id, worker, RunStatus.RUNNING)).fetchone()
+        return r is not None
 
     # --- epochs and checkpoints ----------------------------------------------------------------------
 
@@ -450,7 +518,7 @@ class Store:
             _write_atomically(path, checkpoint)
         stale: list[str] = []
         with self.transaction() as c:
-            if owner is not None and not _holds(c, *owner):
+            if owner is not None and not self.holds(*owner):
                 written = False
             else:
                 cur = c.execute("INSERT OR IGNORE INTO epochs(run_id, epoch, train_loss, train_acc, val_loss, val_acc, "
@@ -500,30 +568,24 @@ class Store:
     def finish_run(self, run_id: int, status: str, reason: str = "", *, seconds: float | None = None,
                    used_device: str | None = None, predictions: np.ndarray | None = None,
                    confusion: np.ndarray | None = None, per_class: np.ndarray | None = None) -> None:
-        """Final status and results of a run in one transaction; accuracy and loss from its last epoch."""
+        """Final status and results of a run in one transaction (or in the caller's, when one is open);
+        accuracy and loss from its last epoch."""
         with self.transaction() as c:
-            self.finish_run_in(c, run_id, status, reason, seconds=seconds, used_device=used_device,
-                               predictions=predictions, confusion=confusion, per_class=per_class)
-
-    def finish_run_in(self, c: sqlite3.Connection, run_id: int, status: str, reason: str = "", *,
-                      seconds: float | None = None, used_device: str | None = None,
-                      predictions: np.ndarray | None = None, confusion: np.ndarray | None = None,
-                      per_class: np.ndarray | None = None) -> None:
-        last = c.execute("SELECT val_acc, val_loss FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
-                         (run_id,)).fetchone()
-        total = c.execute("SELECT SUM(seconds) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()[0]
-        c.execute("UPDATE runs SET status = ?, reason = ?, val_acc = ?, val_loss = ?, seconds = ?, "
-                  "used_device = COALESCE(?, used_device), finished = ? WHERE id = ?",
-                  (status, reason, last[0] if last else None, last[1] if last else None,
-                   total if total is not None else seconds, used_device, time.time(), run_id))
-        if predictions is not None:
-            arr = np.ascontiguousarray(predictions)
-            c.execute("INSERT OR REPLACE INTO predictions(run_id, dtype, classes) VALUES (?, ?, ?)",
-                      (run_id, arr.dtype.str, arr.tobytes()))
-        if confusion is not None:
-            pc = per_class if per_class is not None else np.array([])
-            c.execute("INSERT OR REPLACE INTO confusion(run_id, matrix, per_class) VALUES (?, ?, ?)",
-                      (run_id, json.dumps(np.asarray(confusion).tolist()), json.dumps(np.asarray(pc).tolist())))
+            last = c.execute("SELECT val_acc, val_loss FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
+                             (run_id,)).fetchone()
+            total = c.execute("SELECT SUM(seconds) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()[0]
+            c.execute("UPDATE runs SET status = ?, reason = ?, val_acc = ?, val_loss = ?, seconds = ?, "
+                      "used_device = COALESCE(?, used_device), finished = ? WHERE id = ?",
+                      (status, reason, last[0] if last else None, last[1] if last else None,
+                       total if total is not None else seconds, used_device, time.time(), run_id))
+            if predictions is not None:
+                arr = np.ascontiguousarray(predictions)
+                c.execute("INSERT OR REPLACE INTO predictions(run_id, dtype, classes) VALUES (?, ?, ?)",
+                          (run_id, arr.dtype.str, arr.tobytes()))
+            if confusion is not None:
+                pc = per_class if per_class is not None else np.array([])
+                c.execute("INSERT OR REPLACE INTO confusion(run_id, matrix, per_class) VALUES (?, ?, ?)",
+                          (run_id, json.dumps(np.asarray(confusion).tolist()), json.dumps(np.asarray(pc).tolist())))
 
     def predictions(self, run_id: int) -> np.ndarray | None:
         r = self.conn.execute("SELECT dtype, classes FROM predictions WHERE run_id = ?", (run_id,)).fetchone()
@@ -582,14 +644,33 @@ def _run_row(r: Sequence[Any]) -> RunRow:
     return RunRow(*values)
 
 
-def _set_run_status(c: sqlite3.Connection, run_id: int, status: str, reason: str = "") -> None:
-    finished = time.time() if status in ("done", "stopped", "failed", "cancelled") else None
-    c.execute("UPDATE runs SET status = ?, reason = ?, finished = ? WHERE id = ?", (status, reason, finished, run_id))
-
-
-def _holds(c: sqlite3.Connection, job_id: int, worker: str) -> bool:
-    r = c.execute("SELECT 1 FROM jobs WHERE id = ? AND worker = ? AND status = 'running'", (job_id, worker)).fetchone()
-    return r is not None
+def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """A connection that only reads the store at `path`; StoreError naming the file unless it is a store this
+    remapdsl can read."""
+    if not path.is_file():
+        raise StoreError(f"no store at {path}" if not path.exists() else f"{path} is a folder; expected a store file")
+    try:
+        # mode=ro: SQLite neither creates the file nor writes it; a WAL store stays readable while others write
+        conn = sqlite3.connect(f"file:{quote(path.as_posix())}?mode=ro", timeout=timeout, uri=True,
+                               isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open the store {path}: {e}") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise StoreError(_describe_open_error(path, e)) from None
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(f"{path} has schema version {version}, newer than this remapdsl's {SCHEMA_VERSION}; "
+                         "upgrade remapdsl")
+    if version < 1 or not {"models", "runs", "jobs"} <= tables:
+        conn.close()
+        raise StoreError(f"{path} is not a remapdsl store (an SQLite file without its tables); move it away or "
+                         "pass --store")
+    return conn
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from remapdsl.language.model import Comments, Document, ModelSpec
-from remapdsl.store.db import ORIGINS, Store, _holds, _set_run_status
+from remapdsl.store.db import JOB_STATUSES, ORIGINS, RunStatus, Store
 
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 MOVES = ("top", "up", "down", "bottom")
 DEFAULT_LEASE_SECONDS = 60.0
 
@@ -70,6 +69,9 @@ _SELECT = """
     FROM jobs j JOIN runs r ON r.id = j.run_id
 """
 _CLAIM_ORDER = "j.priority DESC, j.position, j.id"
+# A run stopped early is a job done.
+_JOB_STATUS_OF_RUN = {RunStatus.DONE: RunStatus.DONE, RunStatus.STOPPED: RunStatus.DONE,
+                      RunStatus.FAILED: RunStatus.FAILED, RunStatus.CANCELLED: RunStatus.CANCELLED}
 
 
 def _job(r: Sequence[Any]) -> Job:
@@ -111,9 +113,15 @@ class Queue:
         rows = self.conn.execute(_SELECT + f" WHERE j.status = 'queued' ORDER BY {_CLAIM_ORDER}").fetchall()
         return [_job(r) for r in rows]
 
+    def queued_devices(self) -> list[str]:
+        """The devices that queued jobs ask for, each once."""
+        rows = self.conn.execute("SELECT DISTINCT r.device FROM jobs j JOIN runs r ON r.id = j.run_id "
+                                 "WHERE j.status = ?", (RunStatus.QUEUED,)).fetchall()
+        return [r[0] for r in rows]
+
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-        return {status: dict(rows).get(status, 0) for status in JOB_STATUSES}
+        return {status.value: dict(rows).get(status, 0) for status in JOB_STATUSES}
 
     # --- enqueue -----------------------------------------------------------------------------------
 
@@ -132,8 +140,9 @@ class Queue:
                 if r is not None:
                     existing = int(r[0])
                     return Enqueued(self.require(existing), created=False)
-            run_id = self.store._insert_run(c, model_hash, model_name, data_key, data_text, settings_key, settings,
-                                            device, source, base_dir, params, flops)
+            run_id = self.store.add_run(model_hash, model_name, data_key=data_key, data_text=data_text,
+                                        settings_key=settings_key, settings=settings, device=device, source=source,
+                                        base_dir=base_dir, params=params, flops=flops)
             cur = c.execute("INSERT INTO jobs(run_id, priority, position, created) VALUES (?, ?, ?, ?)",
                             (run_id, priority, _next_position(c), time.time()))
             assert cur.lastrowid is not None
@@ -203,10 +212,10 @@ class Queue:
         """A queued job is cancelled at once; a running one is asked to stop at its next batch boundary."""
         with self.store.transaction() as c:
             job = self.require(job_id)
-            if job.status == "queued":
+            if job.status == RunStatus.QUEUED:
                 c.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE id = ?", (time.time(), job_id))
-                _set_run_status(c, job.run_id, "cancelled", "cancelled before it started")
-            elif job.status == "running":
+                self.store.set_run_status(job.run_id, RunStatus.CANCELLED, "cancelled before it started")
+            elif job.status == RunStatus.RUNNING:
                 c.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             else:
                 raise QueueError(f"job {job_id} is already {job.status}")
@@ -216,11 +225,11 @@ class Queue:
         """Queue a failed or cancelled job again at the end; it resumes after its last finished epoch."""
         with self.store.transaction() as c:
             job = self.require(job_id)
-            if job.status not in ("failed", "cancelled"):
+            if job.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
                 raise QueueError(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
             c.execute("UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL, cancel_requested = 0, "
                       "error = '', finished = NULL, position = ? WHERE id = ?", (_next_position(c), job_id))
-            _set_run_status(c, job.run_id, "queued")
+            self.store.set_run_status(job.run_id, RunStatus.QUEUED)
         return self.require(job_id)
 
     def cancel_requested(self, job_id: int) -> bool:
@@ -236,7 +245,7 @@ class Queue:
         place for a worker that can take them."""
         now = time.time()
         with self.store.transaction() as c:
-            _expire_leases(c, now)
+            _expire_leases(self.store, now)
             rows = c.execute("SELECT j.id, r.device FROM jobs j JOIN runs r ON r.id = j.run_id "
                              f"WHERE j.status = 'queued' ORDER BY {_CLAIM_ORDER}")
             job_id = next((int(r[0]) for r in rows if (only is None or int(r[0]) in only)
@@ -259,12 +268,12 @@ class Queue:
             return cur.rowcount == 1
 
     def holds(self, job_id: int, worker: str) -> bool:
-        return _holds(self.conn, job_id, worker)
+        return self.store.holds(job_id, worker)
 
     def requeue_expired(self) -> list[int]:
         """Put back every running job whose lease ran out; returns their ids."""
-        with self.store.transaction() as c:
-            return _expire_leases(c, time.time())
+        with self.store.transaction():
+            return _expire_leases(self.store, time.time())
 
     def complete(self, job_id: int, worker: str, run_status: str, reason: str = "", *,
                  seconds: float | None = None, used_device: str | None = None,
@@ -274,15 +283,15 @@ class Queue:
 
         False, and nothing written, when the worker no longer holds the job.
         """
-        job_status = {"done": "done", "stopped": "done", "failed": "failed", "cancelled": "cancelled"}[run_status]
+        job_status = _JOB_STATUS_OF_RUN[RunStatus(run_status)]
         with self.store.transaction() as c:
-            if not _holds(c, job_id, worker):
+            if not self.store.holds(job_id, worker):
                 return False
             run_id = c.execute("SELECT run_id FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
             c.execute("UPDATE jobs SET status = ?, error = ?, lease_until = NULL, finished = ? WHERE id = ?",
-                      (job_status, reason if job_status == "failed" else "", time.time(), job_id))
-            self.store.finish_run_in(c, run_id, run_status, reason, seconds=seconds, used_device=used_device,
-                                     predictions=predictions, confusion=confusion, per_class=per_class)
+                      (job_status, reason if job_status == RunStatus.FAILED else "", time.time(), job_id))
+            self.store.finish_run(run_id, run_status, reason, seconds=seconds, used_device=used_device,
+                                  predictions=predictions, confusion=confusion, per_class=per_class)
         return True
 
     def release(self, job_id: int, worker: str) -> bool:
@@ -301,14 +310,15 @@ def _next_position(c: sqlite3.Connection) -> float:
     return float(r) + 1 if r is not None else 0.0
 
 
-def _expire_leases(c: sqlite3.Connection, now: float) -> list[int]:
+def _expire_leases(store: Store, now: float) -> list[int]:
+    c = store.conn
     rows = c.execute("SELECT id, run_id, cancel_requested FROM jobs WHERE status = 'running' AND lease_until < ?",
                      (now,)).fetchall()
     for job_id, run_id, cancel in rows:
         if cancel:  # its worker died while stopping: the stop is done
             c.execute("UPDATE jobs SET status = 'cancelled', worker = NULL, lease_until = NULL, finished = ? "
                       "WHERE id = ?", (now, job_id))
-            _set_run_status(c, run_id, "cancelled", "cancelled while running")
+            store.set_run_status(run_id, RunStatus.CANCELLED, "cancelled while running")
         else:
             c.execute("UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL WHERE id = ?", (job_id,))
             c.execute("UPDATE runs SET status = 'queued', reason = 'its worker stopped responding' WHERE id = ?",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from remapdsl.store.db import FINISHED, RunRow, Store
+from remapdsl.store.db import ACTIVE, FINISHED, RunRow, RunStatus, Store
 from remapdsl.store.estimate import TimeModel, Work, layer_count, time_model
 from remapdsl.store.pareto import ModelScore, pareto_front
 from remapdsl.store.queue import Queue, Registered
@@ -140,7 +140,7 @@ def _seconds(store: Store, run: RunRow | None) -> float | None:
 
 
 def _status(r: ResultRow) -> str:
-    if r.status in ("running", "queued", "cancelled", "failed") and r.epochs_done:
+    if r.status in (*ACTIVE, RunStatus.CANCELLED, RunStatus.FAILED) and r.epochs_done:
         return f"{r.status} {r.epochs_done}/{r.epochs}"
     return r.status
 

@@ -10,17 +10,18 @@ costs one query, not a thousand.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from remapdsl.language.hashing import architecture_hash
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import Document, Layer, ModelSpec
+from remapdsl.store.db import FINISHED, RunStatus, Store
 
-ACTIVE = ("queued", "running")
-FINISHED_RUNS = ("done", "stopped")
+# What a model whose job is running shows; the other states are run statuses, and "not trained".
+TRAINING = "training"
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,11 @@ class ModelStatus:
     job_id: int | None = None
 
     def text(self) -> str:
-        if self.state == "training":
+        if self.state == TRAINING:
             if self.epochs < 1:  # a run whose settings do not say
                 return "training"
             return f"training epoch {min(self.epochs_done + 1, self.epochs)} of {self.epochs}"
-        if self.state == "failed" and self.reason:
+        if self.state == RunStatus.FAILED and self.reason:
             return f"failed ({_short(self.reason)})"
         return self.state
 
@@ -82,14 +83,13 @@ class QueueProgress:
 def run_key(document: Document) -> tuple[str, str | None]:
     """(data text, settings key) that the document's runs are stored under; the key is None when the
     document's train line cannot be read."""
-    from remapdsl.language.header import TrainSettings
     from remapdsl.store.queue import data_line
 
     try:
-        settings_key: str | None = TrainSettings.from_document(document).key()
+        key: str | None = TrainSettings.from_document(document).key()
     except (TypeError, ValueError):
-        settings_key = None
-    return data_line(document), settings_key
+        key = None
+    return data_line(document), key
 
 
 def model_hashes(models: Iterable[ModelSpec]) -> dict[str, str]:
@@ -103,7 +103,7 @@ def _layers_hash(layers: tuple[Layer, ...]) -> str:
     return architecture_hash(ModelSpec("", layers))
 
 
-def model_statuses(conn: sqlite3.Connection, hashes: Collection[str], data_text: str,
+def model_statuses(store: Store, hashes: Collection[str], data_text: str,
                    settings_key: str | None) -> dict[str, ModelStatus]:
     """The status of each architecture that has a run with this data (and settings, when known).
 
@@ -122,37 +122,39 @@ def model_statuses(conn: sqlite3.Connection, hashes: Collection[str], data_text:
         sql += " AND r.settings_key = ?"
         params.append(settings_key)
     best: dict[str, tuple[tuple[int, int], ModelStatus]] = {}
-    for row in conn.execute(sql + " ORDER BY r.id", params):
+    for row in store.conn.execute(sql + " ORDER BY r.id", params):
         model_hash, run_id, run_status, reason, val_acc, settings, job_id, job_status, error, done, last_acc = row
         status = _status(run_status, job_status, reason or error or "", val_acc, last_acc, done,
                          _planned(settings), job_id)
-        rank = (2 if status.state in ("queued", "training") else 1 if run_status in FINISHED_RUNS else 0, run_id)
+        rank = (2 if status.state in (RunStatus.QUEUED, TRAINING) else 1 if run_status in FINISHED else 0, run_id)
         if model_hash not in best or rank > best[model_hash][0]:
             best[model_hash] = (rank, status)
     return {h: status for h, (_, status) in best.items()}
 
 
-def queue_progress(conn: sqlite3.Connection) -> QueueProgress:
+def queue_progress(store: Store) -> QueueProgress:
     """The queue's counts by job status, and the jobs in training (oldest start first)."""
-    counts = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
-    rows = conn.execute("SELECT j.id, r.model_name, r.settings, (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.id) "
-                        "FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.status = 'running' "
-                        "ORDER BY j.started, j.id").fetchall()
+    counts = dict(store.conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+    rows = store.conn.execute(
+        "SELECT j.id, r.model_name, r.settings, (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.id) "
+        "FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.status = ? ORDER BY j.started, j.id",
+        (RunStatus.RUNNING,)).fetchall()
     training = tuple(Training(int(job_id), name, int(done), _planned(settings))
                      for job_id, name, settings, done in rows)
-    return QueueProgress(counts.get("queued", 0), counts.get("running", 0), counts.get("done", 0),
-                         counts.get("failed", 0), counts.get("cancelled", 0), training)
+    return QueueProgress(*(counts.get(s, 0) for s in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DONE,
+                                                      RunStatus.FAILED, RunStatus.CANCELLED)), training)
 
 
 def _status(run_status: str, job_status: str | None, reason: str, val_acc: float | None, last_acc: float | None,
             done: int, epochs: int, job_id: int | None) -> ModelStatus:
     state = job_status or run_status
-    if state == "running":
-        return ModelStatus("training", done, epochs, last_acc, job_id=job_id)
-    if state in FINISHED_RUNS or run_status in FINISHED_RUNS:
-        return ModelStatus("done", done, epochs, val_acc if val_acc is not None else last_acc, job_id=job_id)
-    if state in ("queued", "failed", "cancelled"):
-        return ModelStatus(state, done, epochs, last_acc, reason if state == "failed" else "", job_id)
+    if state == RunStatus.RUNNING:
+        return ModelStatus(TRAINING, done, epochs, last_acc, job_id=job_id)
+    if state in FINISHED or run_status in FINISHED:
+        return ModelStatus(RunStatus.DONE.value, done, epochs, val_acc if val_acc is not None else last_acc,
+                           job_id=job_id)
+    if state in (RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED):
+        return ModelStatus(state, done, epochs, last_acc, reason if state == RunStatus.FAILED else "", job_id)
     return ModelStatus(state, done, epochs, last_acc, reason, job_id)
 
 

@@ -28,7 +28,7 @@ from .neighbours import StructuralNeighbours
 from .protocol import RemapProtocol
 from .settings import Settings, parse_settings
 from .spawned import SpawnedChildren
-from .watcher import StoreWatcher
+from .watcher import ProgressWatcher
 from .worker_process import Workers
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ class RemapServer(LanguageServer):
         self.neighbours = StructuralNeighbours()  # for the model hover; POT is imported on initialize
         self.spawned = SpawnedChildren()  # for the `remap.enqueue` command of resolved code actions
         self.workers = Workers(self._log_worker_line)
-        self.watcher = StoreWatcher(self, self.run_blocking, self.open_stores, self._keep_worker, self.refresh_all)
+        self.watcher = ProgressWatcher(self, self.run_blocking, self.open_stores, self._keep_worker, self.refresh_all)
 
     def document_state(self, uri: str) -> DocumentState | None:
         """The open document at `uri`, parsed and analysed (cached per version); None if it is not open."""

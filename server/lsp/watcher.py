@@ -1,8 +1,8 @@
-"""The store watcher: tells the editor about training as it happens, whoever trains.
+"""The progress watcher: tells the editor about training as it happens, whoever trains.
 
-Twice a second, in the thread pool, it reads `PRAGMA data_version` on a connection of its own: a number
-SQLite changes whenever another connection commits, so an idle store costs one tiny query. When it
-changed, the queue's counts and the jobs in training are read, and when those changed the client hears:
+Twice a second, in the thread pool, it asks each store's poller (`remapdsl.store.poller`, a read-only
+connection of its own) whether another connection committed, so an idle store costs one tiny query. When
+it changed, the queue's counts and the jobs in training are read, and when those changed the client hears:
 `remap/queueProgress` (counts and the model in training, for a status bar), work-done progress per
 training ("Training M", "epoch k of n"), a code lens refresh, and, when a training ended, fresh
 diagnostics and hovers (`refresh_all`).
@@ -15,13 +15,13 @@ import contextlib
 import inspect
 import itertools
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from remapdsl.store.poller import StorePoller
 from remapdsl.store.status import QueueProgress, Training, queue_progress
 
 if TYPE_CHECKING:
@@ -37,35 +37,15 @@ CLIENT_TIMEOUT = 5.0
 log = logging.getLogger(__name__)
 
 
-class StorePoller:
-    """A connection of its own to the store, only read, used by one poll at a time (from pool threads)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn: sqlite3.Connection | None = None
-        self.version: int | None = None
-
-    def poll(self) -> QueueProgress | None:
-        """The queue's progress when the store changed since the last poll; None when it did not (or does
-        not exist yet)."""
-        if self.conn is None:
-            if not self.path.exists():
-                return None
-            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=1.0)
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == self.version:
-            return None
-        progress = queue_progress(self.conn)
-        self.version = version
-        return progress
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+def poll_progress(poller: StorePoller) -> QueueProgress | None:
+    """The queue's progress when the store changed since the last poll; None when it did not (or does not
+    exist yet)."""
+    if not poller.changed() or poller.store is None:
+        return None
+    return queue_progress(poller.store)
 
 
-class StoreWatcher:
+class ProgressWatcher:
     """Polls the stores that `stores()` names (those of the open documents), in `run_blocking`, and reports
     changes to the client; `on_progress(store, progress)` hears each store's progress on every tick, and
     `on_finished()` (which may return an awaitable) is called when a training ended."""
@@ -103,9 +83,9 @@ class StoreWatcher:
                 if "shutdown" in str(e):  # the server shut its thread pool down: it is going away
                     self.stop()
                     return
-                log.warning("store watcher: %s", e)
+                log.warning("progress watcher: %s", e)
             except Exception as e:  # a locked or broken store must not end the watching
-                log.warning("store watcher: %s", e)
+                log.warning("progress watcher: %s", e)
                 self._close(list(self.pollers))
             await asyncio.sleep(POLL_SECONDS)
 
@@ -114,7 +94,7 @@ class StoreWatcher:
         self._close([p for p in self.pollers if p not in stores])
         for path in stores:
             poller = self.pollers.setdefault(path, StorePoller(path))
-            changed = await self.run_blocking(poller.poll)
+            changed = await self.run_blocking(poll_progress, poller)
             if changed is not None:
                 self.progress[path] = changed
             if path in self.progress:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pytest
 
@@ -23,17 +21,13 @@ from remapdsl.space.prediction_distance import (
     prediction_distance_matrix,
     prediction_distances_to,
 )
-
-# exactly the store's schema
-DDL = "CREATE TABLE distances(space TEXT, a TEXT, b TEXT, lp REAL, value REAL NOT NULL, PRIMARY KEY(space, a, b))"
+from remapdsl.store.db import Store
+from remapdsl.store.distances import DistanceTable
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    c = sqlite3.connect(":memory:")
-    c.execute(DDL)
-    c.commit()
-    return c
+def store() -> Store:
+    return Store.in_memory()
 
 
 class Counting:
@@ -47,14 +41,14 @@ class Counting:
         return [PairValue(abs(float(a) - float(b)), lp=10 * abs(float(a) - float(b))) for a, b in pairs]
 
 
-def test_matrix_is_computed_once_then_read(conn):
+def test_matrix_is_computed_once_then_read(store):
     compute = Counting()
-    cache = DistanceCache(conn)
+    cache = DistanceCache(DistanceTable(store))
     keys = ["1", "4", "9"]
     m = cache.get_matrix("structural", keys, compute)
     assert m.tolist() == [[0, 3, 8], [3, 0, 5], [8, 5, 0]]
     assert sorted(compute.asked) == [("1", "4"), ("1", "9"), ("4", "9")]
-    rows = conn.execute("SELECT a, b, lp, value FROM distances ORDER BY a, b").fetchall()
+    rows = store.conn.execute("SELECT a, b, lp, value FROM distances ORDER BY a, b").fetchall()
     assert rows == [("1", "4", 30.0, 3.0), ("1", "9", 80.0, 8.0), ("4", "9", 50.0, 5.0)]
     compute.asked.clear()
     again = cache.get_matrix("structural", list(reversed(keys)), compute, measure="lp")
@@ -62,9 +56,9 @@ def test_matrix_is_computed_once_then_read(conn):
     assert again.tolist() == [[0, 50, 80], [50, 0, 30], [80, 30, 0]]
 
 
-def test_adding_one_key_costs_n_distances(conn):
+def test_adding_one_key_costs_n_distances(store):
     compute = Counting()
-    cache = DistanceCache(conn)
+    cache = DistanceCache(DistanceTable(store))
     keys = [str(i) for i in range(30)]
     cache.get_matrix("structural", keys, compute)
     compute.asked.clear()
@@ -76,8 +70,8 @@ def test_adding_one_key_costs_n_distances(conn):
     assert len(compute.asked) == 30 and row.tolist() == [200.0 - i for i in range(30)]
 
 
-def test_spaces_are_separate(conn):
-    cache = DistanceCache(conn)
+def test_spaces_are_separate(store):
+    cache = DistanceCache(DistanceTable(store))
     cache.get_matrix("structural", ["1", "2"], Counting())
     compute = Counting()
     cache.get_matrix("predictions", ["1", "2"], compute)
@@ -86,46 +80,46 @@ def test_spaces_are_separate(conn):
         cache.get_matrix("shapes", ["1", "2"], Counting())
 
 
-def test_a_repeated_key_is_at_distance_zero_from_itself(conn):
-    m = DistanceCache(conn).get_matrix("structural", ["3", "5", "3"], Counting())
+def test_a_repeated_key_is_at_distance_zero_from_itself(store):
+    m = DistanceCache(DistanceTable(store)).get_matrix("structural", ["3", "5", "3"], Counting())
     assert m.tolist() == [[0, 2, 0], [2, 0, 2], [0, 2, 0]]
 
 
-def test_writes_happen_in_one_transaction_and_leave_none_open(conn):
+def test_writes_happen_in_one_transaction_and_leave_none_open(store):
     statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    DistanceCache(conn).get_matrix("structural", ["1", "2", "3"], Counting())
-    assert not conn.in_transaction
+    store.conn.set_trace_callback(statements.append)
+    DistanceCache(DistanceTable(store)).get_matrix("structural", ["1", "2", "3"], Counting())
+    assert not store.conn.in_transaction
     writes = [s for s in statements if s.startswith(("BEGIN", "COMMIT", "INSERT"))]
     assert writes[0] == "BEGIN IMMEDIATE" and writes[-1] == "COMMIT" and len(writes) == 5
 
 
-def test_a_failing_callback_stores_nothing(conn):
+def test_a_failing_callback_stores_nothing(store):
     def broken(pairs: list[tuple[str, str]]) -> list[PairValue]:
         raise RuntimeError("solver failed")
 
     with pytest.raises(RuntimeError):
-        DistanceCache(conn).get_matrix("structural", ["1", "2"], broken)
-    assert conn.execute("SELECT COUNT(*) FROM distances").fetchone() == (0,)
+        DistanceCache(DistanceTable(store)).get_matrix("structural", ["1", "2"], broken)
+    assert store.conn.execute("SELECT COUNT(*) FROM distances").fetchone() == (0,)
 
 
-def test_forget_drops_every_pair_of_a_key(conn):
-    cache = DistanceCache(conn)
+def test_forget_drops_every_pair_of_a_key(store):
+    cache = DistanceCache(DistanceTable(store))
     cache.get_matrix("structural", ["1", "2", "3"], Counting())
     cache.forget("structural", "2")
-    assert conn.execute("SELECT a, b FROM distances").fetchall() == [("1", "3")]
+    assert store.conn.execute("SELECT a, b FROM distances").fetchall() == [("1", "3")]
 
 
-def test_many_keys_are_read_in_chunks(conn):
-    cache = DistanceCache(conn)
+def test_many_keys_are_read_in_chunks(store):
+    cache = DistanceCache(DistanceTable(store))
     keys = [str(i) for i in range(1200)]
     cache.store("structural", {("0", k): PairValue(1.0) for k in keys[1:]})
     found = cache.lookup("structural", [(k, "0") for k in keys[1:]] + [("5", "6")])
     assert len(found) == 1199
 
 
-def test_lp_is_required_for_the_lp_measure(conn):
-    cache = DistanceCache(conn)
+def test_lp_is_required_for_the_lp_measure(store):
+    cache = DistanceCache(DistanceTable(store))
     cache.store("predictions", {("1", "2"): PairValue(0.5)})
     with pytest.raises(ValueError, match="no raw transport cost"):
         cache.get_matrix("predictions", ["1", "2"], Counting(), measure="lp")
@@ -143,11 +137,11 @@ def _model(*lines: str) -> ModelSpec:
     return ModelSpec("m", tuple(layers))
 
 
-def test_structural_callback_stores_emd_as_value_and_lp(conn):
+def test_structural_callback_stores_emd_as_value_and_lp(store):
     profiles = {k: otmann.profile(_model(*m)) for k, m in {
         "h1": ("conv2d 16", "flatten", "dense 10"), "h2": ("conv2d 32", "flatten", "dense 10"),
         "h3": ("dense 64", "relu", "dense 10")}.items()}
-    cache = DistanceCache(conn)
+    cache = DistanceCache(DistanceTable(store))
     m = cache.get_matrix("structural", list(profiles), structural_compute(profiles, workers=1))
     lp = cache.get_matrix("structural", list(profiles), structural_compute({}, workers=1), measure="lp")
     d = otmann.distance(profiles["h1"], profiles["h2"])
@@ -156,9 +150,9 @@ def test_structural_callback_stores_emd_as_value_and_lp(conn):
     assert nearest[0].key == "h2" and nearest[0].distance == pytest.approx(m[0, 1])
 
 
-def test_predictions_callback_and_neighbours(conn):
+def test_predictions_callback_and_neighbours(store):
     preds = {"7": [0, 1, 2, 3], "8": [0, 1, 2, 0], "9": [1, 0, 2, 0]}
-    cache = DistanceCache(conn)
+    cache = DistanceCache(DistanceTable(store))
     m = cache.get_matrix("predictions", list(preds), predictions_compute(preds))
     assert m.tolist() == [[0, 0.25, 0.75], [0.25, 0, 0.5], [0.75, 0.5, 0]]
     row = cache.get_row("predictions", "10", list(preds), predictions_compute({**preds, "10": [0, 1, 2, 3]}))

@@ -131,7 +131,7 @@ def test_adding_one_model_to_n_cached_computes_n_distances(tmp_path, solves, n):
     models = population(n + 1)
     names = list(models)
     with Store(tmp_path / "remap.db") as store:
-        space = ModelSpace(store.conn, workers=1)
+        space = ModelSpace(store, workers=1)
         space.matrix(space.structural({k: models[k] for k in names[:n]}))
         assert solves[0] == n * (n - 1) // 2
         solves[0] = 0
@@ -207,8 +207,8 @@ def test_a_kept_model_does_not_move_and_a_new_one_is_placed_among_them():
 def test_re_embedding_a_model_lands_on_its_own_position():
     members, space, _ = planar(25)
     laid = space.layout(members)
-    space.conn.execute("DELETE FROM layouts WHERE key = ?", (members.keys["p7"],))
-    again = ModelSpace(space.conn).layout(members)  # another process: nothing in memory but the store
+    space.store.conn.execute("DELETE FROM layouts WHERE key = ?", (members.keys["p7"],))
+    again = ModelSpace(space.store).layout(members)  # another process: nothing in memory but the store
     assert again.placed == ("p7",)
     assert again.positions["p7"] == pytest.approx(laid.positions["p7"], abs=1e-9)
 
@@ -220,8 +220,8 @@ def test_re_embedding_real_distances_lands_near_its_own_position():
     laid = space.layout(members)
     span = np.ptp(np.array(list(laid.positions.values())), axis=0).max()
     for name in ("m3", "m17"):
-        space.conn.execute("DELETE FROM layouts WHERE key = ?", (members.keys[name],))
-        again = ModelSpace(space.conn).layout(members)
+        space.store.conn.execute("DELETE FROM layouts WHERE key = ?", (members.keys[name],))
+        again = ModelSpace(space.store).layout(members)
         assert again.placed == (name,)
         assert np.linalg.norm(np.subtract(again.positions[name], laid.positions[name])) < 0.1 * span
 
@@ -233,9 +233,9 @@ def test_an_explicit_relayout_keeps_the_orientation_by_procrustes():
     turn = np.array([[np.cos(0.7), -np.sin(0.7)], [np.sin(0.7), np.cos(0.7)]])
     for key, (x, y) in space.stored_layout("structural").items():
         u, v = np.array([x, y]) @ turn + [5.0, -2.0]
-        space.conn.execute("UPDATE layouts SET x = ?, y = ? WHERE key = ?", (u, v, key))
+        space.store.conn.execute("UPDATE layouts SET x = ?, y = ? WHERE key = ?", (u, v, key))
     turned = {n: space.stored_layout("structural")[k] for n, k in members.keys.items()}
-    space.conn.execute("INSERT INTO layouts VALUES ('structural', 'emd', 'gone', 0, 0, 0, 0)")
+    space.store.conn.execute("INSERT INTO layouts VALUES ('structural', 'emd', 'gone', 0, 0, 0, 0)")
     result = space.layout(members, relayout=True)
     assert result.relaid == tuple(members.keys)
     for name in members.keys:
@@ -254,7 +254,7 @@ def test_a_relayout_brings_in_refinement_and_the_new_models():
     space.layout(first)
     result = space.layout(members, relayout=True, refine=10)
     assert result.relaid == tuple(members.keys) and result.stress is not None
-    assert space.conn.execute("SELECT MIN(refined) FROM layouts").fetchone() == (1,)
+    assert space.store.conn.execute("SELECT MIN(refined) FROM layouts").fetchone() == (1,)
 
 
 def test_a_new_model_next_to_too_few_laid_out_ones_still_leaves_them_where_they_were():
@@ -282,11 +282,11 @@ def test_two_names_of_one_architecture_share_a_position():
 def test_layouts_persist_across_store_reopen_and_cost_no_distance(tmp_path, solves):
     models = population(15)
     with Store(tmp_path / "remap.db") as store:
-        space = ModelSpace(store.conn, workers=1)
+        space = ModelSpace(store, workers=1)
         first = space.layout(space.structural(models), "lp")
     solves[0] = 0
     with Store(tmp_path / "remap.db") as store:
-        space = ModelSpace(store.conn, workers=1)
+        space = ModelSpace(store, workers=1)
         again = space.layout(space.structural(models), "lp")
         assert again.kept == tuple(models) and again.positions == first.positions
         assert solves[0] == 0

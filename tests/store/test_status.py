@@ -43,7 +43,7 @@ def test_each_stage_of_a_training_reads_as_the_lens_shows_it(queue: Queue):
     queue.complete(done.id, "w", "done")
     queue.complete(failed.id, "w", "failed", "CUDA out of memory\ntraceback...")
     queue.cancel(cancelled.id)
-    statuses = model_statuses(store.conn, [f"h-{n}" for n in ("queued", "running", "done", "failed", "cancelled",
+    statuses = model_statuses(store, [f"h-{n}" for n in ("queued", "running", "done", "failed", "cancelled",
                                                                "never")], "data digits", "k")
     texts = {h: s.text() for h, s in statuses.items()}
     assert texts == {"h-queued": "queued", "h-running": "training epoch 2 of 3", "h-done": "done",
@@ -55,22 +55,22 @@ def test_each_stage_of_a_training_reads_as_the_lens_shows_it(queue: Queue):
 def test_other_data_or_settings_do_not_count_and_an_active_run_comes_first(queue: Queue):
     enqueue(queue, "m", settings_key="other")
     enqueue(queue, "n", data_text="data cifar10")
-    assert model_statuses(queue.store.conn, ["h-m", "h-n"], "data digits", "k") == {}
+    assert model_statuses(queue.store, ["h-m", "h-n"], "data digits", "k") == {}
     # without a readable train line, any settings count
-    assert set(model_statuses(queue.store.conn, ["h-m"], "data digits", None)) == {"h-m"}
+    assert set(model_statuses(queue.store, ["h-m"], "data digits", None)) == {"h-m"}
     first = enqueue(queue, "m", settings_key="k")
     queue.claim("w", only=[first.id])
     queue.complete(first.id, "w", "done")
     enqueue(queue, "m", settings_key="k")  # trained again: the new job is what the lens shows
-    assert model_statuses(queue.store.conn, ["h-m"], "data digits", "k")["h-m"].state == "queued"
+    assert model_statuses(queue.store, ["h-m"], "data digits", "k")["h-m"].state == "queued"
 
 
 def test_queue_progress_counts_and_names_the_model_in_training(queue: Queue):
-    assert queue_progress(queue.store.conn) == QueueProgress()
+    assert queue_progress(queue.store) == QueueProgress()
     a, _ = enqueue(queue, "a", epochs=10), enqueue(queue, "b")
     queue.claim("w", only=[a.id])
     queue.store.record_epoch(a.run_id, epoch(a.run_id, 1, 0.5))
-    progress = queue_progress(queue.store.conn)
+    progress = queue_progress(queue.store)
     assert progress.to_json() == {"queued": 1, "running": 1, "done": 0, "failed": 0,
                                   "current": {"model": "a", "epoch": 2, "epochs": 10}}
 

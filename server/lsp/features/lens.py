@@ -1,13 +1,12 @@
 """Code lenses: above each model, `params · accuracy · status`, and Train, Ablate and Vary.
 
 The status comes from the store: not trained, queued, training epoch k of n, done, failed (the reason),
-cancelled. All of a document's models are looked up in one query, in the thread pool, on a connection
-of the request's own; the store watcher asks the client to refresh the lenses when the store changes.
+cancelled. All of a document's models are looked up in one query, in the thread pool, on a read-only
+connection of the request's own; the progress watcher asks the client to refresh the lenses when the store changes.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from lsprotocol import types
 from remapdsl.language.analysis import Analysis
 from remapdsl.search.changes import over_budget
 from remapdsl.snac.geometry import si_number
+from remapdsl.store.db import Store
 from remapdsl.store.status import NOT_TRAINED, ModelStatus, model_hashes, model_statuses, run_key
 
 from ..commands import ABLATE, TRAIN, VARY
@@ -49,11 +49,8 @@ def read_statuses(store: Path | None, analysis: Analysis) -> dict[str, ModelStat
         return {}
     hashes = model_hashes(valid)
     data_text, settings_key = run_key(analysis.document)
-    conn = sqlite3.connect(store, timeout=1.0)
-    try:
-        by_hash = model_statuses(conn, set(hashes.values()), data_text, settings_key)
-    finally:
-        conn.close()
+    with Store.open_read_only(store, timeout=1.0) as opened:
+        by_hash = model_statuses(opened, set(hashes.values()), data_text, settings_key)
     return {name: by_hash[h] for name, h in hashes.items() if h in by_hash}
 
 

@@ -1,0 +1,45 @@
+"""The store's table of 2-D layouts of the model space: a position per space, measure and key.
+
+Keys are as in the distances table (architecture hashes or run ids); `refined` says whether the layout the
+position came from was refined by SMACOF, so that models placed later know what they are placed among.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from remapdsl.store.db import Store
+
+
+@dataclass(frozen=True)
+class Position:
+    key: str
+    x: float
+    y: float
+    refined: bool = False
+
+
+class LayoutTable:
+    """The layouts of one store (a file, or one in memory)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def positions(self, space: str, measure: str) -> list[Position]:
+        """The stored positions of one space and measure."""
+        rows = self.store.conn.execute("SELECT key, x, y, refined FROM layouts WHERE space = ? AND measure = ?",
+                                       (space, measure)).fetchall()
+        return [Position(key, x, y, bool(refined)) for key, x, y, refined in rows]
+
+    def write(self, space: str, measure: str, positions: Sequence[Position], *, replace: bool = False) -> None:
+        """Store positions (over those of the same keys); with `replace`, the rest of the space's and measure's
+        layout is dropped. One transaction, or the caller's when one is open."""
+        now = time.time()
+        with self.store.transaction() as c:
+            if replace:
+                c.execute("DELETE FROM layouts WHERE space = ? AND measure = ?", (space, measure))
+            c.executemany("INSERT OR REPLACE INTO layouts(space, measure, key, x, y, refined, updated) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [(space, measure, p.key, p.x, p.y, int(p.refined), now) for p in positions])
