@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from remapdsl.language.annotations import VARIATION_OPS
 from remapdsl.language.catalog import LAYER_TYPES
@@ -35,7 +37,7 @@ WORD_END = r"(?![-.]?\w)"
 LINE_START = r"^\s*"
 
 
-def words(names) -> str:
+def words(names: Iterable[str]) -> str:
     """A regex alternation of whole words, longest first so that no word shadows a longer one."""
     ordered = sorted(set(names), key=lambda w: (-len(w), w))
     return "|".join(w.replace(".", r"\.") for w in ordered)
@@ -48,7 +50,7 @@ def value_words() -> list[str]:
     return found
 
 
-def keyword_line(keyword: str, scope: str, tail: str = "", captures: dict | None = None) -> dict:
+def keyword_line(keyword: str, scope: str, tail: str = "", captures: dict[str, Any] | None = None) -> dict[str, Any]:
     """A header line: `keyword ...` up to the end of the line."""
     return {
         "name": f"meta.{scope}.remap",
@@ -60,7 +62,7 @@ def keyword_line(keyword: str, scope: str, tail: str = "", captures: dict | None
     }
 
 
-def grammar() -> dict:
+def grammar() -> dict[str, Any]:
     layers = words(LAYER_TYPES)
     datasets = words(DATASET_KINDS)
     metrics = words(BUDGET_UNITS)

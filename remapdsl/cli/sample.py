@@ -73,7 +73,7 @@ def data_from_options(name: str, path: str | None) -> tuple[DataSpec, DatasetInf
 def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError(f"N must be at least 1; found {args.n}")
-    if not 0 <= args.seed <= TRAIN_OPTIONS["seed"].high:  # type: ignore[operator]
+    if not 0 <= args.seed <= TRAIN_OPTIONS["seed"].high:
         raise UsageError(f"--seed must be from 0 to {TRAIN_OPTIONS['seed'].high:.0f}; found {args.seed}")
     max_params = parse_count(args.max_params)
     data, dataset = data_from_options(args.data, args.path)

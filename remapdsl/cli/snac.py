@@ -107,7 +107,7 @@ def _parent(args: argparse.Namespace, analysis: Analysis, child: Loaded) -> Load
 def svg_to_png(svg: str) -> bytes:
     """The SVG rasterised by cairosvg (optional: `pip install cairosvg`, which needs the cairo library)."""
     try:
-        import cairosvg  # type: ignore[import-untyped]
+        import cairosvg
     except (ImportError, OSError) as e:
         raise UsageError(f"PNG output needs cairosvg and the cairo library ({e}); install it with "
                          "`pip install cairosvg`, or write .svg instead") from None

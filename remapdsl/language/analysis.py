@@ -399,7 +399,7 @@ def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report) 
     last = infos[-1]
     if last.type is not None and last.type.name == "dense":
         units = last.params.get("units")
-        if isinstance(units, int | float) and int(units) != classes:  # type: ignore[arg-type]
+        if isinstance(units, int | float) and int(units) != classes:
             arg = last.layer.arg("units")
             rng = arg.value_range if arg else last.layer.range
             fix = Fix(f"Set units to {classes}", (TextEdit(arg.value_range, str(classes)),)) if arg else None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 
-from remapdsl.language.model import Value
+from remapdsl.language.model import Value, as_int
 
 # (channels, height, width) for images, (features,) once flattened.
 Shape = tuple[int, ...]
@@ -202,13 +202,13 @@ class LayerType:
 # --- shape rules -------------------------------------------------------------------------------
 
 
-def conv_padding(kernel: int, padding: Value) -> int:
+def conv_padding(kernel: int, padding: Value | None) -> int:
     """The pixels a conv2d pads on each side: `same` centres an odd kernel, `valid` pads nothing."""
     if padding == "same":
         return kernel // 2
     if padding == "valid":
         return 0
-    return int(padding)  # type: ignore[arg-type]
+    return as_int(padding)
 
 
 def _conv_canonical(p: Params) -> dict[str, Value]:
@@ -241,17 +241,17 @@ def nearest_odd_kernel(kernel: int) -> int:
 
 def _conv_shape(shape: Shape, p: Params) -> Shape:
     _, h, w = shape
-    k, s = int(p["kernel"]), int(p["stride"])
+    k, s = as_int(p["kernel"]), as_int(p["stride"])
     if p["padding"] == "same" and k % 2 == 0:
         raise ShapeError("padding=same needs an odd kernel; use padding=valid or an odd kernel", code="value",
                          fix=("kernel", nearest_odd_kernel(k)))
     pad = conv_padding(k, p["padding"])
-    return (int(p["filters"]), _window_out(h, k, s, pad, "kernel"), _window_out(w, k, s, pad, "kernel"))
+    return (as_int(p["filters"]), _window_out(h, k, s, pad, "kernel"), _window_out(w, k, s, pad, "kernel"))
 
 
 def _pool_shape(shape: Shape, p: Params) -> Shape:
     c, h, w = shape
-    k, s = int(p["size"]), int(p["stride"])
+    k, s = as_int(p["size"]), as_int(p["stride"])
     return (c, _window_out(h, k, s, 0, "pool size"), _window_out(w, k, s, 0, "pool size"))
 
 
@@ -264,7 +264,7 @@ def _flatten_shape(shape: Shape, p: Params) -> Shape:
 
 
 def _dense_shape(shape: Shape, p: Params) -> Shape:
-    return (int(p["units"]),)
+    return (as_int(p["units"]),)
 
 
 # --- parameter and FLOP counts -------------------------------------------------------------------
@@ -275,12 +275,12 @@ def _no_params(shape: Shape, p: Params) -> int:
 
 
 def _conv_params(shape: Shape, p: Params) -> int:
-    k = int(p["kernel"])
-    return int(p["filters"]) * (shape[0] * k * k + 1)
+    k = as_int(p["kernel"])
+    return as_int(p["filters"]) * (shape[0] * k * k + 1)
 
 
 def _dense_params(shape: Shape, p: Params) -> int:
-    return int(p["units"]) * (shape[0] + 1)
+    return as_int(p["units"]) * (shape[0] + 1)
 
 
 def _norm_params(shape: Shape, p: Params) -> int:
@@ -289,12 +289,12 @@ def _norm_params(shape: Shape, p: Params) -> int:
 
 
 def _conv_flops(i: Shape, o: Shape, p: Params) -> int:
-    k = int(p["kernel"])
+    k = as_int(p["kernel"])
     return 2 * i[0] * k * k * numel(o)
 
 
 def _pool_flops(i: Shape, o: Shape, p: Params) -> int:
-    return int(p["size"]) ** 2 * numel(o)
+    return as_int(p["size"]) ** 2 * numel(o)
 
 
 def _dense_flops(i: Shape, o: Shape, p: Params) -> int:
@@ -334,6 +334,12 @@ def _size_mismatch(prefix: str, small: int, middle: int, large: int) -> tuple[tu
     return ((s, m, 0.2), (m, lg, 0.2), (s, lg, 0.3))
 
 
+def _constant_label(name: str) -> Callable[[Params], str]:
+    def label(p: Params) -> str:
+        return name
+    return label
+
+
 def _activation(name: str, symbol: str, mismatch: tuple[tuple[str, str, float], ...]) -> LayerType:
     return LayerType(
         name=name,
@@ -344,7 +350,7 @@ def _activation(name: str, symbol: str, mismatch: tuple[tuple[str, str, float], 
         param_count=_no_params,
         flops=_elementwise_flops,
         snac=SnacStyle(ORANGE, symbol, glyph=name),
-        otmann=OtmannSpec(lambda p, n=name: n, "square", mismatch),
+        otmann=OtmannSpec(_constant_label(name), "square", mismatch),
         sampler_state="activation",
     )
 
@@ -371,7 +377,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             otmann=OtmannSpec(lambda p: f"conv{p['kernel']}", "product", _size_mismatch("conv", 1, 3, 5)),
             sampler_state="conv",
             needs_spatial=True,
-            out_channels=lambda c, p: int(p["filters"]),
+            out_channels=lambda c, p: as_int(p["filters"]),
             canonical=_conv_canonical,
         ),
         LayerType(
@@ -415,7 +421,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             otmann=OtmannSpec(lambda p: "dense", "product"),
             sampler_state="dense",
             needs_flat=True,
-            out_channels=lambda c, p: int(p["units"]),
+            out_channels=lambda c, p: as_int(p["units"]),
         ),
         LayerType(
             name="dropout",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from remapdsl.language.catalog import ParamSpec, Shape
-from remapdsl.language.model import DataSpec
+from remapdsl.language.model import DataSpec, as_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -93,16 +93,16 @@ def describe(data: DataSpec | None, base_dir: Path | None = None) -> DatasetInfo
         return DatasetInfo(kind.name, kind.shape, len(kind.classes), kind.classes)
     declared = {a.name: a.value for a in data.args if a.name in ("channels", "size", "classes")}
     if {"channels", "size", "classes"} <= declared.keys():
-        n, s, c = int(declared["classes"]), int(declared["size"]), int(declared["channels"])
+        n, s, c = as_int(declared["classes"]), as_int(declared["size"]), as_int(declared["channels"])
         return DatasetInfo(kind.name, (c, s, s), n, tuple(str(i) for i in range(n)))
     path = _existing(data, base_dir)
     stamp = os.stat(path).st_mtime_ns
     info = _folder_info(str(path), stamp) if kind.name == "folder" else _npz_info(str(path), stamp)
     c, h, w = info.input_shape
     if "size" in declared:
-        h = w = int(declared["size"])
+        h = w = as_int(declared["size"])
     if "channels" in declared:
-        c = int(declared["channels"])
+        c = as_int(declared["channels"])
     return DatasetInfo(info.name, (c, h, w), info.num_classes, info.class_names)
 
 

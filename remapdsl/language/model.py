@@ -15,6 +15,20 @@ Scalar = int | float | str
 Value = Scalar | tuple[Scalar, ...]
 
 
+def as_int(value: Value | None) -> int:
+    """A value the analysis has checked to be one number, as an int."""
+    if value is None or isinstance(value, tuple):
+        raise TypeError(f"expected one number, got {value!r}")
+    return int(value)
+
+
+def as_float(value: Value | None) -> float:
+    """A value the analysis has checked to be one number, as a float."""
+    if value is None or isinstance(value, tuple):
+        raise TypeError(f"expected one number, got {value!r}")
+    return float(value)
+
+
 # Positions and ranges are tuples rather than dataclasses: a large file has tens of thousands of them, and a
 # tuple is several times cheaper to build; they compare (and order) as tuples.
 class Position(NamedTuple):
@@ -38,7 +52,7 @@ class Range(tuple):  # type: ignore[type-arg]
 
     @staticmethod
     def of(line: int, start: int, end: int) -> Range:
-        return tuple.__new__(Range, (line, start, line, end))  # type: ignore[no-any-return]
+        return tuple.__new__(Range, (line, start, line, end))
 
     @property
     def start(self) -> Position:
@@ -48,7 +62,7 @@ class Range(tuple):  # type: ignore[type-arg]
     def end(self) -> Position:
         return Position(self[2], self[3])
 
-    def __getnewargs__(self) -> tuple[Position, Position]:  # type: ignore[override]
+    def __getnewargs__(self) -> tuple[Position, Position]:
         return self.start, self.end
 
     def __repr__(self) -> str:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from lark import Lark, Token, Transformer, UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
@@ -218,43 +218,50 @@ def _value_of(token: Token) -> Value | _Bad:
     return str(token.value)
 
 
-class _ToSyntax(Transformer):  # type: ignore[type-arg]
+def _offset(offset: int | None) -> int:
+    """A token's offset: the lexer always sets it, though lark's types allow None."""
+    if offset is None:
+        raise ValueError("a token without a position")
+    return offset
+
+
+class _ToSyntax(Transformer[Token, Any]):
     """Lark tree → the small tuples above (run inline by the LALR parser: no tree is built)."""
 
     def value(self, items: list[Token]) -> _Val:
         values = [_value_of(t) for t in items]
         bad = next((v for v in values if isinstance(v, _Bad)), None)
         joined: Value | _Bad = bad if bad else values[0] if len(values) == 1 else tuple(values)  # type: ignore[arg-type]
-        return _Val(joined, items[0].start_pos, items[-1].end_pos)
+        return _Val(joined, _offset(items[0].start_pos), _offset(items[-1].end_pos))
 
-    def option(self, items: list) -> _Opt:  # type: ignore[type-arg]
+    def option(self, items: list[Any]) -> _Opt:
         key, val = items
         return _Opt(str(key), key.start_pos, val)
 
-    def annotation(self, items: list) -> _Ann:  # type: ignore[type-arg]
+    def annotation(self, items: list[Any]) -> _Ann:
         head = items[0]
         rest = [t for t in items[1:] if t is not None]
         names = tuple(str(t) for t in rest if t.type == "NAME")
         end = rest[-1].end_pos if rest else head.end_pos
         return _Ann(str(head)[1:], names, head.start_pos, end)
 
-    def layer_line(self, items: list) -> tuple:  # type: ignore[type-arg]
+    def layer_line(self, items: list[Any]) -> tuple[Any, ...]:
         return ("layer", *items)
 
-    def data_line(self, items: list) -> tuple:  # type: ignore[type-arg]
+    def data_line(self, items: list[Any]) -> tuple[Any, ...]:
         return ("data", *items)
 
-    def train_line(self, items: list) -> tuple:  # type: ignore[type-arg]
+    def train_line(self, items: list[Any]) -> tuple[Any, ...]:
         return ("train", *items)
 
-    def budget_line(self, items: list) -> tuple:  # type: ignore[type-arg]
+    def budget_line(self, items: list[Any]) -> tuple[Any, ...]:
         return ("budget", *items)
 
-    def model_line(self, items: list) -> tuple:  # type: ignore[type-arg]
+    def model_line(self, items: list[Any]) -> tuple[Any, ...]:
         return ("model", *items)
 
-    def line(self, items: list) -> tuple:  # type: ignore[type-arg]
-        return items[0]  # type: ignore[no-any-return]
+    def line(self, items: list[Any]) -> tuple[Any, ...]:
+        return cast("tuple[Any, ...]", items[0])
 
 
 @lru_cache(maxsize=1)
@@ -267,7 +274,8 @@ def _lark() -> Lark:
 def _code_syntax(code: str) -> _CodeSyntax:
     """Parse one line's code (no indentation, no comment); columns are offsets into `code`."""
     try:
-        tree = _lark().parse(code)
+        # The inline transformer turns the line into the tuples above while parsing.
+        line = cast("tuple[Any, ...]", _lark().parse(code))
     except UnexpectedInput as e:
         error = _syntax_error(code, e)
         header = _model_line_fallback(code)
@@ -275,7 +283,7 @@ def _code_syntax(code: str) -> _CodeSyntax:
             return _CodeSyntax(header, (error,))
         return _CodeSyntax(None, (error,), opens_model=code.endswith(":"))
     errors: list[_Error] = []
-    statement = _CONVERTERS[tree[0]](tree[1:], len(code), errors)
+    statement = _CONVERTERS[line[0]](line[1:], len(code), errors)
     return _CodeSyntax(None if errors else statement, tuple(errors))
 
 
@@ -296,7 +304,7 @@ def _ordered(args: list[_ArgSyntax], names: Sequence[str]) -> tuple[_ArgSyntax, 
     return tuple(sorted(args, key=lambda a: index.get(a.name, last)))
 
 
-def _layer(items: list, end: int, errors: list[_Error]) -> _LayerSyntax:  # type: ignore[type-arg]
+def _layer(items: Sequence[Any], end: int, errors: list[_Error]) -> _LayerSyntax:
     kind_token, positional, *rest = items
     kind = str(kind_token)
     ltype = LAYER_TYPES.get(kind)
@@ -314,7 +322,7 @@ def _layer(items: list, end: int, errors: list[_Error]) -> _LayerSyntax:  # type
     return _LayerSyntax(kind, kind_token.end_pos, _ordered(args, layer_param_names(kind)), annotations, end)
 
 
-def _data(items: list, end: int, errors: list[_Error]) -> _DataSyntax:  # type: ignore[type-arg]
+def _data(items: Sequence[Any], end: int, errors: list[_Error]) -> _DataSyntax:
     name_token, path_token, *options = items
     name = str(name_token)
     path = unescape(path_token.value[1:-1]) if path_token is not None else None
@@ -322,11 +330,11 @@ def _data(items: list, end: int, errors: list[_Error]) -> _DataSyntax:  # type: 
                        name_token.start_pos, name_token.end_pos)
 
 
-def _train(items: list, end: int, errors: list[_Error]) -> _TrainSyntax:  # type: ignore[type-arg]
+def _train(items: Sequence[Any], end: int, errors: list[_Error]) -> _TrainSyntax:
     return _TrainSyntax(_ordered(_args(items, errors), TRAIN_OPTION_NAMES), end)
 
 
-def _budget(items: list, end: int, errors: list[_Error]) -> _BudgetSyntax | None:  # type: ignore[type-arg]
+def _budget(items: Sequence[Any], end: int, errors: list[_Error]) -> _BudgetSyntax | None:
     metric_token, comparison, number = items
     metric = str(metric_token)
     units = BUDGET_UNITS.get(metric)
@@ -356,14 +364,16 @@ def _budget(items: list, end: int, errors: list[_Error]) -> _BudgetSyntax | None
     return _BudgetSyntax(metric, limit, unit, comparison.value == "<", end)
 
 
-def _model(items: list, end: int, errors: list[_Error]) -> _ModelSyntax:  # type: ignore[type-arg]
+def _model(items: Sequence[Any], end: int, errors: list[_Error]) -> _ModelSyntax:
     name, parent, _colon = items
     if parent is None:
         return _ModelSyntax(str(name), name.start_pos, name.end_pos, None, 0, 0, end)
     return _ModelSyntax(str(name), name.start_pos, name.end_pos, str(parent), parent.start_pos, parent.end_pos, end)
 
 
-_CONVERTERS = {"layer": _layer, "data": _data, "train": _train, "budget": _budget, "model": _model}
+_Converter = Callable[[Sequence[Any], int, list[_Error]], _Statement | None]
+_CONVERTERS: dict[str, _Converter] = {"layer": _layer, "data": _data, "train": _train, "budget": _budget,
+                                      "model": _model}
 
 _MODEL_FALLBACK = re.compile(rf"model[{_BLANK}]+({NAME_RE.pattern})(?:[{_BLANK}]+from[{_BLANK}]+({NAME_RE.pattern}))?")
 
@@ -443,7 +453,7 @@ def _syntax_error(code: str, e: UnexpectedInput) -> _Error:
     leading_name = NAME_RE.match(code)
     first = leading_name.group(0) if leading_name else ""
     if isinstance(e, UnexpectedCharacters):
-        at = e.pos_in_stream
+        at = _offset(e.pos_in_stream)
         char = code[at]
         if char == '"':
             return _Error(at, len(code), "unterminated string: add the closing '\"'")

@@ -163,7 +163,8 @@ def _export_torchscript(module: nn.Module, example: Any, opset: int) -> onnx.Mod
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         torch.onnx.export(
-            module, (example,), buffer, dynamo=False, opset_version=opset,
+            # The stubs say path only; the TorchScript exporter writes to any binary file object.
+            module, (example,), buffer, dynamo=False, opset_version=opset,  # type: ignore[arg-type]
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}},
             do_constant_folding=False,

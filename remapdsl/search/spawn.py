@@ -90,7 +90,7 @@ class Operation:
         for name, value in values.items():
             if not checks[name](value):
                 raise ValueError(f"{name} has the wrong type: {value!r}")
-        return Operation(op, model, tuple(layers), **values)  # type: ignore[arg-type]
+        return Operation(op, model, tuple(layers), **values)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from remapdsl.language.annotations import VARIATION_OPS, allowed_ops
 from remapdsl.language.catalog import LAYER_TYPES, Shape, is_spatial
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.hashing import architecture_hash
-from remapdsl.language.model import Budget, Layer, ModelSpec
+from remapdsl.language.model import Budget, Layer, ModelSpec, Value
 from remapdsl.language.printer import budget_limit_text
 from remapdsl.search.changes import Change, Child, check_parent, derive, over_budget, renumber
 from remapdsl.search.edits import Edit, insert, remove, replace_at, set_param
@@ -187,13 +187,13 @@ def _apply(rng: random.Random, op: str, layers: tuple[Layer, ...], index: int, d
     return None if fresh is None else replace_at(layers, index, fresh)
 
 
-def _alternatives(layer: Layer) -> list[tuple[str, list[object]]]:
+def _alternatives(layer: Layer) -> list[tuple[str, list[Value]]]:
     """Each gridded parameter of `layer` with the grid values it does not have now."""
     ltype = LAYER_TYPES.get(layer.kind)
     if ltype is None:
         return []
     current = ltype.resolve(layer.written())
-    out = []
+    out: list[tuple[str, list[Value]]] = []
     for spec in ltype.params:
         others = [v for v in spec.grid if v != current.get(spec.name)]
         if others:

@@ -383,7 +383,7 @@ def render_diff_svg(diff: SnacDiff, size: str = "full", legend: bool = False) ->
 
 def _diff_block(block: SnacBlock, cx: float, axis: float, geo: ChipSize, status: str, is_child: bool) -> str:
     extra: list[str] = []
-    attrs: dict[str, object] = {}
+    attrs: dict[str, str] = {}
     h = scaled_height(block.output_shape, geo.low, geo.high)
     x0, y0 = cx - geo.block / 2, axis - h / 2
     if status == REMOVED:

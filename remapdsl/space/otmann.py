@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from remapdsl.language.analysis import ModelInfo
-from remapdsl.language.catalog import LAYER_TYPES, OTMANN_MISMATCH, LayerType
-from remapdsl.language.model import ModelSpec, Value
+from remapdsl.language.catalog import LAYER_TYPES, OTMANN_MISMATCH, LayerType, Params
+from remapdsl.language.model import ModelSpec
 
 INPUT, OUTPUT, DECISION = "ip", "op", "softmax"
 UNMATCHABLE_COST = 7.65432e5
@@ -104,6 +104,7 @@ _MASS_RULES: dict[str, Callable[[int, int], float]] = {
 def profile(model: ModelSpec | ModelInfo) -> OtmannProfile:
     """The OTMANN profile of a model (a parsed spec or an analysed one); raises OtmannError."""
     spec = model.model if isinstance(model, ModelInfo) else model
+    typed: list[tuple[LayerType | None, Params | None]]
     if isinstance(model, ModelInfo):
         typed = [(li.type, li.params) for li in model.layers]
     else:
@@ -129,7 +130,7 @@ def profile(model: ModelSpec | ModelInfo) -> OtmannProfile:
     return OtmannProfile(tuple(labels), np.asarray(masses, dtype=np.float64), from_input, to_output)
 
 
-def _node(ltype: LayerType, params: dict[str, Value], c_in: int, where: str) -> tuple[str | None, float, int]:
+def _node(ltype: LayerType, params: Params, c_in: int, where: str) -> tuple[str | None, float, int]:
     spec = ltype.otmann
     try:
         c_out = int(ltype.out_channels(c_in, params))

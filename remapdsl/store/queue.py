@@ -76,7 +76,10 @@ _JOB_STATUS_OF_RUN = {RunStatus.DONE: RunStatus.DONE, RunStatus.STOPPED: RunStat
 
 def _job(r: Sequence[Any]) -> Job:
     planned = int(json.loads(r[18]).get("epochs", 0))
-    return Job(*r[:9], bool(r[9]), *r[10:18], planned, r[19])
+    return Job(id=r[0], run_id=r[1], priority=r[2], position=r[3], status=r[4], worker=r[5], lease_until=r[6],
+               heartbeat=r[7], attempts=r[8], cancel_requested=bool(r[9]), error=r[10], created=r[11],
+               started=r[12], finished=r[13], model_name=r[14], model_hash=r[15], source=r[16],
+               epochs_done=r[17], epochs_planned=planned, device=r[19])
 
 
 class Queue:

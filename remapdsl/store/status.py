@@ -141,8 +141,9 @@ def queue_progress(store: Store) -> QueueProgress:
         (RunStatus.RUNNING,)).fetchall()
     training = tuple(Training(int(job_id), name, int(done), _planned(settings))
                      for job_id, name, settings, done in rows)
-    return QueueProgress(*(counts.get(s, 0) for s in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DONE,
-                                                      RunStatus.FAILED, RunStatus.CANCELLED)), training)
+    return QueueProgress(queued=counts.get(RunStatus.QUEUED, 0), running=counts.get(RunStatus.RUNNING, 0),
+                         done=counts.get(RunStatus.DONE, 0), failed=counts.get(RunStatus.FAILED, 0),
+                         cancelled=counts.get(RunStatus.CANCELLED, 0), training=training)
 
 
 def _status(run_status: str, job_status: str | None, reason: str, val_acc: float | None, last_acc: float | None,

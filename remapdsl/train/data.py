@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+import remapdsl.train.data_formats as formats
 from remapdsl.language.datasets import (
     DATASET_KINDS,
     DIGITS_CLASSES,
@@ -26,8 +27,7 @@ from remapdsl.language.datasets import (
     DatasetKind,
     quickdraw_files,
 )
-from remapdsl.language.model import DataSpec, Value
-from remapdsl.train import data_formats as formats
+from remapdsl.language.model import DataSpec, Value, as_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +166,7 @@ def _quickdraw(path: Path, spec: DataSpec, options: dict[str, Value]) -> Dataset
         known = ", ".join(files) or "none"
         raise DataError(f"{path} has no {missing[0]}.npy or {QUICKDRAW_PREFIX}{missing[0]}.npy for class "
                         f"'{missing[0]}'; classes found: {known}")
-    train, val, seed = int(options["train"]), int(options["val"]), int(options["seed"])
+    train, val, seed = as_int(options["train"]), as_int(options["val"]), as_int(options["seed"])
     xs_train, xs_val = [], []
     for name in names:
         a, b = formats.read_quickdraw_class(files[name], train, val, seed)
@@ -247,7 +247,7 @@ def _label_range(labels: np.ndarray) -> str:
 
 def _stratified(name: str, path: Path | None, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...],
                 options: dict[str, Value]) -> Dataset:
-    val, seed = float(options["val"]), int(options["seed"])  # type: ignore[arg-type]
+    val, seed = float(options["val"]), as_int(options["seed"])  # type: ignore[arg-type]
     train_idx, val_idx = stratified_split(y, val, seed)
     where = path if path is not None else name
     if len(val_idx) == 0 or len(train_idx) == 0:

@@ -94,7 +94,7 @@ def restricted_load(path: Path) -> Any:
         raise DataError(f"{path} is corrupt or not a pickle file: {e}") from e
 
 
-def _field(batch: dict, name: str) -> Any:
+def _field(batch: dict[Any, Any], name: str) -> Any:
     for key in (name.encode(), name):
         if key in batch:
             return batch[key]

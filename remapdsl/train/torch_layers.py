@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from remapdsl.language.catalog import Params, Shape, conv_padding, is_spatial
+from remapdsl.language.model import as_float, as_int
 
 # A layer's module, given the shape that enters it and its resolved parameters.
 Builder = Callable[[Shape, Params], nn.Module]
@@ -37,8 +38,9 @@ class Dropout(nn.Dropout):
 
 
 def _conv(shape: Shape, p: Params) -> nn.Module:
-    k = int(p["kernel"])
-    return nn.Conv2d(shape[0], int(p["filters"]), k, stride=int(p["stride"]), padding=conv_padding(k, p["padding"]))
+    k = as_int(p["kernel"])
+    padding = conv_padding(k, p["padding"])
+    return nn.Conv2d(shape[0], as_int(p["filters"]), k, stride=as_int(p["stride"]), padding=padding)
 
 
 def _batchnorm(shape: Shape, p: Params) -> nn.Module:
@@ -47,10 +49,10 @@ def _batchnorm(shape: Shape, p: Params) -> nn.Module:
 
 TORCH_BUILDERS: dict[str, Builder] = {
     "conv2d": _conv,
-    "maxpool": lambda shape, p: nn.MaxPool2d(int(p["size"]), stride=int(p["stride"])),
-    "avgpool": lambda shape, p: nn.AvgPool2d(int(p["size"]), stride=int(p["stride"])),
-    "dense": lambda shape, p: nn.Linear(shape[0], int(p["units"])),
-    "dropout": lambda shape, p: Dropout(float(p["rate"])),
+    "maxpool": lambda shape, p: nn.MaxPool2d(as_int(p["size"]), stride=as_int(p["stride"])),
+    "avgpool": lambda shape, p: nn.AvgPool2d(as_int(p["size"]), stride=as_int(p["stride"])),
+    "dense": lambda shape, p: nn.Linear(shape[0], as_int(p["units"])),
+    "dropout": lambda shape, p: Dropout(as_float(p["rate"])),
     "relu": lambda shape, p: nn.ReLU(),
     "tanh": lambda shape, p: nn.Tanh(),
     "sigmoid": lambda shape, p: nn.Sigmoid(),

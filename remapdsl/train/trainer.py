@@ -56,9 +56,9 @@ class Checkpoint:
     """Everything needed to resume identically after the last finished epoch (tensors on the CPU)."""
 
     epoch: int
-    model_state: dict
-    optimizer_state: dict
-    rng_state: dict
+    model_state: dict[str, Any]
+    optimizer_state: dict[str, Any]
+    rng_state: dict[str, Any]
     best_val_loss: float
     bad_epochs: int
 
@@ -194,7 +194,8 @@ class _Run:
         # larger sampled models on one CPU thread); the layout does not change the module or its state dict.
         self.channels_last = len(self.data.input_shape) == 3
         if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+            # Module.to's stubs omit memory_format, which it has accepted since torch 1.5.
+            self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._place_data()
         optimizer = _optimizer(self.net, self.settings, cuda)
         scaler = None
@@ -394,7 +395,7 @@ def _optimizer(net: nn.Module, s: TrainSettings, cuda: bool) -> torch.optim.Opti
                            fused=cuda or None)
 
 
-def _rng_state(batches: torch.Generator, device: str) -> dict:
+def _rng_state(batches: torch.Generator, device: str) -> dict[str, Any]:
     import torch
 
     state = {"cpu": torch.get_rng_state(), "batches": batches.get_state()}
@@ -403,7 +404,7 @@ def _rng_state(batches: torch.Generator, device: str) -> dict:
     return state
 
 
-def _set_rng(state: dict, batches: torch.Generator, device: str) -> None:
+def _set_rng(state: dict[str, Any], batches: torch.Generator, device: str) -> None:
     import torch
 
     torch.set_rng_state(state["cpu"])

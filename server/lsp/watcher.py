@@ -134,14 +134,15 @@ class ProgressWatcher:
             percentage = int(100 * t.epochs_done / t.epochs) if t.epochs else None
             if t.job_id not in self.tokens:
                 # a token of its own per attempt: a job queued again trains under a new one
-                token: str | None = f"remap-training-{t.job_id}-{next(self.attempts)}"
+                offered = f"remap-training-{t.job_id}-{next(self.attempts)}"
+                accepted: str | None = offered
                 try:
-                    await asyncio.wait_for(progress.create_async(token), CLIENT_TIMEOUT)
+                    await asyncio.wait_for(progress.create_async(offered), CLIENT_TIMEOUT)
                 except Exception:  # the client refused the token (or never answered): no progress for this one
-                    token = None
-                self.tokens[t.job_id] = (token, message)
-                if token is not None:
-                    progress.begin(token, types.WorkDoneProgressBegin(title=f"Training {t.model}", message=message,
+                    accepted = None
+                self.tokens[t.job_id] = (accepted, message)
+                if accepted is not None:
+                    progress.begin(accepted, types.WorkDoneProgressBegin(title=f"Training {t.model}", message=message,
                                                                       percentage=percentage))
             elif self.tokens[t.job_id][1] != message:
                 token = self.tokens[t.job_id][0]

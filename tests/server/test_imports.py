@@ -43,7 +43,10 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
                 source = f"{base}.{node.module}" if node.module else base
             else:
                 source = node.module or ""
-            targets += [source, *(f"{source}.{alias.name}" for alias in node.names)]
+            # `from a import b` names the module `a.b` when there is one; a package face that gathers
+            # its own submodules is not a circle with them.
+            submodules = [f"{source}.{alias.name}" for alias in node.names if f"{source}.{alias.name}" in known]
+            targets += submodules if len(submodules) == len(node.names) else [source, *submodules]
     out = set()
     for target in targets:
         while target and target not in known:
