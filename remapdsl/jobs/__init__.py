@@ -1,1 +1,65 @@
-"""jobs"""
+"""Training jobs: from a document to the queue, the worker that trains a queued job and records each epoch,
+and the local executor that runs workers in processes and reports through a callback.
+
+Names are loaded on first use: the worker trains with torch (the `train` extra), and `import remapdsl.jobs`
+must not need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from remapdsl.jobs.enqueue import (
+        Checked,
+        EnqueueError,
+        Plan,
+        check_models,
+        enqueue_models,
+        load_document_data,
+        queue_document,
+        settings_of,
+    )
+    from remapdsl.jobs.local import default_workers, train_jobs
+    from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
+
+# Each public name and the module that defines it.
+_HOMES = {
+    "Checked": "enqueue",
+    "EnqueueError": "enqueue",
+    "Plan": "enqueue",
+    "check_models": "enqueue",
+    "enqueue_models": "enqueue",
+    "load_document_data": "enqueue",
+    "queue_document": "enqueue",
+    "settings_of": "enqueue",
+    "Worker": "worker",
+    "WorkerEvent": "worker",
+    "WorkerOptions": "worker",
+    "default_workers": "local",
+    "train_jobs": "local",
+}
+
+__all__ = [
+    "Checked",
+    "EnqueueError",
+    "Plan",
+    "Worker",
+    "WorkerEvent",
+    "WorkerOptions",
+    "check_models",
+    "default_workers",
+    "enqueue_models",
+    "load_document_data",
+    "queue_document",
+    "settings_of",
+    "train_jobs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -13,17 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from remapdsl.language.analysis import Analysis
+from remapdsl.language.datasets import DataError
 from remapdsl.language.diagnostics import Diagnostic, Severity
+from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import Document
 from remapdsl.store.db import Store
 from remapdsl.store.queue import Enqueued, Job, Queue, Registered, data_line, register_models
-
-if TYPE_CHECKING:
-    from remapdsl.language.header import TrainSettings
-    from remapdsl.train.data import Dataset
+from remapdsl.train.data import Dataset, load_dataset
 
 
 class EnqueueError(Exception):
@@ -63,8 +62,6 @@ def check_models(path: Path, analysis: Analysis, names: Sequence[str]) -> Checke
 
 def settings_of(document: Document, epochs: int | None = None) -> TrainSettings:
     """The document's training settings, with `epochs` in place of its own when given."""
-    from remapdsl.language.header import TrainSettings
-
     try:
         return TrainSettings.from_document(document, epochs=epochs)
     except ValueError as e:
@@ -73,8 +70,6 @@ def settings_of(document: Document, epochs: int | None = None) -> TrainSettings:
 
 def load_document_data(document: Document, base_dir: Path) -> Dataset:
     """The data set of the document's data line, relative paths taken from `base_dir` (the file's folder)."""
-    from remapdsl.language.datasets import DataError
-    from remapdsl.train.data import load_dataset
 
     try:
         data = load_dataset(document.data, base_dir)
@@ -99,6 +94,7 @@ def data_key(document: Document, base_dir: Path) -> str:
 
 def resolved_device(device: str) -> str:
     """The device `auto`, `cpu`, `cuda` or `cuda:N` stands for on this machine."""
+    # asking torch is what costs: the language server imports this module long before it trains anything
     from remapdsl.train.trainer import resolve_device
 
     try:

@@ -1,1 +1,73 @@
-"""space"""
+"""The model space: OTMANN structural distances, prediction distances, their cached matrices, the kept MDS
+layouts and the nearest neighbours of a model.
+
+Names are loaded on first use: the distances need POT and SciPy (the `distance` extra), and
+`import remapdsl.space` must not fail without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from remapdsl.space.distance_cache import DistanceCache, PairValue
+    from remapdsl.space.model_space import Members, ModelSpace, RunPredictions, check_measure
+    from remapdsl.space.neighbours import Neighbour, nearest
+    from remapdsl.space.otmann import OtmannDistance, OtmannError, OtmannProfile, distance, distance_matrix, profile
+    from remapdsl.space.prediction_distance import PredictionError, prediction_distance_matrix
+    from remapdsl.space.projection import Layout, ProjectionError, embed, place
+
+# Each public name and the module that defines it.
+_HOMES = {
+    "OtmannError": "otmann",
+    "OtmannProfile": "otmann",
+    "OtmannDistance": "otmann",
+    "profile": "otmann",
+    "distance": "otmann",
+    "distance_matrix": "otmann",
+    "PredictionError": "prediction_distance",
+    "prediction_distance_matrix": "prediction_distance",
+    "PairValue": "distance_cache",
+    "DistanceCache": "distance_cache",
+    "Layout": "projection",
+    "ProjectionError": "projection",
+    "embed": "projection",
+    "place": "projection",
+    "Neighbour": "neighbours",
+    "nearest": "neighbours",
+    "ModelSpace": "model_space",
+    "Members": "model_space",
+    "RunPredictions": "model_space",
+    "check_measure": "model_space",
+}
+
+__all__ = [
+    "DistanceCache",
+    "Layout",
+    "Members",
+    "ModelSpace",
+    "Neighbour",
+    "OtmannDistance",
+    "OtmannError",
+    "OtmannProfile",
+    "PairValue",
+    "PredictionError",
+    "ProjectionError",
+    "RunPredictions",
+    "check_measure",
+    "distance",
+    "distance_matrix",
+    "embed",
+    "nearest",
+    "place",
+    "prediction_distance_matrix",
+    "profile",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

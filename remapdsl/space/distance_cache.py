@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remapdsl.space import otmann
 from remapdsl.space.prediction_distance import prediction_distance_matrix, prediction_distances_to
 from remapdsl.store.distances import DistanceRow, DistanceTable
 
@@ -146,15 +145,6 @@ def _measure(v: PairValue, measure: str, a: str, b: str) -> float:
 
 
 # --- callbacks for the two spaces ------------------------------------------------------------------
-
-
-def structural_compute(profiles: Mapping[str, otmann.OtmannProfile], workers: int = 2) -> ComputePairs:
-    """Callback computing OTMANN distances between keyed profiles (value: emd, lp: raw cost)."""
-
-    def compute(pairs: list[Pair]) -> list[PairValue]:
-        return [PairValue(d.emd, d.lp) for d in otmann.pair_distances(profiles, pairs, workers)]
-
-    return compute
 
 
 def predictions_compute(predictions: Mapping[str, Sequence[int] | np.ndarray]) -> ComputePairs:

@@ -261,12 +261,6 @@ class ModelSpace:
 
     # --- layouts -----------------------------------------------------------------------------------
 
-    def stored_layout(self, space: str, measure: str | None = None) -> dict[str, tuple[float, float]]:
-        """The stored positions of a space and measure, by key."""
-        measure = check_measure(space, measure)
-        with self._lock:
-            return {p.key: (p.x, p.y) for p in self.layouts.positions(space, measure)}
-
     def layout(self, members: Members, measure: str | None = None, *, relayout: bool = False,
                refine: int = 0) -> PlacedLayout:
         """Positions of the members: stored ones kept, new ones placed among them, and all of them stored.
@@ -399,4 +393,3 @@ def _measure(v: PairValue, column: str) -> float:
 def _plain(x: float) -> float:
     """A float as JSON should carry it: -0.0 becomes 0.0."""
     return float(x) + 0.0
-

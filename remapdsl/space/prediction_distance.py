@@ -34,20 +34,6 @@ def example_mask(true_labels: Sequence[int] | np.ndarray | None, n: int,
     return mask
 
 
-def prediction_distance(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray,
-                        true_labels: Sequence[int] | np.ndarray | None = None,
-                        classes: Sequence[int] | None = None) -> float:
-    """Normalised Hamming distance between two models' predicted classes."""
-    pa, pb = np.asarray(a), np.asarray(b)
-    if pa.shape != pb.shape or pa.ndim != 1:
-        raise PredictionError(f"predictions differ in length ({pa.size} and {pb.size} examples); "
-                              "both models must be evaluated on the same validation split")
-    if pa.size == 0:
-        raise PredictionError("no validation predictions to compare")
-    mask = example_mask(true_labels, pa.size, classes)
-    return float(np.mean(pa[mask] != pb[mask]))
-
-
 def _stack(predictions: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
     lengths = {len(p) for p in predictions}
     if len(lengths) > 1:

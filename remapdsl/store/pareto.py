@@ -27,13 +27,6 @@ class ModelScore:
     class_accuracies: tuple[float, ...] = ()  # per-class validation accuracy, by class index
 
 
-@dataclass(frozen=True)
-class ProjectedPoint:
-    key: str
-    x: float  # log10(parameters)
-    y: float  # accuracy (overall, or over the selected classes)
-
-
 def score(model: ModelScore, classes: Sequence[int] | None = None) -> float:
     """Overall accuracy, or the mean per-class accuracy over `classes`."""
     if not classes:
@@ -44,17 +37,6 @@ def score(model: ModelScore, classes: Sequence[int] | None = None) -> float:
         known = len(model.class_accuracies)
         raise ParetoError(f"model '{model.key}' has per-class accuracies for {known} classes; "
                           f"cannot score classes {', '.join(map(str, classes))}") from None
-
-
-def log_params(params: int) -> float:
-    # a model without parameters sits at 10^0, the left edge of the axis
-    return math.log10(max(params, 1))
-
-
-def interpretable_projection(models: Sequence[ModelScore],
-                             classes: Sequence[int] | None = None) -> list[ProjectedPoint]:
-    """One point per model: (log10 parameters, accuracy)."""
-    return [ProjectedPoint(m.key, log_params(m.params), score(m, classes)) for m in models]
 
 
 def pareto_front(models: Sequence[ModelScore], classes: Sequence[int] | None = None) -> list[str]:
@@ -75,8 +57,3 @@ def pareto_front(models: Sequence[ModelScore], classes: Sequence[int] | None = N
             best = top
         i = j
     return front
-
-
-def pareto_fronts_by_class(models: Sequence[ModelScore], num_classes: int) -> dict[int, list[str]]:
-    """The front for each class on its own."""
-    return {c: pareto_front(models, [c]) for c in range(num_classes)}

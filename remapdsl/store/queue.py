@@ -273,11 +273,6 @@ class Queue:
     def holds(self, job_id: int, worker: str) -> bool:
         return self.store.holds(job_id, worker)
 
-    def requeue_expired(self) -> list[int]:
-        """Put back every running job whose lease ran out; returns their ids."""
-        with self.store.transaction():
-            return _expire_leases(self.store, time.time())
-
     def complete(self, job_id: int, worker: str, run_status: str, reason: str = "", *,
                  seconds: float | None = None, used_device: str | None = None,
                  predictions: np.ndarray | None = None, confusion: np.ndarray | None = None,

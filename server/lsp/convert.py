@@ -31,10 +31,6 @@ def from_lsp_position(codec: PositionCodec, lines: Sequence[str], p: types.Posit
     return Position(line, min(inner.character, len(text)))
 
 
-def from_lsp_range(codec: PositionCodec, lines: Sequence[str], r: types.Range) -> Range:
-    return Range(from_lsp_position(codec, lines, r.start), from_lsp_position(codec, lines, r.end))
-
-
 def to_lsp_diagnostic(codec: PositionCodec, lines: Sequence[str], d: Diagnostic) -> types.Diagnostic:
     return types.Diagnostic(range=to_lsp_range(codec, lines, d.range), message=d.message,
                             severity=types.DiagnosticSeverity(int(d.severity)), code=d.code or None, source=SOURCE)

@@ -14,6 +14,9 @@ import remapdsl.cli as cli
 from remapdsl.language.analysis import analyze
 from remapdsl.language.parser import parse
 
+pytestmark = pytest.mark.slow
+
+
 DOC = """\
 data digits
 train epochs=1 batch=64 seed=0

@@ -14,6 +14,9 @@ from remapdsl.jobs.worker import WorkerEvent
 from remapdsl.store.db import EpochRow, Store
 from remapdsl.store.queue import Job
 
+pytestmark = pytest.mark.slow
+
+
 FILE = """data digits
 train epochs=2 batch=64 lr=0.002 seed=0
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from remapdsl.editor.facts import store_facts
 from remapdsl.editor.hover import layer_hover, model_hover, plain_text, planned_epochs, sparkline
 from remapdsl.language.analysis import analyze
@@ -48,6 +50,7 @@ def test_a_deep_model_hover_stays_small():
     assert "16x8x8 → 16x8x8" in layer_hover(info, 2) and "2,320 parameters" in layer_hover(info, 2)
 
 
+@pytest.mark.slow
 def test_a_trained_model_hover_shows_accuracy_curve_and_classes(tmp_path):
     """Trains a small model for real (CPU, one epoch) and asks the hover logic for it."""
     path = tmp_path / "trained.remap"

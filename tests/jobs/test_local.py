@@ -20,6 +20,9 @@ from remapdsl.store.queue import Queue
 from remapdsl.train.data import load_dataset
 from remapdsl.train.trainer import EpochResult, train
 
+pytestmark = pytest.mark.slow
+
+
 MODELS = """data digits
 train epochs=1
 

@@ -23,6 +23,9 @@ from remapdsl.train.data import load_dataset
 from remapdsl.train.trainer import train
 from tests.paths import ROOT
 
+pytestmark = pytest.mark.slow
+
+
 TINY = """model tiny{i}:
     flatten
     dense {units}

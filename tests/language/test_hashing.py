@@ -7,18 +7,10 @@ from hypothesis import strategies as st
 
 from remapdsl.language.catalog import LAYER_TYPES, conv_padding
 from remapdsl.language.hashing import architecture_hash
-from remapdsl.language.model import ModelSpec
 from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_model
+from tests.samples import model
 from tests.strategies import sensible_models
-
-
-def model(text: str) -> ModelSpec:
-    result = parse(text)
-    assert result.diagnostics == ()
-    (m,) = result.document.models
-    return m
-
 
 BASE = "model a:\n    conv2d 16 kernel=3\n    relu\n    maxpool 2\n    flatten\n    dropout 0.25\n    dense 10\n"
 

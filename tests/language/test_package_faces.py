@@ -7,7 +7,7 @@ import importlib
 import json
 import subprocess
 import sys
-from types import ModuleType
+from types import FunctionType, ModuleType
 
 import pytest
 
@@ -40,7 +40,7 @@ def test_the_editor_search_and_snac_import_no_torch_and_no_protocol():
     assert loaded.isdisjoint({"torch", "pygls", "lsprotocol", "bokeh"})
 
 
-@pytest.mark.parametrize("package", ["language", "search", "snac", "editor"])
+@pytest.mark.parametrize("package", ["language", "search", "snac", "editor", "store"])
 def test_a_face_holds_its_re_exports_and_nothing_else(package: str):
     face = importlib.import_module(f"remapdsl.{package}")
     submodules = {n for n, v in vars(face).items() if isinstance(v, ModuleType)}
@@ -48,3 +48,21 @@ def test_a_face_holds_its_re_exports_and_nothing_else(package: str):
     assert sorted(public) == sorted(face.__all__)
     # no logic of its own: every function and class comes from a module of the package
     assert not [n for n in face.__all__ if getattr(getattr(face, n), "__module__", None) == face.__name__]
+
+
+LAZY_FACES = ("train", "space", "onnx", "jobs")
+
+
+def test_the_lazy_faces_import_none_of_their_extras():
+    loaded = top_packages(modules_after("; ".join(f"import remapdsl.{p}" for p in LAZY_FACES)))
+    assert loaded.isdisjoint({"torch", "scipy", "ot", "onnx", "onnxruntime", "sklearn"})
+
+
+@pytest.mark.parametrize("package", LAZY_FACES)
+def test_a_lazy_face_finds_each_name_in_a_module_of_its_package(package: str):
+    face = importlib.import_module(f"remapdsl.{package}")
+    defined = [getattr(face, name) for name in face.__all__]
+    homes = {value.__module__ for value in defined if isinstance(value, type | FunctionType)}
+    assert homes and all(home.startswith(f"remapdsl.{package}.") for home in homes)
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        _ = face.missing

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from onnx import numpy_helper
 
 from remapdsl.language.analysis import analyze_model
-from remapdsl.language.datasets import DatasetInfo, describe
+from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.model import Arg, Budget, Document, Layer, ModelSpec, Range
 from remapdsl.onnx.bench import (
     PARITY_TOLERANCE,
@@ -36,9 +36,12 @@ from remapdsl.onnx.export import (
     check_onnx,
     export_model,
 )
+from tests.samples import DIGITS
 from tests.strategies import sensible_models
 
-DIGITS = describe(None)
+pytestmark = pytest.mark.slow
+
+
 CIFAR = DatasetInfo("cifar10", (3, 32, 32), 10, tuple(str(i) for i in range(10)))
 
 

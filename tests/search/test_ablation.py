@@ -5,38 +5,10 @@ from __future__ import annotations
 import pytest
 
 from remapdsl.language.analysis import analyze_model
-from remapdsl.language.datasets import describe
 from remapdsl.language.hashing import architecture_hash
-from remapdsl.language.model import Budget, ModelSpec
-from remapdsl.language.parser import parse
+from remapdsl.language.model import Budget
 from remapdsl.search.ablation import ablate
-
-DIGITS = describe(None)
-
-DEEP = """
-model deep:
-    conv2d 16
-    relu
-    conv2d 32 kernel=5
-    tanh
-    dropout 0.25
-    maxpool 2
-    conv2d 64 kernel=1
-    sigmoid
-    flatten
-    dense 64
-    relu
-    dropout 0.5
-    dense 16
-    relu
-    dense 10
-"""
-
-
-def model(text: str) -> ModelSpec:
-    result = parse(text)
-    assert result.ok, result.diagnostics
-    return result.document.models[0]
+from tests.samples import DEEP, DIGITS, model
 
 
 def test_every_layer_of_a_deep_model_is_ablated_except_the_head():

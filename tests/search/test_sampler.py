@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 from remapdsl.language.analysis import analyze_model
 from remapdsl.language.catalog import LAYER_TYPES
-from remapdsl.language.datasets import DatasetInfo, describe
+from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.model import DataSpec, Document
 from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
 from remapdsl.search.sampler import HEAD, REFERENCE_TABLE, TransitionTable, sample_models
+from tests.samples import DIGITS
 
-DIGITS = describe(None)
 MNIST = DatasetInfo("mnist", (1, 28, 28), 10, tuple(str(i) for i in range(10)))
 CIFAR10 = DatasetInfo("cifar10", (3, 32, 32), 10, tuple(str(i) for i in range(10)))
 DATASETS = {"digits": DIGITS, "mnist": MNIST, "cifar10": CIFAR10}

@@ -8,43 +8,16 @@ import pytest
 
 from remapdsl.language.analysis import analyze_model
 from remapdsl.language.annotations import allowed_ops
-from remapdsl.language.datasets import describe
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.model import Budget, ModelSpec
-from remapdsl.language.parser import parse
 from remapdsl.language.printer import layer_text
 from remapdsl.search.changes import describe_changes, renumber
 from remapdsl.search.edits import insert, remove, set_param
 from remapdsl.search.variation import vary
 from remapdsl.snac.diff import SAME, diff_models
-
-DIGITS = describe(None)
+from tests.samples import DEEP, DIGITS, model
 
 SMALL = "model small:\n    conv2d 16\n    relu\n    maxpool 2\n    flatten\n    dense 10\n"
-DEEP = """
-model deep:
-    conv2d 16
-    relu
-    conv2d 32 kernel=5
-    tanh
-    dropout 0.25
-    maxpool 2
-    conv2d 64 kernel=1
-    sigmoid
-    flatten
-    dense 64
-    relu
-    dropout 0.5
-    dense 16
-    relu
-    dense 10
-"""
-
-
-def model(text: str) -> ModelSpec:
-    result = parse(text)
-    assert result.ok, result.diagnostics
-    return result.document.models[0]
 
 
 def test_children_are_distinct_valid_and_recorded():

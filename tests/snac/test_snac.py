@@ -11,7 +11,7 @@ import pytest
 
 from remapdsl.language.analysis import ModelInfo, analyze_model
 from remapdsl.language.catalog import LAYER_TYPES, SnacStyle
-from remapdsl.language.datasets import DatasetInfo, describe
+from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.model import Arg, Layer, ModelSpec
 from remapdsl.snac.diff import ADDED, CHANGED, REMOVED, SAME, diff_models
 from remapdsl.snac.geometry import (
@@ -24,9 +24,9 @@ from remapdsl.snac.geometry import (
 )
 from remapdsl.snac.svg import SIZE_NAMES, SIZES, data_uri, render_diff_svg, render_svg
 from remapdsl.snac.text import render_diff_text, render_text
+from tests.samples import DIGITS
 
 SVG = "{http://www.w3.org/2000/svg}"
-DIGITS = describe(None)
 CIFAR = DatasetInfo("cifar10", (3, 32, 32), 10, tuple(str(i) for i in range(10)))
 
 

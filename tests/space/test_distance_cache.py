@@ -8,16 +8,10 @@ import pytest
 from remapdsl.language.catalog import LAYER_TYPES
 from remapdsl.language.model import Arg, Layer, ModelSpec
 from remapdsl.space import otmann
-from remapdsl.space.distance_cache import (
-    DistanceCache,
-    PairValue,
-    predictions_compute,
-    structural_compute,
-)
-from remapdsl.space.neighbours import prediction_neighbours, structural_neighbours
+from remapdsl.space.distance_cache import ComputePairs, DistanceCache, Pair, PairValue, predictions_compute
+from remapdsl.space.neighbours import nearest
 from remapdsl.space.prediction_distance import (
     PredictionError,
-    prediction_distance,
     prediction_distance_matrix,
     prediction_distances_to,
 )
@@ -137,17 +131,24 @@ def _model(*lines: str) -> ModelSpec:
     return ModelSpec("m", tuple(layers))
 
 
-def test_structural_callback_stores_emd_as_value_and_lp(store):
+def structural_compute(profiles: dict[str, otmann.OtmannProfile]) -> ComputePairs:
+    def compute(pairs: list[Pair]) -> list[PairValue]:
+        return [PairValue(d.emd, d.lp) for d in otmann.pair_distances(profiles, pairs, 1)]
+
+    return compute
+
+
+def test_structural_distances_store_emd_as_value_and_lp(store):
     profiles = {k: otmann.profile(_model(*m)) for k, m in {
         "h1": ("conv2d 16", "flatten", "dense 10"), "h2": ("conv2d 32", "flatten", "dense 10"),
         "h3": ("dense 64", "relu", "dense 10")}.items()}
     cache = DistanceCache(DistanceTable(store))
-    m = cache.get_matrix("structural", list(profiles), structural_compute(profiles, workers=1))
-    lp = cache.get_matrix("structural", list(profiles), structural_compute({}, workers=1), measure="lp")
+    m = cache.get_matrix("structural", list(profiles), structural_compute(profiles))
+    lp = cache.get_matrix("structural", list(profiles), structural_compute({}), measure="lp")
     d = otmann.distance(profiles["h1"], profiles["h2"])
     assert m[0, 1] == pytest.approx(d.emd) and lp[0, 1] == pytest.approx(d.lp) == 176.0
-    nearest = structural_neighbours(profiles, "h1", k=1)
-    assert nearest[0].key == "h2" and nearest[0].distance == pytest.approx(m[0, 1])
+    closest = nearest(list(profiles), m[0], k=1, exclude=["h1"])
+    assert closest[0].key == "h2" and closest[0].distance == pytest.approx(m[0, 1])
 
 
 def test_predictions_callback_and_neighbours(store):
@@ -157,10 +158,14 @@ def test_predictions_callback_and_neighbours(store):
     assert m.tolist() == [[0, 0.25, 0.75], [0.25, 0, 0.5], [0.75, 0.5, 0]]
     row = cache.get_row("predictions", "10", list(preds), predictions_compute({**preds, "10": [0, 1, 2, 3]}))
     assert row.tolist() == [0, 0.25, 0.75]
-    assert [n.key for n in prediction_neighbours(preds, "9", k=2)] == ["8", "7"]
+    assert [n.key for n in nearest(list(preds), m[2], k=2, exclude=["9"])] == ["8", "7"]
 
 
 # --- the prediction distance itself --------------------------------------------------------------
+
+
+def prediction_distance(a, b, truth=None, classes=None) -> float:
+    return float(prediction_distances_to(a, [b], truth, classes)[0])
 
 
 def test_prediction_distance_is_the_normalised_hamming_distance():
@@ -183,7 +188,7 @@ def test_prediction_matrix_matches_pairs():
     preds = rng.integers(0, 10, size=(25, 200))
     m = prediction_distance_matrix(preds)
     for i, j in [(0, 1), (3, 17), (24, 5)]:
-        assert m[i, j] == m[j, i] == prediction_distance(preds[i], preds[j])
+        assert m[i, j] == m[j, i] == np.mean(preds[i] != preds[j])
     assert not np.diag(m).any()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from remapdsl.space import projection as pj
-from remapdsl.space.neighbours import Neighbour, nearest, nearest_in_matrix
+from remapdsl.space.neighbours import Neighbour, nearest
 
 
 def euclidean(points: np.ndarray) -> np.ndarray:
@@ -123,8 +123,8 @@ def test_place_checks_the_distance_count(cloud):
 def test_nearest_neighbours_break_ties_by_key_and_skip_the_model_itself():
     keys = ["a", "b", "c", "d"]
     m = np.array([[0, 2, 1, 1], [2, 0, 3, 4], [1, 3, 0, 5], [1, 4, 5, 0]], dtype=float)
-    assert nearest_in_matrix(keys, m, "a", k=2) == [Neighbour("c", 1.0), Neighbour("d", 1.0)]
-    assert [n.key for n in nearest_in_matrix(keys, m, "a", k=10)] == ["c", "d", "b"]
+    assert nearest(keys, m[0], k=2, exclude=["a"]) == [Neighbour("c", 1.0), Neighbour("d", 1.0)]
+    assert [n.key for n in nearest(keys, m[0], k=10, exclude=["a"])] == ["c", "d", "b"]
     assert nearest(keys, m[1], k=1, exclude=["b"]) == [Neighbour("a", 2.0)]
-    with pytest.raises(KeyError, match="'z'"):
-        nearest_in_matrix(keys, m, "z")
+    with pytest.raises(ValueError, match="4 keys but 3 distances"):
+        nearest(keys, m[0][:3])

@@ -1,21 +1,12 @@
-"""The interpretable projection and the Pareto front of accuracy against parameters."""
+"""The Pareto front of accuracy against parameters."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remapdsl.store.pareto import (
-    ModelScore,
-    ParetoError,
-    ProjectedPoint,
-    interpretable_projection,
-    pareto_front,
-    pareto_fronts_by_class,
-)
+from remapdsl.store.pareto import ModelScore, ParetoError, pareto_front
 
 MODELS = [
     ModelScore("tiny", 0.70, 1_000, (0.9, 0.5)),
@@ -26,25 +17,18 @@ MODELS = [
 ]
 
 
-def test_points_are_log10_params_against_accuracy():
-    assert interpretable_projection(MODELS[:2]) == [ProjectedPoint("tiny", 3.0, 0.70),
-                                                    ProjectedPoint("small", 4.0, 0.85)]
-    assert interpretable_projection([ModelScore("empty", 0.1, 0)])[0].x == 0.0
-
-
-def test_points_for_selected_classes_use_the_mean_per_class_accuracy():
-    assert interpretable_projection(MODELS[:1], classes=[0, 1])[0].y == pytest.approx(0.7)
-
-
 def test_front_keeps_models_no_other_beats_on_both_axes():
     # bloated is beaten by small (fewer params, more accurate); huge ties big on accuracy with more params
     assert pareto_front(MODELS) == ["tiny", "small", "big"]
 
 
-def test_front_per_class():
+def test_front_for_selected_classes_uses_the_mean_per_class_accuracy():
     assert pareto_front(MODELS, classes=[0]) == ["tiny", "bloated", "huge"]
     assert pareto_front(MODELS, classes=[1]) == ["tiny", "small", "big"]
-    assert pareto_fronts_by_class(MODELS, 2) == {0: ["tiny", "bloated", "huge"], 1: ["tiny", "small", "big"]}
+    # good overall, poor on classes 0 and 1: off the front of their mean
+    pair = [ModelScore("broad", 0.9, 10, (0.2, 0.4)), ModelScore("narrow", 0.5, 5, (0.6, 0.6))]
+    assert pareto_front(pair) == ["narrow", "broad"]
+    assert pareto_front(pair, classes=[0, 1]) == ["narrow"]
 
 
 def test_equal_models_are_both_on_the_front():
@@ -71,4 +55,3 @@ def test_front_is_exactly_the_non_dominated_set(models):
     assert set(front) == {m.key for m in models if not dominated(m)}
     sizes = [next(m.params for m in models if m.key == k) for k in front]
     assert sizes == sorted(sizes)
-    assert all(math.isfinite(p.x) for p in interpretable_projection(models))

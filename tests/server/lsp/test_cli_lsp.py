@@ -13,6 +13,9 @@ from pygls.lsp.client import LanguageClient
 
 from remapdsl.cli import main
 
+pytestmark = pytest.mark.slow
+
+
 REMAP = [sys.executable, "-m", "remapdsl", "lsp"]
 
 

@@ -15,7 +15,7 @@ from remapdsl.language.parser import parse
 from tests.server.lsp.editor import Editor, apply_text_edits
 from tests.server.lsp.session import Session, published
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 TEXT = """\
 data digits

@@ -18,7 +18,7 @@ from tests.server.lsp.editor import Editor
 from tests.server.lsp.session import SERVER
 from tests.server.lsp.session import start as start_session
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 
 TEXT = """\

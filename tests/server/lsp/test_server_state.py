@@ -19,7 +19,7 @@ from remapdsl.store.db import EpochRow, Store
 from remapdsl.store.queue import data_line
 from tests.server.lsp.session import Session, line_of, options, own_session, published
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 TEXT = """\
 data digits
