@@ -15,7 +15,7 @@ from remapdsl.language.model import ModelSpec
 from remapdsl.search.ablation import ablate
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("ablate", help="derive one child per removed layer of a model",
                               description="Remove each selected layer of MODEL in turn (all but the classifier "
                                           "head and @keep layers by default). The children are appended to FILE, "

@@ -23,7 +23,7 @@ from remapdsl.onnx.export import DEFAULT_EXPORTER, EXPORTERS
 VALIDATION_BATCH = 64
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("bench", help="export models to ONNX and measure size and latency",
                               description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("file", type=Path, metavar="FILE", help="the .remap file")

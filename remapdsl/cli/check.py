@@ -16,7 +16,7 @@ from remapdsl.language.parser import parse
 from remapdsl.onnx.budgets import has_measured_budgets, measured_budget_diagnostics
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("check", help="report every error and warning in .remap files",
                               description="Parse and analyse .remap files; print each problem as "
                                           "FILE:LINE:COL: SEVERITY: MESSAGE. Latency and size budgets are checked "

@@ -22,7 +22,7 @@ DEFAULT_EPOCHS = 5
 DEMO_FILE = "demo.remap"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("demo", help="sample, train and compare models on the bundled digits data",
                               description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--dir", type=Path, default=Path("remap-demo"), metavar="DIR",

@@ -10,7 +10,7 @@ from remapdsl.cli.options import add_space_option
 from remapdsl.cli.workspace import comparable, file_members, file_models, number, open_space, require_model
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("distance", help="distance between two models of a file",
                               description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("file", type=Path, metavar="FILE", help="a .remap file")

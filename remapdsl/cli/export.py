@@ -16,7 +16,7 @@ from remapdsl.cli.workspace import find_trained, open_workspace, select
 from remapdsl.onnx.export import DEFAULT_EXPORTER, EXPORTERS
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("export", help="write a model as an ONNX file (dynamic batch, checked)",
                               description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("file", type=Path, metavar="FILE", help="the .remap file")

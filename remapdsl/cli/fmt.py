@@ -11,7 +11,7 @@ from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("fmt", help="format .remap files in place",
                               description="Rewrite .remap files in the canonical layout. Files with syntax errors "
                                           "are left untouched and their errors reported.")

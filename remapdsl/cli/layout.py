@@ -26,7 +26,7 @@ STORE_HELP = ("the store where positions are kept and distances cached (default:
 SAID = {"kept": "kept", "placed": "placed", "relaid": "laid out"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("layout", help="2-D layout of the models of a file; positions are kept",
                               description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("file", type=Path, metavar="FILE", help="a .remap file")

@@ -8,7 +8,7 @@ import logging
 from remapdsl.cli.options import UsageError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("lsp", help="run the language server (stdio by default)",
                               description="Run the remap language server: diagnostics, SNAC hovers, completion, "
                                           "code lenses, and code actions that ablate, vary and train models.")

@@ -18,7 +18,7 @@ from remapdsl.cli.workspace import (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("neighbours", help="nearest models to one model of a file",
                               description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("file", type=Path, metavar="FILE", help="a .remap file")

@@ -12,7 +12,7 @@ from remapdsl.cli.workspace import open_store, store_path
 from remapdsl.store.queue import MOVES, Job, Queue, QueueError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("queue", help="list, reorder, cancel or retry training jobs",
                               description="Look at and rearrange the training queue of a store.")
     add_store_option(p)

@@ -14,7 +14,7 @@ from remapdsl.store.queue import describe_models
 from remapdsl.store.results import format_table, pareto_rows, result_rows, rows_json
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("results", help="results table of a file's models",
                               description="Per model: origin, changes, parameters and their change against the "
                                           "parent, validation accuracy and its change, estimated and actual "

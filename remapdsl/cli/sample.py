@@ -22,7 +22,7 @@ from remapdsl.search.sampler import sample_models
 TRAIN_HEADER = (("epochs", 10), ("batch", 128), ("lr", 0.001), ("optimizer", "adam"))
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("sample", help="sample an initial population of models",
                               description="Draw N distinct models from REMAP's Markov chain over layer types and "
                                           "write them, with a data and train header, as a .remap document.")

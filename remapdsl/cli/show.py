@@ -22,7 +22,7 @@ def load_model(path: Path, name: str) -> Loaded:
     return pick_model(path, read_analysis(path), name)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("show", help="a model's layers, shapes and parameters, with its SNAC chip",
                               description=__doc__ + " Exit status 1 when the model has errors (printed).")
     p.add_argument("file", type=Path, metavar="FILE", help="the .remap file")

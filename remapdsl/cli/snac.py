@@ -19,7 +19,7 @@ SUFFIXES = {".svg": "svg", ".png": "png", ".txt": "text"}
 PNG_SCALE = 2.0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "snac", help="draw a model's SNAC chip as SVG, PNG or text, or its diff against a parent",
         description=__doc__ + " The chip is drawn even when the model has errors (blocks of unknown size are "

@@ -26,7 +26,7 @@ from remapdsl.cli.workspace import (
 from remapdsl.jobs.enqueue import Checked, queue_document
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("train", help="queue a file's models and train them here",
                               description="Queue the models of FILE (all, or those named with --model) and train "
                                           "them in this process or a pool of worker processes, with a progress bar "

@@ -17,7 +17,7 @@ from remapdsl.search.variation import vary
 DEFAULT_CHILDREN = 10
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("vary", help="derive random variations of a model",
                               description="Derive N distinct valid children of MODEL, each a few random atomic "
                                           "changes (prepend, remove, replace, reparameterize) away from it, as "

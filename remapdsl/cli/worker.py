@@ -19,7 +19,7 @@ from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
 from remapdsl.store.queue import DEFAULT_LEASE_SECONDS
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("worker", help="train queued jobs from the store",
                               description="Claim queued jobs one at a time, train them and record every finished "
                                           "epoch. Several workers on the machine whose disk holds the store can "

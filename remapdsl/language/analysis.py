@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 from remapdsl.language.annotations import ANNOTATIONS, VARIATION_OPS
 from remapdsl.language.catalog import (
@@ -316,7 +317,14 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
     return ModelInfo(model, info.layers, tuple(out), info.input_shape)
 
 
-def _check_args(layer: Layer, ltype: LayerType, report) -> bool:  # type: ignore[no-untyped-def]
+class _Report(Protocol):
+    """How the checks of one model add a diagnostic to it."""
+
+    def __call__(self, rng: Range, message: str, code: str, severity: Severity = ...,
+                 fix: Fix | None = ...) -> None: ...
+
+
+def _check_args(layer: Layer, ltype: LayerType, report: _Report) -> bool:
     ok = True
     seen: set[str] = set()
     names = [p.name for p in ltype.params]
@@ -376,7 +384,7 @@ def _set_param_fix(layer: Layer, param: str, value: Value) -> Fix | None:
     return Fix(f"Set {param} to {value_text(value)}", (TextEdit(arg.value_range, value_text(value)),))
 
 
-def _check_annotations(layer: Layer, report) -> None:  # type: ignore[no-untyped-def]
+def _check_annotations(layer: Layer, report: _Report) -> None:
     for a in layer.annotations:
         if a.name not in ANNOTATIONS:
             names = list(ANNOTATIONS)
@@ -395,7 +403,7 @@ def _check_annotations(layer: Layer, report) -> None:  # type: ignore[no-untyped
                            f"expected {', '.join(VARIATION_OPS)}", "annotation")
 
 
-def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report) -> None:  # type: ignore[no-untyped-def]
+def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report: _Report) -> None:
     last = infos[-1]
     if last.type is not None and last.type.name == "dense":
         units = last.params.get("units")

@@ -12,6 +12,8 @@ from remapdsl.editor.navigation import RenameError, definition, name_at, referen
 from ..convert import from_lsp_position, to_lsp_range
 
 if TYPE_CHECKING:
+    from remapdsl.language.model import Range
+
     from ..documents import DocumentState
     from ..server import RemapServer
 
@@ -24,7 +26,7 @@ def register(server: RemapServer) -> None:
         at = from_lsp_position(ls.workspace.position_codec, state.lines, position)
         return state, name_at(state.analysis.document, at)
 
-    def location(ls: RemapServer, state: DocumentState, r):  # type: ignore[no-untyped-def]
+    def location(ls: RemapServer, state: DocumentState, r: Range) -> types.Location:
         return types.Location(state.uri, to_lsp_range(ls.workspace.position_codec, state.lines, r))
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
