@@ -8,7 +8,7 @@ from remapdsl.editor.facts import StoreFacts
 from remapdsl.language.analysis import ModelInfo
 from remapdsl.language.catalog import describe_shape
 from remapdsl.language.header import TRAIN_OPTIONS
-from remapdsl.language.model import Document
+from remapdsl.language.model import Document, as_int
 from remapdsl.snac.geometry import si_number
 from remapdsl.snac.svg import data_uri, render_svg
 from remapdsl.snac.text import render_text
@@ -120,8 +120,9 @@ def planned_batch(document: Document) -> int:
 def _planned(document: Document, option: str) -> int:
     default = TRAIN_OPTIONS[option].default
     value = document.train.option(option, default) if document.train else default
-    ok = isinstance(value, int) and not isinstance(value, bool) and TRAIN_OPTIONS[option].check(value) is None
-    return value if ok else int(default)  # type: ignore[arg-type, return-value]
+    if isinstance(value, int) and not isinstance(value, bool) and TRAIN_OPTIONS[option].check(value) is None:
+        return value
+    return as_int(default)
 
 
 def plain_text(markdown: str) -> str:

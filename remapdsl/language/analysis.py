@@ -368,10 +368,12 @@ def _value_hint(arg: Arg, spec: ParamSpec) -> tuple[str, Fix | None]:
 
 
 def _nearest_value_fix(arg: Arg, spec: ParamSpec) -> Fix | None:
-    if not spec.grid or isinstance(arg.value, str | tuple):
+    written = arg.value
+    if not spec.grid or isinstance(written, str | tuple):
         return None
-    # exact distances: a written int may be far beyond what a float holds
-    nearest = min(spec.grid, key=lambda g: abs(Fraction(g) - Fraction(arg.value)))  # type: ignore[arg-type]
+    # exact distances: a written int may be far beyond what a float holds (a grid holds numbers only, which
+    # the catalog's Value type cannot say)
+    nearest = min(spec.grid, key=lambda g: abs(Fraction(g) - Fraction(written)))  # type: ignore[arg-type]
     return Fix(f"Set {spec.name} to {nearest}", (TextEdit(arg.value_range, str(nearest)),))
 
 

@@ -38,7 +38,7 @@ class Position(NamedTuple):
     character: int
 
 
-class Range(tuple):  # type: ignore[type-arg]
+class Range(tuple[int, int, int, int]):
     """From `start` up to `end`, stored as four ints (start line, character, end line, character).
 
     One flat tuple rather than a pair of Positions: a parsed file holds one per statement, argument and name,

@@ -231,6 +231,7 @@ class _ToSyntax(Transformer[Token, Any]):
     def value(self, items: list[Token]) -> _Val:
         values = [_value_of(t) for t in items]
         bad = next((v for v in values if isinstance(v, _Bad)), None)
+        # with no _Bad among them, the values are Values: mypy cannot narrow a list by what `next` found
         joined: Value | _Bad = bad if bad else values[0] if len(values) == 1 else tuple(values)  # type: ignore[arg-type]
         return _Val(joined, _offset(items[0].start_pos), _offset(items[-1].end_pos))
 

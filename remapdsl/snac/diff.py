@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from remapdsl.language.analysis import ModelInfo
+from remapdsl.language.model import Value
 from remapdsl.snac.geometry import SnacBlock, blocks_of, value_text
 
 SAME, CHANGED, REMOVED, ADDED = "same", "changed", "removed", "added"
@@ -113,5 +114,5 @@ def changes(parent: SnacBlock, child: SnacBlock) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _show(value: object) -> str:
-    return "none" if value is None else value_text(value)  # type: ignore[arg-type]
+def _show(value: Value | None) -> str:
+    return "none" if value is None else value_text(value)

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from remapdsl.language.header import TRAIN_OPTIONS
+from remapdsl.language.model import as_int
 from remapdsl.store.db import FINISHED, Store
 
 # The newest runs of a device that the fit reads: recent enough to describe the machine as it is.
 RECENT_RUNS = 200
-DEFAULT_BATCH = int(TRAIN_OPTIONS["batch"].default)  # type: ignore[arg-type]
+DEFAULT_BATCH = as_int(TRAIN_OPTIONS["batch"].default)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from remapdsl.language.datasets import (
     DatasetKind,
     quickdraw_files,
 )
-from remapdsl.language.model import DataSpec, Value, as_int
+from remapdsl.language.model import DataSpec, Value, as_float, as_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,7 +222,7 @@ def _options(spec: DataSpec, kind: DatasetKind) -> dict[str, Value]:
 
 
 def _declared(options: dict[str, Value], name: str) -> int | None:
-    value = int(options.get(name, 0))  # type: ignore[arg-type]
+    value = as_int(options.get(name, 0))
     return value or None
 
 
@@ -247,7 +247,7 @@ def _label_range(labels: np.ndarray) -> str:
 
 def _stratified(name: str, path: Path | None, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...],
                 options: dict[str, Value]) -> Dataset:
-    val, seed = float(options["val"]), as_int(options["seed"])  # type: ignore[arg-type]
+    val, seed = as_float(options["val"]), as_int(options["seed"])
     train_idx, val_idx = stratified_split(y, val, seed)
     where = path if path is not None else name
     if len(val_idx) == 0 or len(train_idx) == 0:
