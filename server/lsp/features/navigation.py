@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 def register(server: RemapServer) -> None:
+    # (state, name) or (None, None): callers test the name, which mypy cannot carry over to the state
     async def state_and_name(ls: RemapServer, uri: str, position: types.Position):  # type: ignore[no-untyped-def]
         state: DocumentState | None = await ls.run_blocking(ls.document_state, uri)
         if state is None:
