@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from remapdsl.cli.workspace import read_source
+from remapdsl.cli.workspace import read_source, write_atomic
 from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
 
@@ -22,9 +21,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = {path: read_source(path).text for path in args.files}
+    sources = {path: read_source(path) for path in args.files}
     broken = changed = 0
-    for path, text in sources.items():
+    for path, source in sources.items():
+        text = source.text
         result = parse(text)
         if result.diagnostics:
             broken += 1
@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
         if args.check:
             print(path)
         else:
-            with Path(path).open("w", encoding="utf-8", newline="") as f:
-                f.write(formatted)
+            # an editor or a worker reading the file meanwhile sees the old text or the new, never half of one
+            write_atomic(path, formatted, bom=source.bom)
     verb = "would be reformatted" if args.check else "reformatted"
     unchanged = len(sources) - changed - broken
     parts = [f"{changed} {'file' if changed == 1 else 'files'} {verb}", f"{unchanged} unchanged"]

@@ -65,6 +65,19 @@ def test_fmt_rewrites_in_place(tmp_path, capsys):
     assert Path(path).read_text(encoding="utf-8") == GOOD
 
 
+
+def test_fmt_replaces_the_file_whole_and_keeps_its_mark_and_mode(tmp_path, capsys):
+    path = Path(write(tmp_path, "m.remap", ""))
+    path.write_bytes(b"\xef\xbb\xbf" + MESSY.encode())
+    path.chmod(0o640)
+    with path.open("rb") as reader:  # opened before: it goes on reading the old file, whole
+        assert main(["fmt", str(path)]) == 0
+        assert reader.read() == b"\xef\xbb\xbf" + MESSY.encode()
+    assert path.read_bytes() == b"\xef\xbb\xbf" + GOOD.encode()
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.remap"]
+
+
 def test_fmt_check_lists_files_that_would_change_and_changes_nothing(tmp_path, capsys):
     messy = write(tmp_path, "messy.remap", MESSY)
     good = write(tmp_path, "good.remap", GOOD)
