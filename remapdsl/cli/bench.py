@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from remapdsl.cli.options import UsageError, add_trained_weights_options
+from remapdsl.cli.options import MAX_PROCESSES, MAX_RUNS, UsageError, add_trained_weights_options, check_count
 from remapdsl.cli.workspace import Workspace, find_trained, open_workspace, select
 from remapdsl.language.diagnostics import Diagnostic, Severity
 from remapdsl.onnx.bench import DEFAULT_THREADS, MIN_RUNS, PROVIDERS
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="onnxruntime execution provider (auto: CUDA where it works, else CPU)")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                    help=f"onnxruntime intra-op threads (default {DEFAULT_THREADS}; 0: onnxruntime's choice)")
-    p.add_argument("--runs", type=int, default=MIN_RUNS, help=f"timed runs per batch size (at least {MIN_RUNS})")
+    p.add_argument("--runs", type=int, default=MIN_RUNS, help=f"timed runs per batch size ({MIN_RUNS} to {MAX_RUNS:,})")
     p.add_argument("--exporter", choices=EXPORTERS, default=DEFAULT_EXPORTER, help="torch exporter")
     p.add_argument("--no-store", action="store_true", help="do not record the reports in the store")
     p.add_argument("--json", action="store_true", help="print the reports and budget diagnostics as JSON")
@@ -46,8 +46,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     if args.runs < MIN_RUNS:
         raise UsageError(f"--runs must be at least {MIN_RUNS}, so that p95 is a measured figure; found {args.runs}")
+    check_count("--runs", args.runs, MIN_RUNS, MAX_RUNS)
     if args.threads < 0:
         raise UsageError(f"--threads must be 0 or more; found {args.threads}")
+    check_count("--threads", args.threads, 0, MAX_PROCESSES)
     ws = open_workspace(args.file, args.store, args.epochs)
     try:
         return _bench(ws, args)

@@ -11,7 +11,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from remapdsl.cli.options import DEFAULT_JOBS, UsageError, add_no_onnx_option, positive_int, worker_options
+from remapdsl.cli.options import (
+    DEFAULT_JOBS,
+    MAX_DEMO_MODELS,
+    MAX_EPOCHS,
+    MAX_PROCESSES,
+    UsageError,
+    add_no_onnx_option,
+    check_count,
+    positive_int,
+    worker_options,
+)
 from remapdsl.cli.workspace import open_store, print_results, read_models, report_plan, train_jobs
 from remapdsl.jobs.enqueue import Plan, queue_document
 from remapdsl.store.db import Store
@@ -28,12 +38,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--dir", type=Path, default=Path("remap-demo"), metavar="DIR",
                    help="work folder for demo.remap and its store (default ./remap-demo)")
     p.add_argument("--models", type=positive_int, default=DEFAULT_MODELS, metavar="N",
-                   help=f"models to sample (default {DEFAULT_MODELS})")
+                   help=f"models to sample, 1 to {MAX_DEMO_MODELS:,} (default {DEFAULT_MODELS})")
     p.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, metavar="N",
-                   help=f"epochs per model (default {DEFAULT_EPOCHS})")
+                   help=f"epochs per model, 1 to {MAX_EPOCHS:,} (default {DEFAULT_EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
     p.add_argument("--jobs", "-j", type=positive_int, default=DEFAULT_JOBS, metavar="N",
-                   help=f"worker processes (default {DEFAULT_JOBS})")
+                   help=f"worker processes, 1 to {MAX_PROCESSES} (default {DEFAULT_JOBS})")
     p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
     add_no_onnx_option(p)
     p.set_defaults(run=run)
@@ -57,6 +67,9 @@ def demo_text(models: int, epochs: int, seed: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_count("--models", args.models, 1, MAX_DEMO_MODELS)
+    check_count("--epochs", args.epochs, 1, MAX_EPOCHS)
+    check_count("--jobs", args.jobs, 1, MAX_PROCESSES)
     folder: Path = args.dir
     try:
         folder.mkdir(parents=True, exist_ok=True)

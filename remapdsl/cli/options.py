@@ -21,6 +21,27 @@ class UsageError(Exception):
     """Bad command-line input; the message names what was wrong."""
 
 
+# Upper bounds of the counts the commands take: each is far above any real use and keeps a mistyped count
+# from running for hours or overflowing a library's int.
+MAX_SAMPLED = 100_000  # remap sample N
+MAX_CHILDREN = 10_000  # remap vary -n
+MAX_CHANGES = 100  # remap vary --changes
+MAX_ROWS = 50  # remap show --rows
+MAX_DEMO_MODELS = 10_000
+MAX_EPOCHS = 10_000
+MAX_PROCESSES = 256  # worker processes of demo and train, torch threads of worker and bench
+MAX_RUNS = 100_000  # remap bench --runs
+
+
+def check_count(name: str, value: int, low: int, high: int) -> int:
+    """`value` when it lies in [low, high]; otherwise a UsageError naming the flag and its range."""
+    if value < low:
+        raise UsageError(f"{name} must be at least {low}; found {value}")
+    if value > high:
+        raise UsageError(f"{name} must be at most {high:,}; found {value:,}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from remapdsl.cli.options import UsageError
+from remapdsl.cli.options import MAX_SAMPLED, UsageError, check_count
 from remapdsl.cli.workspace import write_atomic
 from remapdsl.language.analysis import did_you_mean
 from remapdsl.language.catalog import describe_shape
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("sample", help="sample an initial population of models",
                               description="Draw N distinct models from REMAP's Markov chain over layer types and "
                                           "write them, with a data and train header, as a .remap document.")
-    p.add_argument("n", type=int, metavar="N", help="number of models")
+    p.add_argument("n", type=int, metavar="N", help=f"number of models (1 to {MAX_SAMPLED:,})")
     p.add_argument("--data", default="digits", metavar="NAME",
                    help=f"data set: {', '.join(DATASET_KINDS)} (default digits)")
     p.add_argument("--path", metavar="PATH", help="where the data lives, for data sets that are not bundled")
@@ -71,8 +71,7 @@ def data_from_options(name: str, path: str | None) -> tuple[DataSpec, DatasetInf
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UsageError(f"N must be at least 1; found {args.n}")
+    check_count("N", args.n, 1, MAX_SAMPLED)
     if not 0 <= args.seed <= TRAIN_OPTIONS["seed"].high:
         raise UsageError(f"--seed must be from 0 to {TRAIN_OPTIONS['seed'].high:.0f}; found {args.seed}")
     max_params = parse_count(args.max_params)

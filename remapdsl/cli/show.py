@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from remapdsl.cli.options import UsageError, use_colour
+from remapdsl.cli.options import MAX_ROWS, check_count, use_colour
 from remapdsl.cli.workspace import Loaded, pick_model, print_errors, read_analysis
 from remapdsl.language.analysis import ModelInfo
 from remapdsl.language.catalog import describe_shape
@@ -28,15 +28,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("file", type=Path, metavar="FILE", help="the .remap file")
     p.add_argument("model", metavar="MODEL", help="name of the model in FILE")
     p.add_argument("--json", action="store_true", help="print the same as JSON")
-    p.add_argument("--rows", type=int, default=2, help="height of the chip's bars in lines (default 2)")
+    p.add_argument("--rows", type=int, default=2,
+                   help=f"height of the chip's bars in lines, 1 to {MAX_ROWS} (default 2)")
     p.add_argument("--colour", "--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the chip (default auto: on a terminal, unless NO_COLOR is set)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.rows < 1:
-        raise UsageError(f"--rows must be at least 1; found {args.rows}")
+    check_count("--rows", args.rows, 1, MAX_ROWS)
     loaded = load_model(args.file, args.model)
     if loaded.errors:
         print_errors(loaded)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from remapdsl.cli.options import UsageError, add_output_option
+from remapdsl.cli.options import MAX_CHANGES, MAX_CHILDREN, UsageError, add_output_option, check_count
 from remapdsl.cli.workspace import load_source, write_children
 from remapdsl.language.analysis import did_you_mean
 from remapdsl.language.annotations import VARIATION_OPS
@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("file", metavar="FILE", help=".remap file holding MODEL")
     p.add_argument("model", metavar="MODEL", help="the parent model")
     p.add_argument("-n", type=int, default=DEFAULT_CHILDREN, metavar="N",
-                   help=f"number of children (default {DEFAULT_CHILDREN})")
-    p.add_argument("--changes", type=int, default=1, metavar="K", help="at most K changes per child (default 1)")
+                   help=f"number of children, 1 to {MAX_CHILDREN:,} (default {DEFAULT_CHILDREN})")
+    p.add_argument("--changes", type=int, default=1, metavar="K",
+                   help=f"at most K changes per child, 1 to {MAX_CHANGES} (default 1)")
     p.add_argument("--ops", metavar="OP,OP", default=",".join(VARIATION_OPS),
                    help=f"operators to draw from (default: all of {', '.join(VARIATION_OPS)})")
     p.add_argument("--seed", type=int, default=0, help="seed of the random changes (default 0)")
@@ -47,10 +48,8 @@ def parse_ops(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UsageError(f"-n must be at least 1; found {args.n}")
-    if args.changes < 1:
-        raise UsageError(f"--changes must be at least 1; found {args.changes}")
+    check_count("-n", args.n, 1, MAX_CHILDREN)
+    check_count("--changes", args.changes, 1, MAX_CHANGES)
     ops = parse_ops(args.ops)
     source = load_source(args.file, args.model)
     try:

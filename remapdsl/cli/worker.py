@@ -7,9 +7,11 @@ import sys
 from collections import Counter
 
 from remapdsl.cli.options import (
+    MAX_PROCESSES,
     UsageError,
     add_no_onnx_option,
     add_store_option,
+    check_count,
     device_of,
     positive_float,
     positive_int,
@@ -37,14 +39,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--poll", type=positive_float, default=1.0, metavar="S",
                    help="seconds between looks at an empty queue (default 1)")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N",
-                   help="CPU threads for torch (default 1: small models train fastest one thread per worker; "
-                        "run one worker per core)")
+                   help=f"CPU threads for torch, 1 to {MAX_PROCESSES} (default 1: small models train fastest one "
+                        "thread per worker; run one worker per core)")
     add_no_onnx_option(p)
     p.add_argument("--id", metavar="NAME", help="this worker's name in the queue (default host:pid)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_count("--threads", args.threads, 1, MAX_PROCESSES)
     try:
         options = WorkerOptions(lease_seconds=args.lease, heartbeat_seconds=args.heartbeat or args.lease / 4,
                                 poll_seconds=args.poll, device=args.device, onnx=args.onnx)

@@ -92,6 +92,10 @@ def describe(data: DataSpec | None, base_dir: Path | None = None) -> DatasetInfo
     if kind.shape is not None:
         return DatasetInfo(kind.name, kind.shape, len(kind.classes), kind.classes)
     declared = {a.name: a.value for a in data.args if a.name in ("channels", "size", "classes")}
+    for spec in _DECLARED:
+        # before anything is sized by them: `classes=1e12` would otherwise name a trillion classes
+        if spec.name in declared and (problem := spec.check(declared[spec.name])) is not None:
+            raise DataError(problem)
     if {"channels", "size", "classes"} <= declared.keys():
         n, s, c = as_int(declared["classes"]), as_int(declared["size"]), as_int(declared["channels"])
         return DatasetInfo(kind.name, (c, s, s), n, tuple(str(i) for i in range(n)))

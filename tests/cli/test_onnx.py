@@ -345,6 +345,10 @@ def test_bench_bad_inputs(remap, doc: Path) -> None:  # type: ignore[no-untyped-
     assert code == 2 and "model 'broken' has errors" in stderr
     code, _, stderr = remap("bench", doc, "--runs", "10")
     assert code == 2 and "--runs must be at least 100" in stderr
+    code, _, stderr = remap("bench", doc, "--runs", "100000000000000000000")
+    assert code == 2 and "--runs must be at most 100,000" in stderr
+    code, _, stderr = remap("bench", doc, "--threads", "257")
+    assert code == 2 and "--threads must be at most 256" in stderr
     code, _, stderr = remap("bench", doc, "--provider", "tpu")
     assert code == 2 and "invalid choice: 'tpu'" in stderr
 

@@ -132,6 +132,14 @@ def test_ablate_selected_layers_into_a_document_of_their_own(remap_file, tmp_pat
     (["ablate", "{f}", "small", "-o", "{f}"], "-o names the input file"),
     (["vary", "{f}", "small", "-n", "0"], "-n must be at least 1; found 0"),
     (["vary", "{f}", "small", "--changes", "0"], "--changes must be at least 1"),
+    (["vary", "{f}", "small", "-n", "10001"], "-n must be at most 10,000; found 10,001"),
+    (["vary", "{f}", "small", "--changes", "101"], "--changes must be at most 100; found 101"),
+    (["show", "{f}", "small", "--rows", "51"], "--rows must be at most 50; found 51"),
+    (["sample", "100000000000000000000"], "N must be at most 100,000; found 100,000,000,000,000,000,000"),
+    (["demo", "--models", "10001", "--dir", "{f}.demo"], "--models must be at most 10,000"),
+    (["demo", "--epochs", "10001", "--dir", "{f}.demo"], "--epochs must be at most 10,000"),
+    (["demo", "--jobs", "257", "--dir", "{f}.demo"], "--jobs must be at most 256"),
+    (["worker", "--threads", "100000000000000000000", "--store", "{f}.db"], "--threads must be at most 256"),
     (["vary", "{f}", "small", "--ops", "remove,repalce"], "--ops: unknown operator 'repalce'; did you mean "
                                                            "'replace'?"),
     (["vary", "{f}", "broken"], "model 'broken' has errors"),
@@ -143,6 +151,8 @@ def test_bad_input_is_one_line_and_leaves_the_file_alone(remap_file, argv, messa
     err = capsys.readouterr().err
     assert message.replace("{f}", str(remap_file)) in err and len(err.strip().splitlines()) == 1
     assert remap_file.read_bytes() == before
+    # a count refused before anything was made: no demo folder, no store
+    assert sorted(p.name for p in remap_file.parent.iterdir()) == [remap_file.name]
 
 
 def test_vary_appends_distinct_children_and_a_rerun_adds_new_ones(remap_file, capsys):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from remapdsl.language.analysis import analyze
@@ -181,6 +184,29 @@ def test_npz_shape_is_read_from_the_file(tmp_path):
     text = f'data npz "{path}"\nmodel m:\n    conv2d 4\n    flatten\n    dense 3\n'
     a = analysed(text)
     assert a.valid and a.models["m"].layers[0].input_shape == (3, 12, 12)
+
+
+# Analysed in a process limited to 1 GiB of address space: a declared size is checked before it sizes anything.
+BOUNDED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from remapdsl.language.analysis import analyze
+from remapdsl.language.parser import parse
+analysis = analyze(parse(sys.stdin.read()).document)
+print("\\n".join(d.message for d in analysis.diagnostics))
+"""
+
+
+@pytest.mark.parametrize(("declared", "message"), [
+    ("classes=1e12", "classes must be"),
+    ("classes=4,5", "classes must be"),
+    ("size=100000000", "size must be"),
+])
+def test_a_huge_or_listed_declared_size_is_a_diagnostic_in_bounded_memory(declared, message):
+    text = f'data npz "x.npz" channels=1 size=8 {declared}\n\nmodel m:\n    flatten\n    dense 10\n'
+    done = subprocess.run([sys.executable, "-c", BOUNDED], input=text, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert message in done.stdout and "shapes of models cannot be checked" in done.stdout
 
 
 def test_unreadable_data_file_is_one_clear_diagnostic(tmp_path):
