@@ -47,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
     if args.runs < MIN_RUNS:
         raise UsageError(f"--runs must be at least {MIN_RUNS}, so that p95 is a measured figure; found {args.runs}")
     check_count("--runs", args.runs, MIN_RUNS, MAX_RUNS)
-    if args.threads < 0:
-        raise UsageError(f"--threads must be 0 or more; found {args.threads}")
     check_count("--threads", args.threads, 0, MAX_PROCESSES)
     ws = open_workspace(args.file, args.store, args.epochs)
     try:

@@ -7,8 +7,9 @@ must not need it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from remapdsl.faces import lazy_names
 
 if TYPE_CHECKING:
     from remapdsl.jobs.enqueue import (
@@ -57,9 +58,4 @@ __all__ = [
     "train_jobs",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOMES)

@@ -7,8 +7,9 @@ Names are loaded on first use: export needs torch and onnx, the checks onnxrunti
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from remapdsl.faces import lazy_names
 
 if TYPE_CHECKING:
     from remapdsl.onnx.bench import DEFAULT_THREADS, MIN_RUNS, PROVIDERS, OnnxReport, measure_model, onnx_param_count
@@ -72,9 +73,4 @@ __all__ = [
     "trained_weights",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOMES)

@@ -7,8 +7,9 @@ Names are loaded on first use: the distances need POT and SciPy (the `distance` 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from remapdsl.faces import lazy_names
 
 if TYPE_CHECKING:
     from remapdsl.space.distance_cache import DistanceCache, PairValue
@@ -65,9 +66,4 @@ __all__ = [
     "profile",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOMES)
