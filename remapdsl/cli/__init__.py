@@ -10,6 +10,7 @@ import sys
 from remapdsl import __version__
 from remapdsl.cli.options import UsageError
 from remapdsl.jobs.enqueue import EnqueueError
+from remapdsl.store.db import DatabaseFailure, StoreError, describe_database_error
 
 # Module names under remapdsl.cli, in the order `remap --help` lists them.
 COMMANDS = (
@@ -78,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         args.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args) or 0)
-    except (UsageError, EnqueueError) as e:
+    except (UsageError, EnqueueError, StoreError) as e:
         print(f"remap {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except DatabaseFailure as e:  # the store went bad after it was opened: damaged, read-only, full
+        print(f"remap {args.command}: error: {describe_database_error(e)}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
         message = missing_extra_message(args.command, e)

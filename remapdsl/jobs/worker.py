@@ -22,7 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from remapdsl.store.db import ACTIVE, ENDED, FINISHED, EpochRow, MissingCheckpoint, RunStatus, Store, StoreError
+from remapdsl.store.db import (
+    ACTIVE,
+    ENDED,
+    FINISHED,
+    DatabaseFailure,
+    EpochRow,
+    MissingCheckpoint,
+    RunStatus,
+    Store,
+    StoreError,
+    describe_database_error,
+)
 from remapdsl.store.queue import DEFAULT_LEASE_SECONDS, Job, Queue
 
 if TYPE_CHECKING:
@@ -88,6 +99,8 @@ class Worker:
         self.store = Store(store_path)
         self.store_path = self.store.path  # resolved: the heartbeat thread opens it again
         self.queue = Queue(self.store)
+        # what workers killed mid-write left behind: partial checkpoints of dead writers and unreferenced ones
+        self.swept = self.store.sweep_leftovers(older_than=self.options.lease_seconds)
         self._data: dict[str, Dataset] = {}
         self._devices: dict[str, str] = {}  # device asked for -> why this worker cannot use it ('' when it can)
         self._skipped: set[int] = set()  # jobs already reported as left for another worker
@@ -165,12 +178,29 @@ class Worker:
             raise
         except Exception as e:  # one broken job must not stop the worker
             status, reason = RunStatus.FAILED, _describe(e)
-            self.queue.complete(job.id, self.id, RunStatus.FAILED, reason)
+            self._record_failure(job, reason)
         finally:
             beat.stop()
         event = WorkerEvent("end", self.queue.require(job.id), status=status, reason=reason)
         self._emit(event)
         return event
+
+    def _record_failure(self, job: Job, reason: str) -> None:
+        """Mark the job failed with its reason; when the store cannot take even that (a full disk), give the job
+        back to the queue, and when that fails too, stop with a StoreError that says why, rather than leave the
+        job running until its lease runs out."""
+        try:
+            self.queue.complete(job.id, self.id, RunStatus.FAILED, reason)
+            return
+        except DatabaseFailure as e:
+            first = e
+        try:
+            self.queue.release(job.id, self.id)
+        except DatabaseFailure:
+            raise StoreError(f"job {job.id} failed ({reason}) and the failure cannot be recorded: "
+                             f"{describe_database_error(first)}") from None
+        raise StoreError(f"job {job.id} failed ({reason}) and the failure cannot be recorded "
+                         f"({describe_database_error(first)}); it is queued again") from None
 
     def _report_skipped(self) -> None:
         """Say once per job which queued jobs this worker leaves for another, and why."""

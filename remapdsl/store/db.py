@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -37,6 +38,14 @@ ORIGINS = ("sampled", "ablation", "variation", "handcrafted", "user")
 BUSY_TIMEOUT_MS = 30_000
 # What `Store.in_memory` is opened on.
 IN_MEMORY = ":memory:"
+# The folder beside the store file where the store writes checkpoints, and the names it gives them there: only
+# such files are ever deleted by the store. Anything else an artifact row names is a reference, read at most.
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_NAME = re.compile(r"run-\d+-epoch-\d+-[0-9a-f]{8}\.pt")
+# `_write_atomically`'s partial checkpoint: `.<checkpoint name>.<pid>.tmp`
+TEMP_NAME = re.compile(r"\.run-\d+-epoch-\d+-[0-9a-f]{8}\.pt\.(?P<pid>\d+)\.tmp")
+# the tables that make a SQLite file one of ours
+OWN_TABLES = frozenset({"models", "runs", "jobs"})
 
 
 class RunStatus(str, Enum):
@@ -176,8 +185,38 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# What SQLite raises while a store is used (damaged pages, a read-only file, a full disk), for callers outside the
+# store to catch without speaking SQLite themselves.
+DatabaseFailure = sqlite3.Error
+
+
 class StoreError(Exception):
     """The store cannot be opened or used as asked; the message names the file and the reason."""
+
+
+# The store files this process opened, newest last: an SQLite error met later while using one (a page damaged
+# after opening, a table dropped) carries no file name, and the message for the user names these.
+_OPENED: list[Path] = []
+
+
+def opened_stores() -> tuple[Path, ...]:
+    """The store files this process has opened, each once, newest last."""
+    return tuple(dict.fromkeys(reversed(_OPENED)))[::-1]
+
+
+def describe_database_error(e: sqlite3.Error) -> str:
+    """One line for an SQLite error met while using a store: which store, and whether it is damaged, read-only,
+    full or busy."""
+    stores = opened_stores()
+    where = f"the store at {stores[-1]}" if stores else "the store"
+    text = str(e) or type(e).__name__
+    if "readonly" in text:
+        return f"{where} is read-only ({text}); pass --store with a writable path"
+    if "disk is full" in text or "disk I/O" in text:
+        return f"cannot write {where} ({text}); free some space and try again"
+    if "locked" in text or "busy" in text:
+        return f"{where} is busy ({text}); another process holds it, try again"
+    return f"{where} is damaged ({text}); restore it from a copy, or move it away and pass --store"
 
 
 class MissingCheckpoint(StoreError):
@@ -278,6 +317,7 @@ class Store:
         self.read_only = read_only
         if read_only:
             self.conn = _connect_read_only(self.path, timeout)
+            _OPENED.append(self.path)
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,11 +330,18 @@ class Store:
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the store {self.path}: {e}") from None
         try:
+            # before anything is written (WAL mode rewrites the header): a file that is not ours stays untouched
+            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._refuse_foreign()
             self._configure(timeout)
             self._migrate()
+        except StoreError:
+            self.conn.close()
+            raise
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise StoreError(_describe_open_error(self.path, e)) from None
+        _OPENED.append(self.path)
 
     @classmethod
     def open_read_only(cls, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_MS / 1000) -> Store:
@@ -315,6 +362,15 @@ class Store:
         # pairs are looked up by either key; the file has no index on the second, a private copy can have one
         store.conn.execute("CREATE INDEX distances_b ON distances(space, b)")
         return store
+
+    def _refuse_foreign(self) -> None:
+        """StoreError unless the file is empty or already a store: another application's database is not given
+        our tables."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if (tables or version) and not tables >= OWN_TABLES:
+            raise StoreError(f"{self.path} is not a remapdsl store (an SQLite database with other tables); it is "
+                             "left untouched: move it away or pass --store")
 
     def _configure(self, timeout: float) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -378,6 +434,50 @@ class Store:
         folder = self.path.parent / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def owns(self, path: Path) -> bool:
+        """Whether `path` is a file the store wrote and may delete: a checkpoint of its own naming, directly in
+        its checkpoints folder. Every other path an artifact names is only referenced."""
+        if self.path == Path(IN_MEMORY):
+            return False
+        return (CHECKPOINT_NAME.fullmatch(path.name) is not None and not path.is_symlink()
+                and path.parent.resolve() == (self.path.parent / CHECKPOINTS).resolve())
+
+    def sweep_leftovers(self, older_than: float) -> list[Path]:
+        """Remove what crashed writers left in the store's own folders; the files removed.
+
+        A partial file (`.<name>.<pid>.tmp`) goes when its writer is gone or it is older than `older_than`
+        seconds; a checkpoint of the store's naming goes when no row references it and it is older than
+        `older_than` (a live writer references its new checkpoint within moments of writing it). Files of other
+        names, and anything outside these folders, are never touched.
+        """
+        if self.read_only or self.path == Path(IN_MEMORY):
+            return []
+        cutoff = time.time() - older_than
+        referenced = {self.resolve_path(r[0]).resolve() for r in
+                      self.conn.execute("SELECT path FROM artifacts WHERE kind = 'checkpoint' AND path != ''")}
+        removed: list[Path] = []
+        folder = self.path.parent / CHECKPOINTS
+        if not folder.is_dir() or folder.is_symlink():
+            return removed
+        for entry in folder.iterdir():
+            if entry.is_symlink() or not entry.is_file():
+                continue
+            try:
+                modified = entry.stat().st_mtime
+            except OSError:
+                continue
+            temp = TEMP_NAME.fullmatch(entry.name)
+            if temp is not None:
+                leftover = modified < cutoff or not _process_alive(int(temp["pid"]))
+            else:
+                leftover = (CHECKPOINT_NAME.fullmatch(entry.name) is not None and modified < cutoff
+                            and entry.resolve() not in referenced)
+            if leftover:
+                with suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed.append(entry)
+        return removed
 
     def stored_path(self, path: str | os.PathLike[str]) -> str:
         """How the store references a file: relative to the store's folder when inside it, else absolute."""
@@ -514,7 +614,7 @@ class Store:
         path: Path | None = None
         if checkpoint is not None:
             # a name of its own per writer: a worker that lost its job must not clobber the new holder's file
-            path = self.folder("checkpoints") / f"run-{run_id}-epoch-{epoch.epoch}-{uuid.uuid4().hex[:8]}.pt"
+            path = self.folder(CHECKPOINTS) / f"run-{run_id}-epoch-{epoch.epoch}-{uuid.uuid4().hex[:8]}.pt"
             _write_atomically(path, checkpoint)
         stale: list[str] = []
         with self.transaction() as c:
@@ -536,7 +636,7 @@ class Store:
             path.unlink(missing_ok=True)
         for old in stale:
             old_path = self.resolve_path(old)
-            if old_path != path:
+            if old_path != path and self.owns(old_path):
                 old_path.unlink(missing_ok=True)
         return written
 
@@ -675,11 +775,32 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # a full disk must not stay full of the part written
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (one of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _describe_open_error(path: Path, e: sqlite3.DatabaseError) -> str:
