@@ -6,15 +6,17 @@ layer line: remove it, replace it with another type, reparameterize it to a neig
 insert a layer before or after it. Each spawning action inserts named children with `from PARENT`.
 
 The list is made in the thread pool, never on the event loop: titles from the analysis at the cursor, the
-quick fixes first. Clients that resolve code actions get each action's WorkspaceEdit from codeAction/resolve,
-computed in the thread pool against the document version the action was offered for. Other clients get
-every action with its plain edit in the list (an ablation or five variations of a model in a 1,000-model
-file take about 20 ms each).
+quick fixes first. A client that resolves code actions lazily (`codeAction.resolveSupport.properties`) gets
+each action with only its title, kind and data, and codeAction/resolve fills in exactly the properties it
+listed (the edit, the command, or both), computed in the thread pool against the document version the action
+was offered for: Eglot resolves only an action that carries neither an edit nor a command, so nothing it may
+resolve goes out eagerly. Other clients get every action with its plain edit and its command in the list (an
+ablation or five variations of a model in a 1,000-model file take about 20 ms each).
 
-Training the children: an edit returned with a code action is applied by the client later, so with
-auto-train on, an action carries a `remap.enqueue` command, which the client runs after applying the
-edit, and which queues the children as the document holds them by then. A resolved action's command
-names its edit by a token; the resolve records the children under that token.
+Training the children: with auto-train on, an action carries a `remap.enqueue` command, which the client runs
+after applying the edit. The command names the spawn by a token under which the server keeps the children and
+the text the edit makes, so it queues them even when it arrives before the client's didChange; an eager
+action's command also lists the children's names, looked up in the document should the token have expired.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from remapdsl.search.spawn import (
 
 from ..commands import ENQUEUE, TRAIN
 from ..quickfix import quick_fixes
+from ..spawned import edited_text
 from ..spawning import compute, tell, workspace_edit
 
 if TYPE_CHECKING:
@@ -109,16 +112,23 @@ def remap_actions(ls: RemapServer, state: DocumentState, selection: types.Range)
 
 
 async def resolve(ls: RemapServer, action: types.CodeAction) -> types.CodeAction:
-    """The action's edit, for the document version it was offered for."""
+    """The action's lazily resolved properties (those the client listed), for the document version it was
+    offered for."""
     uri, version, operation, token = _read_data(action.data)
     state, result = await compute(ls, uri, version, operation)
     tell(ls, result, action.title)
+    lazy = _lazy_properties(ls)
     if result.edit is None:
-        action.edit = types.WorkspaceEdit(changes={})
+        if "edit" in lazy:
+            action.edit = types.WorkspaceEdit(changes={})
+        action.command = None  # nothing to queue
         return action
-    action.edit = workspace_edit(ls, state, result.edit)
+    if "edit" in lazy:
+        action.edit = workspace_edit(ls, state, result.edit)
     if token is not None:
-        ls.spawned.remember(token, uri, result.names)
+        ls.spawned.remember(token, uri, result.names, edited_text(state.text, result.edit))
+        if "command" in lazy:
+            action.command = _enqueue(uri, token)
     return action
 
 
@@ -126,35 +136,47 @@ def _action(ls: RemapServer, state: DocumentState, offer: Offer) -> types.CodeAc
     operation = offer.operation
     kind = KINDS[operation.op]
     auto_train = ls.settings.auto_train
-    if _resolves(ls):
+    lazy = _lazy_properties(ls)
+    if "edit" in lazy:
         token = ls.spawned.new_token() if auto_train else None
         data = {"uri": state.uri, "version": state.version, "operation": operation.to_json(), "token": token}
-        return types.CodeAction(offer.title, kind=kind, data=data, command=_enqueue(state.uri, token))
+        # a command the client does not resolve goes with the action; it queues what the resolve recorded
+        command = _enqueue(state.uri, token) if token is not None and "command" not in lazy else None
+        return types.CodeAction(offer.title, kind=kind, data=data, command=command)
     try:
         result = spawn(state.text, state.analysis, operation)
     except ValueError:  # offered from the same analysis, so not expected; left out rather than failing the list
         return None
     if result.edit is None:
         return None
-    return types.CodeAction(offer.title, kind=kind, edit=workspace_edit(ls, state, result.edit),
-                            command=_enqueue(state.uri, list(result.names)) if auto_train else None)
+    edit = workspace_edit(ls, state, result.edit)
+    if "command" in lazy:  # the edit goes now, the command from the resolve, which records the children
+        data = {"uri": state.uri, "version": state.version, "operation": operation.to_json(),
+                "token": ls.spawned.new_token() if auto_train else None}
+        return types.CodeAction(offer.title, kind=kind, edit=edit, data=data)
+    command = None
+    if auto_train:
+        token = ls.spawned.new_token()
+        ls.spawned.remember(token, state.uri, result.names, edited_text(state.text, result.edit))
+        command = _enqueue(state.uri, token, list(result.names))
+    return types.CodeAction(offer.title, kind=kind, edit=edit, command=command)
 
 
-def _enqueue(uri: str, children: list[str] | str | None) -> types.Command | None:
-    """The command that queues an action's children once its edit is applied: their names, or the token
-    under which the resolve records them."""
-    if not children:
-        return None
-    return types.Command("Queue the new models for training", ENQUEUE, arguments=[uri, children])
+def _enqueue(uri: str, token: str, names: list[str] | None = None) -> types.Command:
+    """The command that queues an action's children once its edit is applied: the token of its spawn, and
+    the children's names when they are known already."""
+    arguments: list[Any] = [uri, names, token] if names is not None else [uri, token]
+    return types.Command("Queue the new models for training", ENQUEUE, arguments=arguments)
 
 
-def _resolves(ls: RemapServer) -> bool:
-    """Whether the client resolves a code action's edit (and keeps its data for the resolve)."""
+def _lazy_properties(ls: RemapServer) -> frozenset[str]:
+    """The properties of a code action the client resolves lazily, of those resolve can fill in: "edit",
+    "command"; none unless the client also keeps an action's data for the resolve."""
     text_document = ls.client_capabilities.text_document
     code_action = text_document.code_action if text_document else None
-    if code_action is None or code_action.resolve_support is None:
-        return False
-    return "edit" in code_action.resolve_support.properties and bool(code_action.data_support)
+    if code_action is None or code_action.resolve_support is None or not code_action.data_support:
+        return frozenset()
+    return frozenset(code_action.resolve_support.properties) & {"edit", "command"}
 
 
 def _wanted(kind: str | None, only: Sequence[str] | None) -> bool:

@@ -22,8 +22,11 @@ if TYPE_CHECKING:
     from ..server import RemapServer
 
 
-# Editors in a terminal render Markdown as text: a data URI would show as kilobytes of base64 there.
-TEXT_ONLY_CLIENTS = ("neovim", "vim", "emacs", "eglot", "helix", "kakoune", "kak-lsp")
+# Clients known to show a Markdown image in a hover. Any other gets the text chip: a terminal editor shows a
+# data URI as kilobytes of base64, and so may a client that sends no clientInfo (Eglot 1.9 in a terminal
+# Emacs). Eglot renders a hover's Markdown into text with markdown-mode's gfm-view-mode, which shows no inline
+# images by default and never a data URI, so even a graphical Emacs ("Eglot") is given text.
+IMAGE_CLIENTS = ("visual studio code", "vscodium", "code - oss")
 
 
 def wants_images(ls: RemapServer) -> bool:
@@ -37,7 +40,7 @@ def wants_images(ls: RemapServer) -> bool:
     if ls.settings.hover_images is not None:
         return ls.settings.hover_images
     name = (ls.client_info.name if ls.client_info else "").lower()
-    return not any(client in name for client in TEXT_ONLY_CLIENTS)
+    return any(client in name for client in IMAGE_CLIENTS)
 
 
 def read_facts(store: Store | None, hashes: list[str], data_text: str) -> list[StoreFacts | None]:

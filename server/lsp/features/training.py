@@ -1,14 +1,13 @@
 """Training from the editor: the commands (see `commands` for their arguments), and queueing models in the
 store; the server's store watcher reports training as it goes.
 
-A command whose models were only just added by an edit waits briefly for the document to hold them: the
-client applies an edit and then runs the action's command, and the server may still be catching up.
+Models only just added by an edit are queued from the text the server spawned when the document does not
+hold them yet: a client may run an action's command before its didChange arrives, and nothing waits for it.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,10 @@ from remapdsl.search.spawn import DEFAULT_VARIATIONS, Operation
 from remapdsl.store.db import StoreError
 
 from ..commands import ABLATE, ENQUEUE, TRAIN, VARY
-from ..documents import DocumentState
+from ..documents import DocumentState, analyze_document
 from ..server import RemapServer
+from ..spawned import edited_text
 from ..spawning import compute, tell, workspace_edit
-
-# How long a command waits for an edit it follows to reach the document.
-EDIT_WAIT_SECONDS = 3.0
 
 
 def register(server: RemapServer) -> None:
@@ -45,12 +42,20 @@ def register(server: RemapServer) -> None:
     @server.command(TRAIN)
     async def train(ls: RemapServer, *args: Any) -> list[dict[str, Any]]:
         uri, names = _uri_and_names(args)
-        return await queue(ls, uri, names, retry=True, after_edit=False)
+        return await queue(ls, uri, names, retry=True)
 
     @server.command(ENQUEUE)
     async def enqueue(ls: RemapServer, *args: Any) -> list[dict[str, Any]]:
-        uri, names = _uri_and_names(args, token_of=lambda uri, token: ls.spawned.recall(token, uri))
-        return await queue(ls, uri, names, retry=False, after_edit=True) if names else []
+        uri, names, token = _enqueue_arguments(args)
+        spawned = ls.spawned.recall(token, uri) if token is not None else None
+        if spawned is not None:
+            return await queue(ls, uri, spawned.names, retry=False, spawned_text=spawned.text)
+        if not names:
+            message = (f"cannot train the new models: the server no longer knows what this action made "
+                       f"(token {token!r}); train them with the `Train` action")
+            ls.window_show_message(types.ShowMessageParams(types.MessageType.Error, message))
+            raise JsonRpcInvalidParams(message)
+        return await queue(ls, uri, names, retry=False)
 
     @server.command(ABLATE)
     async def ablate(ls: RemapServer, *args: Any) -> list[str]:
@@ -87,10 +92,10 @@ class Queued:
 
 
 async def queue(ls: RemapServer, uri: str, names: Sequence[str], *, retry: bool,
-                after_edit: bool) -> list[dict[str, Any]]:
+                spawned_text: str | None = None) -> list[dict[str, Any]]:
     """Queue the models `names` of the document at `uri`; `retry` queues failed and cancelled ones again.
-    `after_edit`: the models were just added by an edit, which may not have reached the document yet."""
-    state = await _holding(ls, uri, names, EDIT_WAIT_SECONDS if after_edit else 0.0)
+    `spawned_text`: the text an edit that added them makes, used while the document does not hold them."""
+    state = await _holding(ls, uri, names, spawned_text)
     problems = _problems(state, names)
     if problems:
         message = f"cannot train: {'; '.join(problems)}"
@@ -161,24 +166,23 @@ async def spawn_and_apply(ls: RemapServer, uri: str, operation: Operation, what:
                                                        f"{what}: the editor did not apply the edit{reason}"))
         return []
     if ls.settings.auto_train:
-        await queue(ls, uri, result.names, retry=False, after_edit=True)
+        await queue(ls, uri, result.names, retry=False, spawned_text=edited_text(state.text, result.edit))
     return list(result.names)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-async def _holding(ls: RemapServer, uri: str, names: Sequence[str], wait: float) -> DocumentState:
-    """The document's state once it holds all of `names` (or after `wait` seconds: then as it is)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        state = await ls.run_blocking(ls.document_state, uri)
-        if state is None:
-            raise JsonRpcInvalidParams(f"{uri} is not open in the editor")
-        if all(name in state.analysis.models for name in names) or loop.time() > deadline:
-            return state
-        await asyncio.sleep(0.05)
+async def _holding(ls: RemapServer, uri: str, names: Sequence[str], spawned_text: str | None) -> DocumentState:
+    """The document's state when it holds all of `names`; else, given the text an edit adding them makes,
+    that text's state (the client's didChange is still on its way); else the document as it is."""
+    state = await ls.run_blocking(ls.document_state, uri)
+    if state is None:
+        raise JsonRpcInvalidParams(f"{uri} is not open in the editor")
+    if spawned_text is None or all(name in state.analysis.models for name in names):
+        return state
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    return await ls.run_blocking(analyze_document, uri, None, spawned_text, path)
 
 
 def _problems(state: DocumentState, names: Sequence[str]) -> list[str]:
@@ -192,19 +196,28 @@ def _problems(state: DocumentState, names: Sequence[str]) -> list[str]:
     return out
 
 
-def _uri_and_names(args: Sequence[Any],
-                   token_of: Callable[[str, str], Sequence[str]] | None = None) -> tuple[str, list[str]]:
-    """(uri, model names) from a command's arguments; with `token_of`, the names may be a token to look up."""
+def _uri_and_names(args: Sequence[Any]) -> tuple[str, list[str]]:
+    """(uri, model names) from a command's arguments: a list of names, or one name."""
     if len(args) < 2 or not isinstance(args[0], str):
         raise JsonRpcInvalidParams("expected the document's uri and the names of its models")
-    names = args[1]
-    if isinstance(names, str) and token_of is not None:
-        names = list(token_of(args[0], names))
-    elif isinstance(names, str):
-        names = [names]
+    names = [args[1]] if isinstance(args[1], str) else args[1]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise JsonRpcInvalidParams(f"expected a list of model names; got {names!r}")
     return args[0], list(dict.fromkeys(names))
+
+
+def _enqueue_arguments(args: Sequence[Any]) -> tuple[str, list[str], str | None]:
+    """(uri, model names, spawn token) from `remap.enqueue`'s arguments: [uri, token], or [uri, names, token]
+    where the names are looked up in the document should the token be unknown, or [uri, names]."""
+    if len(args) < 2 or not isinstance(args[0], str):
+        raise JsonRpcInvalidParams(f"{ENQUEUE} expects the document's uri and a spawn token or model names")
+    if isinstance(args[1], str):
+        return args[0], [], args[1]
+    token = args[2] if len(args) > 2 else None
+    if token is not None and not isinstance(token, str):
+        raise JsonRpcInvalidParams(f"{ENQUEUE} expects a spawn token; got {token!r}")
+    uri, names = _uri_and_names(args[:2]) if args[1] is not None else (args[0], [])
+    return uri, names, token
 
 
 def _uri_and_model(args: Sequence[Any]) -> tuple[str, str]:

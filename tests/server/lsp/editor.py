@@ -1,6 +1,11 @@
 """The editor's side of the protocol, for tests: open documents, apply edits as a client does (refusing an
-edit for another version), run a code action (resolve, apply, then its command), and record what the
-server sends on its own: applied edits, code lens refreshes, `remap/queueProgress` notifications.
+edit for another version), run a code action as the client named runs it (resolve, apply, then its command),
+and record what the server sends on its own: applied edits, code lens refreshes, `remap/queueProgress`
+notifications.
+
+How clients run a code action: VS Code and Neovim resolve one that lacks an edit or a command; Eglot 1.16+ resolves only
+one that has neither an edit nor a command; Eglot 1.9 never resolves, and sends the action's command before
+the didChange of the edit it applied.
 
 Test documents are ASCII, so positions in UTF-16 units are string indexes.
 """
@@ -20,8 +25,9 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class Editor:
-    def __init__(self, client: LanguageClient) -> None:
+    def __init__(self, client: LanguageClient, name: str = "visual-studio-code") -> None:
         self.client = client
+        self.name = name  # the client snapshot, whose way of running code actions this editor follows
         _read_code_actions_as_clients_do(client)
         self.texts: dict[str, str] = {}
         self.versions: dict[str, int] = {}
@@ -97,7 +103,11 @@ class Editor:
         return [a for a in result or [] if isinstance(a, types.CodeAction)]
 
     async def resolved(self, action: types.CodeAction) -> types.CodeAction:
-        if action.edit is None and action.data is not None:
+        if self.name == "eglot-1.9" or action.data is None:
+            return action
+        if self.name.startswith("eglot") and action.command is not None:
+            return action  # Eglot resolves only an action that carries neither an edit nor a command
+        if action.edit is None or action.command is None:
             return await self.client.code_action_resolve_async(action)
         return action
 
@@ -108,6 +118,14 @@ class Editor:
     async def run(self, action: types.CodeAction) -> Any:
         """What a client does when the user picks the action: resolve, apply the edit, run the command."""
         action = await self.resolved(action)
+        if self.name == "eglot-1.9" and action.edit is not None and action.command is not None:
+            texts = self.edited(action.edit)  # applied in the buffer; the didChange follows the command
+            assert texts is not None
+            self.applied.append(action.edit)
+            result = await self.execute(action.command)
+            for uri, text in texts.items():
+                self.change(uri, text)
+            return result
         if action.edit is not None:
             assert self.apply(action.edit)
         if action.command is not None:

@@ -22,7 +22,36 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from tests.server.lsp.editor import Editor
 
 SERVER = [sys.executable, "-m", "remapdsl", "lsp"]
-CLIENTS = ["visual-studio-code", "neovim"]
+CLIENTS = ["visual-studio-code", "neovim", "eglot-1.9", "eglot-1.17"]
+
+
+def _eglot(version: str) -> types.ClientCapabilities:
+    """Eglot's capabilities, from `eglot-client-capabilities` in eglot.el: pytest-lsp's Emacs 29.1 snapshot,
+    with code actions as that version declares them. 1.9 resolves nothing; from 1.16 on, Eglot resolves the
+    edit and the command of an action that comes with neither, and keeps its data."""
+    capabilities = client_capabilities("emacs")
+    code_action = capabilities.text_document.code_action
+    if version == "1.9":
+        code_action.resolve_support, code_action.data_support = None, None
+    else:
+        code_action.resolve_support = types.ClientCodeActionResolveOptions(properties=["edit", "command"])
+        code_action.data_support = True
+    return capabilities
+
+
+def snapshot(name: str) -> tuple[types.ClientCapabilities, types.ClientInfo | None]:
+    """The capabilities and client information an editor sends in its initialize request. VS Code and Neovim
+    name themselves; recent Eglot says "Eglot" (eglot.el's `:clientInfo`); the Eglot 1.9 snapshot sends no
+    clientInfo, as a terminal Emacs was seen to do."""
+    if name == "visual-studio-code":
+        return client_capabilities(name), types.ClientInfo("Visual Studio Code", "1.65.2")
+    if name == "neovim":
+        return client_capabilities(name), types.ClientInfo("Neovim", "0.11.0")
+    if name == "eglot-1.9":
+        return _eglot("1.9"), None
+    if name == "eglot-1.17":
+        return _eglot("1.17"), types.ClientInfo("Eglot", "1.17")
+    return client_capabilities(name), None
 
 
 @dataclass
@@ -46,14 +75,16 @@ def options(store: Path, **more: Any) -> dict[str, Any]:
 async def start(client: LanguageClient, name: str, root: Path, init: dict[str, Any] | None = None,
                 client_info: types.ClientInfo | None = None,
                 capabilities: types.ClientCapabilities | None = None) -> Session:
-    """Initialize `client` as the editor `name` (its capability snapshot, unless `capabilities`) on the
-    workspace `root`."""
+    """Initialize `client` as the editor `name` (its capability snapshot and client information, unless
+    `capabilities` or `client_info`) on the workspace `root`."""
     store = root / ".remap" / "test.db"
+    snapshot_capabilities, snapshot_info = snapshot(name)
     await client.initialize_session(types.InitializeParams(
-        capabilities=capabilities or client_capabilities(name), root_uri=root.as_uri(), client_info=client_info,
+        capabilities=capabilities or snapshot_capabilities, root_uri=root.as_uri(),
+        client_info=client_info or snapshot_info,
         workspace_folders=[types.WorkspaceFolder(root.as_uri(), root.name)],
         initialization_options=options(store) if init is None else init))
-    session = Session(client, Editor(client), root, store, name)
+    session = Session(client, Editor(client, name), root, store, name)
     _record_diagnostics_versions(session)
     return session
 

@@ -103,7 +103,7 @@ async def test_model_hover_shows_the_chip_as_an_image_or_as_text(session: Sessio
     assert "**small_wide**" in text and "from `small`" in text and "5,450 parameters" in text
     assert "vs `small`: +2,720 parameters" in text and "not trained" in text
     assert len(text.encode()) < 100_000
-    if "markdown" in (client.capabilities.text_document.hover.content_format or []):
+    if session.name == "visual-studio-code":  # the one client here known to show a Markdown image
         uri_part = text.split("](", 1)[1].split(")", 1)[0]
         assert uri_part.startswith("data:image/svg+xml")
         payload = uri_part.split(",", 1)[1]

@@ -157,9 +157,12 @@ async def test_settings_are_read_once_warned_about_and_refreshed(tmp_path):
 @pytest.mark.parametrize(("name", "client", "image"), [
     ("neovim", "Neovim", False),  # a terminal: the text chip, unless the user asks for images
     ("visual-studio-code", "Visual Studio Code", True),  # images, unless the user turns them off
+    ("eglot-1.17", "Eglot", False),  # Emacs renders a hover's Markdown as text
+    ("eglot-1.9", None, False),  # no clientInfo (a terminal Emacs): text
 ])
 async def test_the_chip_is_an_image_only_where_the_client_shows_images(tmp_path, name, client, image):
-    async with own_session(tmp_path, name, options(tmp_path / "store.db"), types.ClientInfo(client)) as session:
+    info = types.ClientInfo(client) if client is not None else None  # None: the snapshot's, here none
+    async with own_session(tmp_path, name, options(tmp_path / "store.db"), info) as session:
         uri = session.editor.open(session.path("m.remap"), TEXT)
         line = line_of(TEXT, "model small")
 
