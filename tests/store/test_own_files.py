@@ -67,15 +67,6 @@ def test_the_writable_opener_refuses_another_applications_database_and_writes_no
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no -wal or -shm either
 
 
-def test_the_writable_opener_refuses_a_file_that_is_not_sqlite_and_writes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "notes.db"
-    text = b"some notes, not a database\n" * 200
-    path.write_bytes(text)
-    with pytest.raises(StoreError, match="not a remapdsl store"):
-        Store(path)
-    assert path.read_bytes() == text
-
-
 def test_an_empty_file_and_an_existing_store_still_open(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
