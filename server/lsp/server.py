@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
@@ -23,10 +26,11 @@ from remapdsl.store.db import Store, StoreError, default_store_path
 from remapdsl.store.status import QueueProgress
 
 from .documents import DocumentCache, DocumentState
+from .framing import FrameReader, serve_messages
 from .logs import ClientLog
 from .neighbours import StructuralNeighbours
 from .protocol import RemapProtocol
-from .settings import Settings, parse_settings
+from .settings import Settings, confined_store, parse_settings
 from .spawned import SpawnedChildren
 from .watcher import ProgressWatcher
 from .worker_process import Workers
@@ -47,6 +51,7 @@ class RemapServer(LanguageServer):
         self.client_log = ClientLog(self)  # attached once the event loop runs (on initialize)
         self.client_info: types.ClientInfo | None = None  # the client's name, from initialize
         self._stores = threading.local()  # a Store connection must not be shared between threads
+        self._refused_stores: set[str] = set()  # configured store paths said to be outside the workspace
         self.neighbours = StructuralNeighbours()  # for the model hover; POT is imported on initialize
         self.spawned = SpawnedChildren()  # for the `remap.enqueue` command of resolved code actions
         self.workers = Workers(self._log_worker_line)
@@ -64,31 +69,54 @@ class RemapServer(LanguageServer):
     def documents_cached(self, uri: str) -> DocumentState | None:
         return self.documents.latest(uri)
 
+    def workspace_folders(self) -> list[Path]:
+        """The folders the editor opened (the root first), as paths."""
+        uris = [self.workspace.root_uri, *(f.uri for f in self.workspace.folders.values())]
+        paths = (to_fs_path(uri) for uri in uris if uri and uri.startswith("file:"))
+        return [Path(p) for p in dict.fromkeys(p for p in paths if p)]
+
     def store_path(self, uri: str | None = None) -> Path | None:
-        """The store file for the document at `uri`: the configured path (relative to the workspace folder), else
-        `.remap/remap.db` beside the file, where `remap train` puts it; without `uri`, the workspace's."""
+        """The store file for the document at `uri`: the configured path (relative to the workspace folder, and
+        only inside one), else `.remap/remap.db` beside the file, where `remap train` puts it; without `uri`, the
+        workspace's."""
         configured = self.settings.store_path
-        root = self.workspace.root_path
         if configured:
-            path = Path(configured).expanduser()
-            return path if path.is_absolute() or not root else Path(root) / path
+            path, refused = confined_store(configured, self.workspace_folders())
+            if path is not None:
+                return path
+            # accepted when set, outside the folders now that they changed: the default, said once
+            if configured not in self._refused_stores:
+                self._refused_stores.add(configured)
+                log.warning("the store path %s", refused)
         file = to_fs_path(uri) if uri is not None and uri.startswith("file:") else None
         if file:
             return default_store_path(file)
-        return Path(root) / ".remap" / "remap.db" if root else None
+        folders = self.workspace_folders()
+        return folders[0] / ".remap" / "remap.db" if folders else None
 
-    def store(self, uri: str | None = None, *, create: bool = False) -> Store | None:
-        """The store for `uri` (see `store_path`), opened once per thread, for use off the event loop (in
-        `run_blocking`). None when there is none yet (unless `create`: reading features never create the
-        `.remap` folder) or when it cannot be opened; the reason goes to the client's log."""
+    def may_write_store(self, path: Path) -> str:
+        """Why the server must not create or write the store at `path` (queue into it, start a worker on it), or ""
+        when it may: a store inside a workspace folder, or any when the editor opened no folder (a file on its own,
+        whose store lies beside it as `remap train` makes it)."""
+        folders = [f.resolve() for f in self.workspace_folders()]
+        resolved = path.resolve()
+        if not folders or any(resolved.is_relative_to(f) for f in folders):
+            return ""
+        return (f"the store {resolved} lies outside the workspace folders ({', '.join(map(str, folders))}); the "
+                "server creates and trains stores only inside them")
+
+    def store(self, uri: str | None = None) -> Store | None:
+        """The store for `uri` (see `store_path`), opened read-only once per thread, for use off the event loop (in
+        `run_blocking`). None when there is none yet (reading features never create the `.remap` folder) or when
+        it cannot be opened; the reason goes to the client's log."""
         path = self.store_path(uri)
-        if path is None or (not create and not path.is_file()):
+        if path is None or not path.is_file():
             return None
         opened: dict[Path, Store] = self._stores.__dict__.setdefault("by_path", {})
         store = opened.get(path)
         if store is None:
             try:
-                store = opened[path] = Store(path)
+                store = opened[path] = Store.open_read_only(path)
             except StoreError as e:
                 log.warning("%s", e)
                 return None
@@ -118,8 +146,17 @@ class RemapServer(LanguageServer):
         return {p for p in paths if p is not None}
 
     def _keep_worker(self, store: Path, progress: QueueProgress) -> None:
-        """Keep a worker running while jobs are queued, when the user lets the server start one."""
-        if progress.queued and self.settings.start_worker and self.workers.ensure(store):
+        """Keep a worker running while jobs are queued, when the user lets the server start one (on a store it
+        may write)."""
+        if not (progress.queued and self.settings.start_worker):
+            return
+        refused = self.may_write_store(store)
+        if refused:
+            if str(store) not in self._refused_stores:
+                self._refused_stores.add(str(store))
+                self.log(f"no training worker started: {refused}", types.MessageType.Warning)
+            return
+        if self.workers.ensure(store):
             self.window_log_message(types.LogMessageParams(types.MessageType.Info,
                                                            f"started a training worker on {store}"))
 
@@ -131,7 +168,15 @@ class RemapServer(LanguageServer):
                                       types.LogMessageParams(types.MessageType.Log, f"worker: {line}"))
 
     def apply_settings(self, raw: Any) -> None:
-        self.settings, problems = parse_settings(raw, self.settings)
+        previous = self.settings
+        self.settings, problems = parse_settings(raw, previous)
+        configured = self.settings.store_path
+        if configured and configured != previous.store_path:
+            _, refused = confined_store(configured, self.workspace_folders())
+            if refused:  # refused before anything is created there
+                kept = previous.store_path or "the default, .remap/remap.db beside each file"
+                problems.append(f"remap setting 'storePath': {refused}; keeping {kept}")
+                self.settings = replace(self.settings, store_path=previous.store_path)
         for problem in problems:
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, problem))
 
@@ -140,4 +185,38 @@ class RemapServer(LanguageServer):
 
     def shutdown_pool(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve the client on stdin and stdout until it exits, reading its frames through `framing` (bounded,
+        and found again after a broken one) instead of pygls's reader."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        source = stdin or sys.stdin.buffer
+        read_some = getattr(source, "read1", source.read)  # what is there, not n bytes: a frame may be short
+
+        async def read(n: int) -> bytes:
+            return await asyncio.get_running_loop().run_in_executor(self.thread_pool, read_some, n)
+
+        try:
+            asyncio.run(serve_messages(FrameReader(read), self.protocol, self._stop_event,
+                                       self.report_server_error))
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; the server stops")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        raise NotImplementedError("a TCP server gives each client a server of its own: use "
+                                  "remapdsl_server.lsp.tcp.serve with a factory (`remap lsp --tcp`)")
+
+    def end_session(self) -> None:
+        """Let go of what this server's client started (a TCP client that left): the watcher, the workers, the
+        thread pools and the log forwarding."""
+        self.watcher.stop()
+        self.workers.stop()
+        self.client_log.detach()
+        self.shutdown_pool()
+        self.shutdown()
 

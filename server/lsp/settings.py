@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 # JSON name → field name. The flat names are the initialization options; the dotted ones are the VS Code
@@ -79,3 +80,20 @@ def _check(name: str, value: Any) -> str | None:
     if value is None and name == "hover_images":
         return None
     return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+
+
+def confined_store(configured: str, folders: Sequence[Path]) -> tuple[Path | None, str]:
+    """The store file a `storePath` names (a relative one against the first workspace folder), or None and why it
+    is refused: a client may put the store only inside a workspace folder, so that it cannot make the server
+    create files, or start a worker on a queue, anywhere else. Symbolic links are followed before the check."""
+    path = Path(configured).expanduser()
+    if not path.is_absolute():
+        if not folders:
+            return None, f"'{configured}' is relative and the editor opened no workspace folder to read it against"
+        path = folders[0] / path
+    resolved = path.resolve()
+    roots = [folder.resolve() for folder in folders]
+    if any(resolved != root and resolved.is_relative_to(root) for root in roots):
+        return resolved, ""
+    where = ", ".join(str(root) for root in roots) if roots else "none is open"
+    return None, f"{resolved} is outside the workspace folders ({where}); the store must lie inside one of them"

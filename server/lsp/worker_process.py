@@ -83,3 +83,8 @@ class Workers:
         if worker is None:
             worker = self.by_store[store] = WorkerProcess(self.log)
         return worker.ensure(store)
+
+    def stop(self) -> None:
+        """Interrupt every worker (each gives its job back to the queue)."""
+        for worker in self.by_store.values():
+            worker.stop()

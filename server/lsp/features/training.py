@@ -105,6 +105,10 @@ async def queue(ls: RemapServer, uri: str, names: Sequence[str], *, retry: bool,
     file = to_fs_path(uri)
     if store is None or file is None:
         raise JsonRpcInvalidParams(f"{uri} is not a file: save it first, or set a store path")
+    refused = ls.may_write_store(store)
+    if refused:
+        ls.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"cannot train: {refused}"))
+        raise JsonRpcInvalidParams(refused)
     try:
         queued = await ls.run_blocking(enqueue_document, store, Path(file), state.analysis.document, list(names),
                                        retry)
