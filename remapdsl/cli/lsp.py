@@ -11,6 +11,7 @@ from remapdsl.cli.options import UsageError
 
 # PORT, HOST:PORT or [IPv6]:PORT
 _ADDRESS = re.compile(r"(?:\[(?P<v6>[^\]]*)\]:|(?P<host>[^:\[\]]*):)?(?P<port>[^:]*)")
+TCP_LOG = "remapdsl_server.lsp.tcp"
 TCP_HELP = ("listen on TCP instead of talking over stdio: PORT alone listens on 127.0.0.1; HOST:PORT or "
             "[IPv6]:PORT on that host (one other than this machine's loopback needs --allow-remote); 0 picks a "
             "free port, printed on stderr. One client at a time")
@@ -57,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.INFO)
-    # the server's warnings (broken frames, refused connections) on stderr too, which editors keep as its log
+    # the server's warnings (broken frames, refused connections) on stderr too, which editors keep as its log, and
+    # over TCP the clients that come and go
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
     stderr.setFormatter(logging.Formatter("remap lsp: %(message)s"))
+    stderr.addFilter(lambda record: record.levelno >= logging.WARNING or record.name == TCP_LOG)
     logging.getLogger("remapdsl_server").addHandler(stderr)
+    logging.getLogger(TCP_LOG).setLevel(logging.INFO)
     from remapdsl_server.lsp.app import build_server
 
     if address is None:

@@ -33,8 +33,9 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_HEADER_BYTES = 8 * 1024
 CHUNK_BYTES = 64 * 1024
 
-# A header that can start a frame. The digits and the CR LF make it impossible inside a JSON body (see above).
-_HEADER = re.compile(rb"Content-Length:[ \t]*\d+[ \t]*\r\n", re.IGNORECASE)
+# A header that can start a frame, spelt as the specification and every client spell it. The digits and the CR LF
+# make it impossible inside a JSON body (see above).
+_HEADER = re.compile(rb"Content-Length:[ \t]*\d+[ \t]*\r\n")
 # Enough of a stream's tail to hold the start of a header cut by a chunk boundary.
 _HEADER_TAIL = 64
 

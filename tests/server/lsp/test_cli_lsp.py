@@ -20,8 +20,8 @@ REMAP = [sys.executable, "-m", "remapdsl", "lsp"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--tcp", "localhost"], "--tcp expects HOST:PORT such as 127.0.0.1:2087; found 'localhost'"),
-    (["--tcp", "127.0.0.1:99999"], "found '127.0.0.1:99999'"),
+    (["--tcp", "localhost"], "--tcp: the port must be a number from 0 to 65535; found 'localhost'"),
+    (["--tcp", "127.0.0.1:99999"], "found '99999' in '127.0.0.1:99999'"),
     (["--log-file", "/nonexistent-folder/remap.log"], "cannot write the log file /nonexistent-folder/remap.log"),
 ])
 def test_bad_options_are_usage_errors(args, message, capsys):

@@ -8,7 +8,6 @@ import json
 import logging
 
 import pytest
-
 from remapdsl_server.lsp.framing import MAX_FRAME_BYTES, FrameReader, content_length
 
 
