@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--runs must be at least {MIN_RUNS}, so that p95 is a measured figure; found {args.runs}")
     check_count("--runs", args.runs, MIN_RUNS, MAX_RUNS)
     check_count("--threads", args.threads, 0, MAX_PROCESSES)
-    ws = open_workspace(args.file, args.store, args.epochs)
+    ws = open_workspace(args.file, args.store, args.epochs, read_only=args.no_store)
     try:
         return _bench(ws, args)
     finally:

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from remapdsl.onnx.bench import onnx_param_count
     from remapdsl.onnx.export import ExportError, export_model
 
-    ws = open_workspace(args.file, args.store, args.epochs)
+    ws = open_workspace(args.file, args.store, args.epochs, read_only=True)
     try:
         info = select(ws, args.model)
         output: Path = args.output or Path(f"{info.model.name}.onnx")

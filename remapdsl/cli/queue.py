@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 
 from remapdsl.cli.options import UsageError, add_store_option
-from remapdsl.cli.workspace import open_store, store_path
+from remapdsl.cli.workspace import open_store, read_store, store_path
 from remapdsl.store.queue import MOVES, Job, Queue, QueueError
 
 
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    with open_store(store_path(args), must_exist=True) as store:
+    path = store_path(args)
+    with read_store(path) if args.action == "list" else open_store(path, must_exist=True) as store:
         queue = Queue(store)
         try:
             if args.action == "list":

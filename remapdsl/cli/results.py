@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from remapdsl.cli.options import add_store_option, device_of, positive_int
-from remapdsl.cli.workspace import open_store, read_models, report_skipped, store_path
+from remapdsl.cli.workspace import read_models, read_store, report_skipped, store_path
 from remapdsl.jobs.enqueue import load_document_data, settings_of
 from remapdsl.store.queue import describe_models
 from remapdsl.store.results import format_table, pareto_rows, result_rows, rows_json
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     device = device_of(args.device)
     settings = settings_of(checked.document, args.epochs)
     data = load_document_data(checked.document, checked.path.resolve().parent)
-    with open_store(store_path(args, args.file), must_exist=True) as store:
+    with read_store(store_path(args, args.file)) as store:
         models = [m for m, _ in describe_models(checked.document, checked.names,
                                                    base_dir=checked.path.resolve().parent)]
         rows = result_rows(store, models, data_key=data.key, settings_key=settings.key(), epochs=settings.epochs,

@@ -27,7 +27,7 @@ from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
 from remapdsl.search.changes import Child
 from remapdsl.search.children import Parent, appended, blocking_errors, model_errors
-from remapdsl.store.db import EpochRow, Store, StoreError, default_store_path
+from remapdsl.store.db import EpochRow, ReadOnlyStore, Store, StoreError, default_store_path
 from remapdsl.store.queue import Job
 
 if TYPE_CHECKING:
@@ -140,10 +140,34 @@ def store_path(args: argparse.Namespace, file: Path | None = None) -> Path:
 
 
 def open_store(path: Path, *, must_exist: bool = False) -> Store:
+    """The store at `path` to write (created when missing, unless `must_exist`); a usage error saying why it
+    cannot be, a read-only file or folder included."""
     if must_exist and not path.exists():
         raise UsageError(f"no store at {path}: nothing has been queued or trained there; pass --store PATH")
     try:
         return Store(path)
+    except StoreError as e:
+        raise UsageError(str(e)) from None
+
+
+def read_store(path: Path) -> Store:
+    """The existing store at `path`, only read (a read-only file or folder will do); a usage error saying why it
+    cannot be."""
+    if not path.exists():
+        raise UsageError(f"no store at {path}: nothing has been queued or trained there; pass --store PATH")
+    try:
+        return Store.open_read_only(path)
+    except StoreError as e:
+        raise UsageError(str(e)) from None
+
+
+def store_to_write_or_read(path: Path) -> Store:
+    """The store at `path` to write, or only to read when it exists and cannot be written (a command that records
+    something only when there is something new, and says then that it cannot)."""
+    try:
+        return Store(path)
+    except ReadOnlyStore:
+        return read_store(path)
     except StoreError as e:
         raise UsageError(str(e)) from None
 
@@ -174,15 +198,17 @@ class Workspace:
 
 
 def open_workspace(path: Path, store: Path | None, epochs: int | None = None, *,
-                   create_store: bool = False) -> Workspace:
-    """Read FILE; the input shape must be known (a broken data line is a usage error)."""
+                   create_store: bool = False, read_only: bool = False) -> Workspace:
+    """Read FILE; the input shape must be known (a broken data line is a usage error). Its store is opened when
+    there is one (made when `create_store`), only read when `read_only`."""
     analysis = read_analysis(path)
     if analysis.dataset is None:
         print_diagnostics(path, (d for d in analysis.diagnostics if d.model is None and d.severity == Severity.ERROR))
         raise UsageError(f"{path}: the input shape is unknown until the data line is fixed")
     data, problem = _load_data(analysis, path)
     location = store or default_store_path(path)
-    opened = open_store(location) if create_store or location.exists() else None
+    opened = (read_store(location) if read_only else open_store(location)) if create_store or location.exists() \
+        else None
     return Workspace(path, analysis, location, opened, data, problem, epochs)
 
 
@@ -520,10 +546,13 @@ def open_space(args: argparse.Namespace, *, create: bool = False) -> Iterator[tu
     from remapdsl.space.model_space import ModelSpace
 
     location = store_path(args, args.file)
-    if create or args.space == "predictions":
-        store: Store | None = open_store(location, must_exist=not create)
-    else:
-        store = open_store(location) if location.is_file() else None
+    store: Store | None
+    if create:  # a read-only store still shows the positions it keeps; placing new ones there is refused
+        store = store_to_write_or_read(location)
+    elif args.space == "predictions":
+        store = read_store(location)
+    else:  # the cache is read, and extended only in memory
+        store = read_store(location) if location.is_file() else None
     try:
         yield ModelSpace(store, workers=getattr(args, "workers", 2)), store
     finally:

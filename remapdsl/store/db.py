@@ -219,6 +219,10 @@ def describe_database_error(e: sqlite3.Error) -> str:
     return f"{where} is damaged ({text}); restore it from a copy, or move it away and pass --store"
 
 
+class ReadOnlyStore(StoreError):
+    """The store cannot be written here (a read-only file or folder); it can still be read (`Store.open_read_only`)."""
+
+
 class MissingCheckpoint(StoreError):
     """A run's checkpoint is recorded in the store but its file is gone."""
 
@@ -325,6 +329,11 @@ class Store:
             raise StoreError(f"cannot create the store folder {self.path.parent}: {e.strerror or e}") from None
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder; expected a store file")
+        unwritable = _unwritable(self.path)
+        if unwritable:
+            # SQLite would open such a file read-only without a word and fail at the first write, half-way through
+            raise ReadOnlyStore(f"the store at {self.path} is read-only ({unwritable}); it can be read, not written: "
+                                "pass --store with a writable path")
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as e:
@@ -750,18 +759,15 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     if not path.is_file():
         raise StoreError(f"no store at {path}" if not path.exists() else f"{path} is a folder; expected a store file")
     try:
-        # mode=ro: SQLite neither creates the file nor writes it; a WAL store stays readable while others write
-        conn = sqlite3.connect(f"file:{quote(path.as_posix())}?mode=ro", timeout=timeout, uri=True,
-                               isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot open the store {path}: {e}") from None
+        conn = _open_read_only(path, timeout)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(_describe_open_error(path, e, reading=True)) from None
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
         conn.close()
-        raise StoreError(_describe_open_error(path, e)) from None
+        raise StoreError(_describe_open_error(path, e, reading=True)) from None
     if version > SCHEMA_VERSION:
         conn.close()
         raise StoreError(f"{path} has schema version {version}, newer than this remapdsl's {SCHEMA_VERSION}; "
@@ -771,6 +777,39 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
         raise StoreError(f"{path} is not a remapdsl store (an SQLite file without its tables); move it away or "
                          "pass --store")
     return conn
+
+
+def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """mode=ro: SQLite neither creates the file nor writes it, and a WAL store stays readable while others write.
+    A WAL store needs its shared-memory file (-shm) beside it, which a reader creates when it is missing; in a
+    folder that cannot be written it cannot, so there the file is read as immutable: no other process can be
+    writing it either (a writer needs that folder too), unless a WAL file is left with commits that only a
+    writer can fold back into the store."""
+    uri = f"file:{quote(path.as_posix())}?mode=ro"
+    conn = sqlite3.connect(uri, timeout=timeout, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.execute("PRAGMA schema_version").fetchone()
+        return conn
+    except sqlite3.OperationalError as e:
+        conn.close()
+        wal = path.with_name(path.name + "-wal")
+        if "unable to open" not in str(e) or os.access(path.parent, os.W_OK):
+            raise
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(f"the store at {path} cannot be read: its folder is read-only and {wal.name} holds "
+                             "commits not yet written into it; open it once where its folder can be written") from None
+    return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _unwritable(path: Path) -> str:
+    """Why the store file at `path` (or its folder, where SQLite writes its WAL and creates the file) cannot be
+    written by this process; "" when it can."""
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is read-only"
+    return ""
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -803,10 +842,12 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _describe_open_error(path: Path, e: sqlite3.DatabaseError) -> str:
+def _describe_open_error(path: Path, e: sqlite3.DatabaseError, *, reading: bool = False) -> str:
     text = str(e)
     if "not a database" in text or "malformed" in text:
         return f"{path} is not a remapdsl store (corrupt or not an SQLite file); move it away or pass --store"
+    if reading:
+        return f"cannot read the store {path}: {text}"
     if "readonly" in text or "unable to open" in text or "disk I/O" in text:
         return f"cannot write the store {path}: {text}; pass --store with a writable path"
     return f"cannot open the store {path}: {text}"

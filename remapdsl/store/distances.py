@@ -42,8 +42,9 @@ class DistanceTable:
 
     def write(self, space: str, rows: Sequence[tuple[str, str, float | None, float]]) -> None:
         """Store (a, b, lp, value) rows, a < b, replacing what was stored of those pairs; in one transaction, or in
-        the caller's when one is open."""
-        if not rows:
+        the caller's when one is open. A store opened read-only keeps its cache as it is: the distances were
+        computed for the caller all the same, and a cache is no reason to fail a reader."""
+        if not rows or self.store.read_only:
             return
         with self.store.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO distances(space, a, b, lp, value) VALUES (?, ?, ?, ?, ?)",

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from remapdsl.store.db import Store
+from remapdsl.store.db import ReadOnlyStore, Store
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,11 @@ class LayoutTable:
 
     def write(self, space: str, measure: str, positions: Sequence[Position], *, replace: bool = False) -> None:
         """Store positions (over those of the same keys); with `replace`, the rest of the space's and measure's
-        layout is dropped. One transaction, or the caller's when one is open."""
+        layout is dropped. One transaction, or the caller's when one is open. ReadOnlyStore when the store was
+        opened read-only: positions that are not kept would move the next time."""
+        if self.store.read_only:
+            raise ReadOnlyStore(f"the store at {self.store.path} is read-only: the positions of {len(positions)} "
+                                "model(s) laid out afresh cannot be kept there; pass --store with a writable path")
         now = time.time()
         with self.store.transaction() as c:
             if replace:
