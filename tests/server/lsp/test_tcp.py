@@ -39,6 +39,7 @@ def test_allow_remote_without_tcp_is_a_usage_error(capsys: pytest.CaptureFixture
 
 def test_loopback_is_told_apart() -> None:
     assert is_loopback(resolve("127.0.0.1", 1)) and is_loopback(resolve("::1", 1))
+    assert is_loopback([(socket.AF_INET6, ("::ffff:127.0.0.1", 1, 0, 0))])
     assert is_loopback(resolve("localhost", 1))
     assert not is_loopback(resolve("0.0.0.0", 1)) and not is_loopback(resolve("::", 1))
 
@@ -150,7 +151,17 @@ def test_an_oversized_content_length_over_tcp_is_skipped_in_bounded_memory(tmp_p
         server.close()
 
 
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
 def test_ipv6_in_brackets_and_a_remote_host_only_when_allowed_with_a_warning(tmp_path: Path) -> None:
     server = TcpServer("--tcp", "[::1]:0")
     try:
