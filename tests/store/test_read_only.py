@@ -97,3 +97,27 @@ def test_a_store_whose_writers_have_all_closed_can_be_read(tmp_path: Path) -> No
     assert {p.name for p in tmp_path.iterdir()} <= {"remap.db", "remap.db-wal", "remap.db-shm"}
     Store(path).close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["remap.db"]
+
+
+def test_a_read_only_store_reads_its_distance_cache_and_keeps_it_as_it_is(tmp_path: Path) -> None:
+    from remapdsl.store.distances import DistanceTable
+
+    path = tmp_path / "remap.db"
+    with Store(path) as s:
+        DistanceTable(s).write("structural", [("a", "b", 1.0, 0.5)])
+    with Store.open_read_only(path) as s:
+        table = DistanceTable(s)
+        table.write("structural", [("a", "c", 2.0, 0.7)])  # computed for the reader, not stored
+        assert table.rows_from("structural", ["a"]) == [("a", "b", 1.0, 0.5)]
+
+
+def test_a_read_only_store_refuses_to_keep_new_positions_in_words(tmp_path: Path) -> None:
+    from remapdsl.store.db import ReadOnlyStore
+    from remapdsl.store.layouts import LayoutTable, Position
+
+    path = tmp_path / "remap.db"
+    make_store(path)
+    with Store.open_read_only(path) as s:
+        assert LayoutTable(s).positions("structural", "value") == []
+        with pytest.raises(ReadOnlyStore, match="is read-only: the positions of 1 model"):
+            LayoutTable(s).write("structural", "value", [Position("h1", 0.0, 1.0)])
