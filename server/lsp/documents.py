@@ -9,6 +9,7 @@ from remapdsl.language.analysis import Analysis, analyze
 from remapdsl.language.gcpause import collection_paused
 from remapdsl.language.parser import ParseResult, parse, split_lines
 from remapdsl.language.reanalysis import reanalyze
+from remapdsl.language.sourcefile import too_large
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ def analyze_document(uri: str, version: int | None, text: str, path: str | None,
     base_dir = Path(path).parent if path else None
     with collection_paused():
         result = parse(text)
-        if previous is None:
+        # a text over the size limit parses to its one diagnostic: nothing of the previous version to keep
+        if previous is None or too_large(text) is not None:
             analysis = analyze(result.document, result.diagnostics, base_dir)
         else:
             analysis = reanalyze(previous.analysis, previous.text, text, result, base_dir)
