@@ -10,6 +10,7 @@ power of their length (as zlib's crc32_combine does).
 from __future__ import annotations
 
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -118,6 +119,6 @@ def capped(code: str, cwd: Path, limit_bytes: int = 1 << 30, timeout: float = 12
     prelude = ("import resource\n"
                f"resource.setrlimit(resource.RLIMIT_AS, ({limit_bytes}, {limit_bytes}))\n")
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
-           "PYTHONHASHSEED": "0"}
+           "PYTHONHASHSEED": "0", **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "TMPDIR")}}
     return subprocess.run([sys.executable, "-c", prelude + code], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)

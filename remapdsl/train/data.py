@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 import remapdsl.train.data_formats as formats
-from remapdsl.language.datafiles import status
+from remapdsl.language.datafiles import require_file, require_folder, status
 from remapdsl.language.datasets import (
     DATASET_KINDS,
     DIGITS_CLASSES,
+    NPZ_LAYOUT,
     QUICKDRAW_PREFIX,
     DataError,
     DatasetInfo,
@@ -88,6 +89,11 @@ def resolve_path(spec: DataSpec, base_dir: Path | None) -> Path:
     path = locate(spec, base_dir)
     if status(path) is None:
         raise DataError(f"{path} does not exist; expected {DATASET_KINDS[spec.name].doc}")
+    # said of the path as written: resolving would name /dev/stdin's target instead
+    if spec.name == "npz":
+        require_file(path, NPZ_LAYOUT)
+    else:
+        require_folder(path, DATASET_KINDS[spec.name].doc)
     try:
         return path.resolve()
     except (OSError, RuntimeError) as e:  # a loop of links

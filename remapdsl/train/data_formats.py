@@ -296,6 +296,8 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path}: y has shape {y_header.shape} for {x_header.shape[0]} images; expected one "
                             "label per image")
         check_labels(y_header.dtype, str(path))
+        if x_header.shape[0] == 0:
+            raise DataError(f"{path} holds no examples; there is nothing to train on")
         x, y = z.array("x"), z.array("y")
     if x.ndim == 3:
         x = x[:, None]
