@@ -18,12 +18,11 @@ import errno
 import math
 import os
 import stat
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +43,10 @@ class DataError(ValueError):
     """The data line names something that cannot be used; the message says what and where."""
 
 
+class _Reader(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 def size_text(n: int) -> str:
     """Bytes in the unit a reader takes in at a glance: 2.0 GiB, 512.0 KiB, 14 B."""
     value = float(n)
@@ -57,13 +60,15 @@ def size_text(n: int) -> str:
 def _what(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
     if stat.S_ISFIFO(mode):
         return "a pipe (FIFO)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "neither a file nor a folder"
 
 
 def _os_problem(path: Path | str, e: OSError) -> DataError:
@@ -155,10 +160,10 @@ def check_size(nbytes: int, path: Path | str, what: str) -> None:
                         f"{size_text(MAX_DATA_BYTES)} for one array of a data set; refusing to read it")
 
 
-def read_exactly(stream: IO[bytes], out: np.ndarray, path: Path | str, what: str) -> None:
+def read_exactly(stream: _Reader, out: np.ndarray, path: Path | str, what: str) -> None:
     """Fill the 1-D array `out` from `stream`, chunk by chunk, and make sure nothing follows: a stream that
     ends early or holds more than its header promised is a DataError."""
-    view = memoryview(out.view("u1"))
+    view = out.view("u1").data
     total, done = len(view), 0
     while done < total:
         piece = stream.read(min(_READ_CHUNK, total - done))
@@ -192,6 +197,8 @@ class Npz:
     """An open `.npz` file whose members are read only through their headers' promises."""
 
     def __init__(self, path: Path) -> None:
+        import zipfile
+
         self.path = path
         self._file = open_regular(path, "a .npz file with arrays x and y")
         try:
@@ -219,6 +226,8 @@ class Npz:
 
     @contextmanager
     def _member(self, name: str) -> Iterator[tuple[IO[bytes], NpyHeader]]:
+        import zipfile
+
         import numpy as np
 
         where = f"{self.path} (array {name!r})"
@@ -256,6 +265,8 @@ class Npz:
 
     def array(self, name: str) -> np.ndarray:
         """Member `name`, decompressed no further than its header promises."""
+        import zipfile
+
         import numpy as np
 
         with self._member(name) as (stream, header):
@@ -269,6 +280,8 @@ class Npz:
     def distinct(self, name: str, at_most: int = MAX_CLASSES) -> np.ndarray:
         """The sorted distinct values of member `name`, read a chunk at a time; a DataError when there are more
         than `at_most`."""
+        import zipfile
+
         import numpy as np
 
         with self._member(name) as (stream, header):
@@ -322,7 +335,7 @@ class IdxHeader:
 
 
 @contextmanager
-def open_idx(path: Path, ndim: int) -> Iterator[tuple[IO[bytes], IdxHeader]]:
+def open_idx(path: Path, ndim: int) -> Iterator[tuple[_Reader, IdxHeader]]:
     """An idx file (gzip when its name ends in .gz) positioned after its header, which is checked to have `ndim`
     dimensions and to promise no more than MAX_DATA_BYTES (dimensions multiplied exactly: no overflow)."""
     import gzip
@@ -330,7 +343,7 @@ def open_idx(path: Path, ndim: int) -> Iterator[tuple[IO[bytes], IdxHeader]]:
 
     f = open_regular(path, IDX_EXPECTED)
     try:
-        stream: IO[bytes] = gzip.GzipFile(fileobj=f, mode="rb") if path.suffix == ".gz" else f
+        stream: _Reader = gzip.GzipFile(fileobj=f, mode="rb") if path.suffix == ".gz" else f
         try:
             head = stream.read(4)
             if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
