@@ -34,8 +34,8 @@ MAX_DATA_BYTES = 1 << 30
 MAX_IMAGE_PIXELS = 89_478_485
 # Distinct labels read from a data set at most (the language's limit on `classes=`).
 MAX_CLASSES = 100_000
-# Labels are read this many at a time when only their distinct values are wanted.
-_LABEL_CHUNK = 1 << 20
+# Labels are read this many bytes at a time when only their distinct values are wanted.
+_LABEL_CHUNK_BYTES = 1 << 23
 _READ_CHUNK = 1 << 22
 
 
@@ -289,7 +289,7 @@ class Npz:
             left = header.count
             try:
                 while left:
-                    chunk = np.empty(min(left, _LABEL_CHUNK), header.dtype)
+                    chunk = np.empty(min(left, max(1, _LABEL_CHUNK_BYTES // header.dtype.itemsize)), header.dtype)
                     read_exactly(_Limited(stream, chunk.nbytes), chunk, self.path, f"array {name!r}")
                     seen = np.unique(np.concatenate([seen, np.unique(chunk)]))
                     if len(seen) > at_most:

@@ -11,12 +11,13 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig
 
 from remapdsl.language.sourcefile import MAX_SOURCE_BYTES
-from tests.bombs import npz_bomb
+from tests.bombs import gzip_zeros, idx_header, npz_bomb, png_header_only
 from tests.server.lsp.session import Session, published, start
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -60,6 +61,14 @@ async def still_answers(session: Session, uri: str) -> None:
 async def test_hostile_data_lines_get_diagnostics_and_every_feature_keeps_answering(tmp_path):
     npz_bomb(tmp_path / "bomb.npz", (2 << 30) // 64)  # 2 GiB of zeros in about 2 MB
     os.mkfifo(tmp_path / "fifo.npz")
+    (tmp_path / "mnist").mkdir()
+    for name, dims in (("train-images-idx3-ubyte", (2_000_000, 28, 28)), ("train-labels-idx1-ubyte", (2_000_000,)),
+                       ("t10k-images-idx3-ubyte", (4, 28, 28)), ("t10k-labels-idx1-ubyte", (4,))):
+        (tmp_path / "mnist" / f"{name}.gz").write_bytes(gzip_zeros(idx_header(0x08, dims), int(np.prod(dims))))
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+    (tmp_path / "imgs" / "a" / "0.png").write_bytes(png_header_only(8, 8))
+    (tmp_path / "imgs" / "b" / "0.png").write_bytes(png_header_only(100_000, 100_000))
     long = "a" * 300
     lines = {
         "long.remap": (f'data npz "{long}/d.npz"', "File name too long"),
@@ -69,6 +78,8 @@ async def test_hostile_data_lines_get_diagnostics_and_every_feature_keeps_answer
         "fifo.remap": ('data npz "fifo.npz"', "fifo.npz is a pipe (FIFO)"),
         "bomb.remap": ('data npz "bomb.npz"', "would take 2.0 GiB, over the limit of 1.0 GiB"),
         "list.remap": ('data npz "d.npz" channels=1 size=8 classes=4,5', "classes must be an integer"),
+        "mnist.remap": ('data mnist "mnist"', "values would take 1.5 GiB, over the limit of 1.0 GiB"),
+        "imgs.remap": ('data folder "imgs"', "imgs/b/0.png declares more pixels than the limit of 89,478,485"),
     }
     async with capped_session(tmp_path) as session:
         for name, (data, expected) in lines.items():
