@@ -278,6 +278,15 @@ def image_files(folder: Path) -> list[Path]:
         raise DataError(f"cannot list {folder}: {e.strerror or e}") from None
 
 
+def first_image(folder: Path) -> Path | None:
+    """The first image of one class folder in order of name, probing no more files than it takes."""
+    try:
+        names = sorted(folder.iterdir())
+    except OSError as e:
+        raise DataError(f"cannot list {folder}: {e.strerror or e}") from None
+    return next((f for f in names if f.suffix.lower() in IMAGE_SUFFIXES and is_regular(f)), None)
+
+
 def folder_classes(root: Path) -> list[str]:
     """The class folders of an image folder, in order of name (at least two)."""
     require_folder(root, FOLDER_LAYOUT)
@@ -322,7 +331,7 @@ def _folder_info(path: str, stamp: int) -> DatasetInfo:
     shape: Shape | None = None
     # the first image of every class is read (its header only): a bad one in any class is found here
     for name in classes:
-        first = next(iter(image_files(root / name)), None)
+        first = first_image(root / name)
         if first is None:
             raise DataError(f"{root / name} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         with opened_image(first) as im:

@@ -59,7 +59,8 @@ def read_source_bytes(path: str | os.PathLike[str]) -> bytes:
         if st.st_size > MAX_SOURCE_BYTES:
             raise SourceError(f"{os.fspath(path)} is {size_text(st.st_size)}; a .remap file may hold at most "
                               f"{size_text(MAX_SOURCE_BYTES)}")
-        os.set_blocking(fd, True)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
         try:
             data = f.read(MAX_SOURCE_BYTES + 1)
         except OSError as e:
