@@ -87,7 +87,7 @@ def mutate(text: str, rng: random.Random) -> str:
 
 HOSTILE_PATHS = ["a" * 300, "a" * 300 + "/d.npz", "sub/" + "b" * 256, "/dev/zero", "/dev/stdin", "/proc/self/fd/0",
                  "loop/x", "loop", "bomb.npz", "liar.npz", "ok.npz", "sub", "~nobody-here/x", "x\x00y", ".", "/",
-                 "sub/../bomb.npz", "/proc/self/fd/1", "/dev/null"]
+                 "sub/../bomb.npz", "/dev/null"]
 HOSTILE_VALUES = ["1e12", "4,5", "1,2,3", "-1", "0", "1e300", "1e999", "0.5", "cat,dog", '"4,5"', "9" * 400, "same",
                   "1_000", "+3", ".5e-3"]
 HEADS = ["", "flatten\n    ", "conv2d 4 kernel=3,3\n    flatten\n    ", "maxpool 1e12\n    flatten\n    "]
