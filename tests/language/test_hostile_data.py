@@ -109,6 +109,13 @@ def test_a_list_where_a_number_is_expected_is_a_diagnostic_at_the_value(tmp_path
             TrainSettings.from_document(analysis.document)
 
 
+@pytest.mark.parametrize("budget", ["params <= 4,5", "params <= 4,5k", "latency <= 1,2ms", "size <= 1,2MB"])
+def test_a_list_as_a_budget_is_a_diagnostic_at_its_line(tmp_path, budget):
+    analysis = check(f"budget {budget}\n{HEAD}", tmp_path)
+    assert any(d.range.start.line == 0 and d.severity == Severity.ERROR for d in analysis.diagnostics), \
+        analysis.diagnostics
+
+
 # --- devices, pipes and FIFOs are never opened ----------------------------------------------------------
 
 
