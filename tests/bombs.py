@@ -120,5 +120,6 @@ def capped(code: str, cwd: Path, limit_bytes: int = 1 << 30, timeout: float = 12
                f"resource.setrlimit(resource.RLIMIT_AS, ({limit_bytes}, {limit_bytes}))\n")
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
            "PYTHONHASHSEED": "0", **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "TMPDIR")}}
+    # standard input is /dev/null, so that `/dev/stdin` names a device whatever ran the tests
     return subprocess.run([sys.executable, "-c", prelude + code], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
