@@ -25,6 +25,7 @@ from remapdsl.language.diagnostics import Diagnostic, Severity
 from remapdsl.language.model import Document, ModelSpec
 from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
+from remapdsl.language.sourcefile import SourceError, read_source_bytes
 from remapdsl.search.changes import Child
 from remapdsl.search.children import Parent, appended, blocking_errors, model_errors
 from remapdsl.store.db import EpochRow, ReadOnlyStore, Store, StoreError, default_store_path
@@ -52,16 +53,12 @@ class SourceText:
 
 
 def read_source(path: str | os.PathLike[str]) -> SourceText:
-    """The text of a .remap file, its line endings as written, or a UsageError saying why it cannot be read."""
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{path} is a directory; expected a .remap file")
+    """The text of a .remap file, its line endings as written, or a UsageError saying why it cannot be read (a
+    device, a pipe or a file over the size limit is refused before it is read)."""
     try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+        data = read_source_bytes(path)
+    except SourceError as e:
+        raise UsageError(str(e)) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

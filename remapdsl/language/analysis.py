@@ -24,11 +24,11 @@ from remapdsl.language.catalog import (
     is_spatial,
     show_value,
 )
-from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
+from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, check_files, describe
 from remapdsl.language.diagnostics import Diagnostic, Fix, Severity, TextEdit
 from remapdsl.language.gcpause import collection_paused
 from remapdsl.language.header import TRAIN_OPTIONS
-from remapdsl.language.model import Arg, Budget, Document, Layer, ModelSpec, Position, Range, Value
+from remapdsl.language.model import Arg, Budget, DataSpec, Document, Layer, ModelSpec, Position, Range, Value
 from remapdsl.language.printer import budget_limit_text, value_text
 
 
@@ -188,11 +188,19 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
             return None
         if not kind.needs_path and data.path:
             out.append(Diagnostic(data.range, f"data {kind.name} is bundled and takes no path", code="data"))
-        elif kind.shape is not None and data.path and not _path_exists(data.path, base_dir):
-            # the shapes are known without the files, so the models can still be checked
-            out.append(Diagnostic(data.range, f"{data.path} does not exist: training will fail "
-                                  f"until it does (shapes are checked as {kind.name}'s "
-                                  f"{describe_shape(kind.shape)})", Severity.WARNING, code="data"))
+        elif data.path and (kind.shape is not None or _all_declared(data)) and (
+                kind.name != "quickdraw" or data.option("classes")):
+            # the shapes are known without the files, so the models can still be checked; the files' headers
+            # are, so that a training that cannot start is said now
+            problem = check_files(data, base_dir)
+            if problem is not None and problem.missing:
+                out.append(Diagnostic(data.range, f"{problem.message}: training will fail until it does (shapes "
+                                      "are checked as declared)" if kind.shape is None else
+                                      f"{problem.message}: training will fail until it does (shapes are checked "
+                                      f"as {kind.name}'s {describe_shape(kind.shape)})", Severity.WARNING,
+                                      code="data"))
+            elif problem is not None:
+                out.append(Diagnostic(data.range, f"{problem.message}; training cannot start", code="data"))
     for arg in document.train.args if document.train else ():
         spec = TRAIN_OPTIONS.get(arg.name)
         if spec is None:
@@ -209,20 +217,15 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
         assert data is not None
         out.append(Diagnostic(data.range, f"{e}; shapes of models cannot be checked", code="data"))
         return None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # anything the probes above do not say in words yet
         assert data is not None
         out.append(Diagnostic(data.range, f"cannot read data {data.path}: {e}", code="data"))
         return None
 
 
-def _path_exists(path: str, base_dir: Path | None) -> bool:
-    try:
-        resolved = Path(path).expanduser()
-    except RuntimeError:  # "~someone" naming no user
-        return False
-    if not resolved.is_absolute() and base_dir is not None:
-        resolved = base_dir / resolved
-    return resolved.exists()
+def _all_declared(data: DataSpec) -> bool:
+    """Whether the data line declares channels, size and classes, so its shapes are known without the files."""
+    return {"channels", "size", "classes"} <= {a.name for a in data.args}
 
 
 def _check_lineage(document: Document) -> list[Diagnostic]:

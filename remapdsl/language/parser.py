@@ -47,6 +47,7 @@ from remapdsl.language.model import (
     TrainSpec,
     Value,
 )
+from remapdsl.language.sourcefile import too_large
 
 GRAMMAR_PATH = Path(__file__).parents[1] / "grammar" / "remap.lark"
 
@@ -76,7 +77,10 @@ class ParseResult:
 
 
 def parse(text: str) -> ParseResult:
-    """The document and every syntax error of `text`; never raises."""
+    """The document and every syntax error of `text`; never raises. A text over the size limit of a `.remap`
+    file is not parsed: its one diagnostic says so."""
+    if (problem := too_large(text)) is not None:
+        return ParseResult(Document(), (Diagnostic(Range.of(0, 0, 0), problem, code="too-large"),))
     with collection_paused():
         return _Assembler().run(split_lines(text))
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import stat
 import time
 import warnings
 from collections.abc import Mapping
@@ -66,7 +68,9 @@ class OnnxArtifact:
         return onnx.load_model_from_string(self.data)
 
     def write(self, path: Path) -> Path:
-        """Write the model to `path`; ExportError names the path when it cannot be written."""
+        """Write the model to `path` whole or not at all: through a temporary file beside it, synced and renamed
+        over it, so that a reader (onnxruntime, a deployment) never sees half a model and a crash or a full disk
+        leaves the previous file. ExportError names the path when it cannot be written."""
         path = Path(path)
         if path.is_dir():
             raise ExportError(f"cannot write {path}: it is a folder; give a file name such as {path / 'model.onnx'}")
@@ -74,8 +78,29 @@ class OnnxArtifact:
             raise ExportError(f"cannot write {path}: {path.parent} is a file, not a folder")
         if not path.parent.is_dir():
             raise ExportError(f"cannot write {path}: folder {path.parent} does not exist")
+        if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout) is written to as it is
+            try:
+                with path.open("wb") as f:
+                    f.write(self.data)
+            except OSError as e:
+                raise ExportError(f"cannot write {path}: {e.strerror or e}") from e
+            return path
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.write_bytes(self.data)
+            mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
+            # created as a new file would be (the umask applies), never following a link left at the temp name
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(self.data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if mode is not None:
+                    os.chmod(temp, mode)
+                os.replace(temp, path)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
         except OSError as e:
             raise ExportError(f"cannot write {path}: {e.strerror or e}") from e
         return path

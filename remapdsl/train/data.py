@@ -18,13 +18,16 @@ from pathlib import Path
 import numpy as np
 
 import remapdsl.train.data_formats as formats
+from remapdsl.language.datafiles import require_file, require_folder, status
 from remapdsl.language.datasets import (
     DATASET_KINDS,
     DIGITS_CLASSES,
+    NPZ_LAYOUT,
     QUICKDRAW_PREFIX,
     DataError,
     DatasetInfo,
     DatasetKind,
+    locate,
     quickdraw_files,
 )
 from remapdsl.language.model import DataSpec, Value, as_float, as_int
@@ -82,14 +85,19 @@ def load_dataset(spec: DataSpec | None, base_dir: Path | None = None) -> Dataset
 
 
 def resolve_path(spec: DataSpec, base_dir: Path | None) -> Path:
-    if not spec.path:
-        raise DataError(f"data {spec.name} needs a path, e.g. data {spec.name} \"~/data/{spec.name}\"")
-    path = Path(spec.path).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    if not path.exists():
+    """The data line's path, absolute; a DataError when it names nothing or cannot even be probed."""
+    path = locate(spec, base_dir)
+    if status(path) is None:
         raise DataError(f"{path} does not exist; expected {DATASET_KINDS[spec.name].doc}")
-    return path.resolve()
+    # said of the path as written: resolving would name /dev/stdin's target instead
+    if spec.name == "npz":
+        require_file(path, NPZ_LAYOUT)
+    else:
+        require_folder(path, DATASET_KINDS[spec.name].doc)
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as e:  # a loop of links
+        raise DataError(f"cannot use {path}: {e}") from None
 
 
 def stratified_split(y: np.ndarray, val: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -248,8 +256,10 @@ def _label_range(labels: np.ndarray) -> str:
 def _stratified(name: str, path: Path | None, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...],
                 options: dict[str, Value]) -> Dataset:
     val, seed = as_float(options["val"]), as_int(options["seed"])
-    train_idx, val_idx = stratified_split(y, val, seed)
     where = path if path is not None else name
+    if len(y) == 0:
+        raise DataError(f"{where} holds no examples; there is nothing to train on")
+    train_idx, val_idx = stratified_split(y, val, seed)
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise DataError(f"{where}: val={val:g} of {len(y)} examples leaves an empty training or validation set")
     return _finish(name, _key(name, path, options), x[train_idx], y[train_idx], x[val_idx], y[val_idx], class_names)
@@ -265,6 +275,10 @@ def _key(name: str, path: Path | None, options: dict[str, Value]) -> str:
 
 def _finish(name: str, key: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             class_names: tuple[str, ...]) -> Dataset:
+    for examples, which in ((y_train, "train on"), (y_val, "validate on")):
+        if len(examples) == 0:
+            # a training over no examples would end at once and look done
+            raise DataError(f"data {name} ({key.split('|')[1]}) has no examples to {which}")
     mean, std = channel_stats(x_train)
     return Dataset(name, key, normalise(x_train, mean, std), np.ascontiguousarray(y_train, dtype=np.int64),
                    normalise(x_val, mean, std), np.ascontiguousarray(y_val, dtype=np.int64), tuple(class_names))

@@ -7,7 +7,6 @@ says what was expected there.
 
 from __future__ import annotations
 
-import gzip
 import pickle
 import zlib
 from collections.abc import Sequence
@@ -17,13 +16,33 @@ from typing import Any
 
 import numpy as np
 
+from remapdsl.language.datafiles import (
+    Npz,
+    check_size,
+    exists,
+    idx_file,
+    open_regular,
+    read_idx,
+    require_file,
+    require_folder,
+)
 from remapdsl.language.datasets import (
     CIFAR10_CLASSES,
+    CIFAR10_LAYOUT,
+    CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES,
     DIGITS_CLASSES,
+    FOLDER_LAYOUT,
     IMAGE_SUFFIXES,
+    MNIST_LAYOUT,
+    MNIST_SIZE,
+    NPZ_LAYOUT,
     DataError,
     check_labels,
+    folder_classes,
+    image_files,
     image_shape,
+    opened_image,
 )
 
 
@@ -46,10 +65,8 @@ class SplitArrays:
 
 # --- CIFAR-10 python batches ---------------------------------------------------------------------
 
-CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR10_TEST_FILE = "test_batch"
 CIFAR10_META_FILE = "batches.meta"
-_CIFAR_LAYOUT = "a CIFAR-10 python batches folder (data_batch_1..5, test_batch, batches.meta)"
+_CIFAR_LAYOUT = CIFAR10_LAYOUT
 
 # What a CIFAR batch may be made of: numpy arrays (under either of numpy's module names) and, for files
 # pickled by Python 3 at protocol 2, the codec call that carries byte strings. Nothing here runs code.
@@ -84,8 +101,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 def restricted_load(path: Path) -> Any:
     """Unpickle `path` with RestrictedUnpickler (Python 2 strings read as bytes, as CIFAR's files need)."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "a pickle file") as f:
             return RestrictedUnpickler(f, encoding="bytes").load()
+    except DataError:
+        raise
     except RefusedGlobal as e:
         raise DataError(f"{path}: {e}") from e
     except OSError as e:
@@ -121,9 +140,8 @@ def read_cifar10_batch(path: Path) -> Arrays:
 
 
 def read_cifar10(folder: Path) -> SplitArrays:
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder; expected {_CIFAR_LAYOUT}")
-    missing = [n for n in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE) if not (folder / n).is_file()]
+    require_folder(folder, _CIFAR_LAYOUT)
+    missing = [n for n in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE) if not exists(folder / n)]
     if missing:
         raise DataError(f"{folder} lacks {', '.join(missing)}; expected {_CIFAR_LAYOUT}")
     parts = [read_cifar10_batch(folder / n) for n in CIFAR10_TRAIN_FILES]
@@ -133,7 +151,7 @@ def read_cifar10(folder: Path) -> SplitArrays:
 
 
 def _cifar10_names(path: Path) -> tuple[str, ...]:
-    if not path.is_file():
+    if not exists(path):
         return CIFAR10_CLASSES
     meta = restricted_load(path)
     names = _field(meta, "label_names") if isinstance(meta, dict) else None
@@ -144,49 +162,12 @@ def _cifar10_names(path: Path) -> tuple[str, ...]:
 
 # --- MNIST / Fashion-MNIST idx files -----------------------------------------------------------------
 
-# idx type codes and the big-endian numpy types they stand for.
-_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-MNIST_SIZE = (28, 28)
-_MNIST_LAYOUT = ("MNIST or Fashion-MNIST idx files: train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                 "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)")
-
-
-def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """One idx file (plain or gzip), checked to have `ndim` dimensions."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"cannot read {path}: {e}; expected an idx file (plain or .gz)") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path} does not start with an idx header; expected an idx file (plain or .gz)")
-    if raw[3] != ndim:
-        raise DataError(f"{path} has {raw[3]} dimension(s); expected {ndim}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated inside its header")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    count = int(np.prod(dims))
-    if len(raw) != header + count * dtype.itemsize:
-        raise DataError(f"{path} holds {len(raw) - header} data bytes; its header {dims} promises "
-                        f"{count * dtype.itemsize}")
-    return np.frombuffer(raw, dtype, count, header).reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def _idx_file(folder: Path, stem: str) -> Path | None:
-    # Both spellings are in circulation (train-images-idx3-ubyte, train-images.idx3-ubyte), some in raw/.
-    prefix, kind = stem.rsplit("-", 1)
-    for where in (folder, folder / "raw"):
-        for name in (stem, f"{prefix}.{kind}"):
-            for candidate in (where / name, where / f"{name}.gz"):
-                if candidate.is_file():
-                    return candidate
-    return None
+_MNIST_LAYOUT = MNIST_LAYOUT
 
 
 def _mnist_part(folder: Path, prefix: str) -> Arrays:
-    images_at, labels_at = _idx_file(folder, f"{prefix}-images-idx3-ubyte"), _idx_file(folder,
-                                                                                        f"{prefix}-labels-idx1-ubyte")
+    images_at, labels_at = idx_file(folder, f"{prefix}-images-idx3-ubyte"), idx_file(folder,
+                                                                                      f"{prefix}-labels-idx1-ubyte")
     if images_at is None or labels_at is None:
         missing = [n for n, p in ((f"{prefix}-images-idx3-ubyte", images_at),
                                   (f"{prefix}-labels-idx1-ubyte", labels_at)) if p is None]
@@ -199,14 +180,15 @@ def _mnist_part(folder: Path, prefix: str) -> Arrays:
     check_finite(x, images_at, "the images")
     if len(x) != len(y):
         raise DataError(f"{images_at} holds {len(x)} images but {labels_at} {len(y)} labels; expected one each")
+    if prefix == "train" and len(x) == 0:
+        raise DataError(f"{images_at} holds no images; there is nothing to train on")
     if len(y) and (y.min() < 0 or y.max() > 9):
         raise DataError(f"{labels_at}: labels range from {y.min()} to {y.max()}; expected class numbers 0..9")
     return Arrays(x[:, None], y)
 
 
 def read_mnist(folder: Path) -> SplitArrays:
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder; expected {_MNIST_LAYOUT}")
+    require_folder(folder, _MNIST_LAYOUT)
     return SplitArrays(_mnist_part(folder, "train"), _mnist_part(folder, "t10k"), DIGITS_CLASSES)
 
 
@@ -218,7 +200,7 @@ NPY_MAGIC = b"\x93NUMPY"
 def read_quickdraw_class(path: Path, train: int, val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`train` and `val` drawings (N x 1 x 28 x 28 uint8) of one class, drawn by a seeded permutation."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "Quick Draw bitmaps of one class (a .npy file)") as f:
             magic = f.read(len(NPY_MAGIC))
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from e
@@ -252,30 +234,22 @@ def read_quickdraw_class(path: Path, train: int, val: int, seed: int) -> tuple[n
 
 # --- image folders -------------------------------------------------------------------------------
 
-_FOLDER_LAYOUT = "an image folder root/<class>/<image>"
+_FOLDER_LAYOUT = FOLDER_LAYOUT
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 # Pillow modes read as one channel, as `remapdsl.language.datasets` counts them.
 _GREY_MODES = ("1", "L", "I", "F", "I;16")
 
 
-def folder_classes(root: Path) -> list[str]:
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; expected {_FOLDER_LAYOUT}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise DataError(f"{root} has {len(classes)} class folder(s); expected {_FOLDER_LAYOUT} with 2 or more")
-    return classes
-
-
 def read_image_folder(root: Path, channels: int | None, size: int | None) -> tuple[Arrays, tuple[str, ...]]:
     """Every image under root/<class>/, as `channels` channels (default: the first image's), resized to
-    size x size when `size` is given, otherwise all of the first image's size."""
-    from PIL import Image, UnidentifiedImageError
+    size x size when `size` is given, otherwise all of the first image's size. Each image's size is read
+    from its header and refused over the limit before it is decoded, and so is the whole set's."""
+    from PIL import Image
 
     classes = folder_classes(root)
     files: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
-        found = [f for f in sorted((root / name).iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        found = image_files(root / name)
         if not found:
             raise DataError(f"{root / name} holds no images; expected files ending in {', '.join(IMAGE_SUFFIXES)}")
         files.extend((f, label) for f in found)
@@ -283,23 +257,24 @@ def read_image_folder(root: Path, channels: int | None, size: int | None) -> tup
     want: tuple[int, int] | None = (size, size) if size else None
     mode = _MODES.get(channels or 0)
     for f, _ in files:
-        try:
-            with Image.open(f) as im:
-                if mode is None:
-                    mode = "L" if im.mode in _GREY_MODES else "RGB"
+        with opened_image(f) as im:
+            if mode is None:
+                mode = "L" if im.mode in _GREY_MODES else "RGB"
+            if want is None:
+                want = im.size
+            if not images:
+                check_size(len(files) * len(mode) * want[0] * want[1], root,
+                           f"{len(files):,} images of {want[0]}x{want[1]} ({mode})")
+            elif im.size != want and size is None:
+                raise DataError(f"{f} is {im.size[0]}x{im.size[1]}, the first image {want[0]}x{want[1]}; "
+                                "expected one size (or give size= to resize every image)")
+            try:
                 im = im.convert(mode)
-                if want is None:
-                    want = im.size
-                elif im.size != want and size is None:
-                    raise DataError(f"{f} is {im.size[0]}x{im.size[1]}, the first image {want[0]}x{want[1]}; "
-                                    "expected one size (or give size= to resize every image)")
                 if im.size != want:
                     im = im.resize(want, Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.uint8)
-        except DataError:  # already says which file and why
-            raise
-        except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise DataError(f"cannot read image {f}: {e}") from e
+            except (OSError, ValueError, SyntaxError, EOFError) as e:  # the pixels are read here, after the header
+                raise DataError(f"cannot read image {f}: {e}") from e
         images.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     return Arrays(np.stack(images), np.array([label for _, label in files], dtype=np.int64)), tuple(classes)
 
@@ -308,29 +283,27 @@ def read_image_folder(root: Path, channels: int | None, size: int | None) -> tup
 
 
 def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Arrays x (N x H x W, N x H x W x C or N x C x H x W) as N x C x H x W, and y with one label each."""
-    if not path.is_file():
-        raise DataError(f"{path} is not a file; expected a .npz file with arrays x and y")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z.files or "y" not in z.files:
-                raise DataError(f"{path} must hold arrays 'x' and 'y'; found {', '.join(z.files) or 'none'}")
-            x, y = z["x"], z["y"]
-    except DataError:
-        raise
-    except Exception as e:  # zip, format and pickle errors all mean the same thing to the user
-        raise DataError(f"cannot read {path} as .npz: {e}") from e
-    if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
-        raise DataError(f"{path}: x is {x.dtype}; expected numbers (images)")
-    c, h, w = image_shape(x.shape, str(path))
+    """Arrays x (N x H x W, N x H x W x C or N x C x H x W) as N x C x H x W, and y with one label each. Each
+    array is read no further than its `.npy` header promises, and only once the headers agree."""
+    require_file(path, NPZ_LAYOUT)
+    with Npz(path) as z:
+        z.require("x", "y")
+        x_header, y_header = z.header("x"), z.header("y")
+        if not np.issubdtype(x_header.dtype, np.number) or x_header.dtype == np.bool_:
+            raise DataError(f"{path}: x is {x_header.dtype}; expected numbers (images)")
+        c, h, w = image_shape(x_header.shape, str(path))
+        if y_header.shape not in ((x_header.shape[0],), (x_header.shape[0], 1)):
+            raise DataError(f"{path}: y has shape {y_header.shape} for {x_header.shape[0]} images; expected one "
+                            "label per image")
+        check_labels(y_header.dtype, str(path))
+        if x_header.shape[0] == 0:
+            raise DataError(f"{path} holds no examples; there is nothing to train on")
+        x, y = z.array("x"), z.array("y")
     if x.ndim == 3:
         x = x[:, None]
     elif x.shape[1:] != (c, h, w):
         x = x.transpose(0, 3, 1, 2)
-    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
-    if y.ndim != 1 or len(y) != len(x):
-        raise DataError(f"{path}: y has shape {y.shape} for {len(x)} images; expected one label per image")
-    check_labels(y.dtype, str(path))
+    y = y.reshape(-1)
     check_finite(x, path)
     return x, y
 

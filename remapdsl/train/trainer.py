@@ -136,6 +136,11 @@ def train(model: ModelSpec, data: Dataset, settings: TrainSettings, device: str 
         check_buildable(info, data.num_classes)
     except ModelBuildError as e:
         return _unrun("failed", str(e), dev, started, resume)
+    if len(data.y_train) == 0 or len(data.y_val) == 0:
+        # no batch would run, and the training would end at once looking done
+        which = "training" if len(data.y_train) == 0 else "validation"
+        return _unrun("failed", f"the data set {data.name} has no {which} examples; there is nothing to "
+                      f"{'train on' if which == 'training' else 'validate on'}", dev, started, resume)
     fork_devices = [torch.device(dev).index or 0] if dev.startswith("cuda") else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(settings.seed)

@@ -9,6 +9,7 @@ from remapdsl.language.analysis import Analysis, analyze
 from remapdsl.language.gcpause import collection_paused
 from remapdsl.language.parser import ParseResult, parse, split_lines
 from remapdsl.language.reanalysis import reanalyze
+from remapdsl.language.sourcefile import too_large
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,23 @@ def analyze_document(uri: str, version: int | None, text: str, path: str | None,
     """Parse and analyse one version of a document; relative data paths resolve beside its file. With the
     `previous` version, models the edit did not touch keep their analysis."""
     base_dir = Path(path).parent if path else None
+    oversized = too_large(text) is not None
     with collection_paused():
         result = parse(text)
-        if previous is None:
+        # a text over the size limit parses to its one diagnostic: nothing of the previous version to keep
+        if previous is None or oversized:
             analysis = analyze(result.document, result.diagnostics, base_dir)
         else:
             analysis = reanalyze(previous.analysis, previous.text, text, result, base_dir)
-    # lines as the parser and the protocol count them, so that ranges index them
-    return DocumentState(uri, version, text, result, analysis, tuple(split_lines(text)))
+    # lines as the parser and the protocol count them, so that ranges index them (over the size limit, only the
+    # first line holds a range: splitting megabytes would cost seconds for nothing)
+    lines = split_lines(text[:_first_break(text)] if oversized else text)
+    return DocumentState(uri, version, text, result, analysis, tuple(lines))
+
+
+def _first_break(text: str) -> int:
+    found = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
+    return min(found, default=len(text))
 
 
 class DocumentCache:

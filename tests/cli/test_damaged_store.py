@@ -41,6 +41,9 @@ def commands(remap: Path, store: Path) -> dict[str, list[str]]:
         "export": ["export", str(remap), "small", "-o", str(remap.parent / "small.onnx"), *s],
         "distance": ["distance", str(remap), "small", "wide", *s],
         "neighbours": ["neighbours", str(remap), "small", *s],
+        # the demo's store is the one in its folder: the damaged one here
+        "demo": ["demo", "--dir", str(store.parent.parent), "--models", "2", "--epochs", "1", "--jobs", "1",
+                 "--no-onnx"],
     }
 
 

@@ -146,6 +146,10 @@ def test_a_missing_path_of_a_data_set_with_known_shapes_is_a_warning(tmp_path, c
                            "(shapes are checked as cifar10's 3x32x32)")
     (tmp_path / "nowhere").mkdir()  # resolved beside the file
     assert main(["check", path]) == 0
+    assert f"warning: {tmp_path / 'nowhere'} lacks data_batch_1; expected a CIFAR-10" in capsys.readouterr().out
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
+        (tmp_path / "nowhere" / name).write_bytes(b"")
+    assert main(["check", path]) == 0
     assert capsys.readouterr().out == ""
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
@@ -379,3 +380,48 @@ def test_options_are_checked() -> None:
         WorkerOptions(lease_seconds=1, heartbeat_seconds=2)
     with pytest.raises(ValueError, match="lease must be positive"):
         WorkerOptions(lease_seconds=0)
+
+
+def test_data_bombs_fail_their_jobs_with_the_reason_and_the_worker_lives_within_a_memory_cap(tmp_path: Path) -> None:
+    """Data files swapped for bombs after their jobs were queued: a 2 GiB .npz in 2 MB, a gzip idx file holding
+    1.5 GiB more than its header promises, a gigapixel PNG in the second class folder. A worker whose address
+    space is capped at 1.5 GiB fails each job with the reason, naming the file, and trains the next."""
+    from PIL import Image
+
+    from tests.bombs import capped, gzip_zeros, idx_header, npz_bomb, png_header_only
+
+    npz_bomb(tmp_path / "bomb.npz", (2 << 30) // 64)
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    (mnist / "train-images-idx3-ubyte.gz").write_bytes(gzip_zeros(idx_header(0x08, (10, 28, 28)),
+                                                                  10 * 784 + (3 << 29)))
+    for name, dims in (("train-labels-idx1-ubyte", (10,)), ("t10k-images-idx3-ubyte", (4, 28, 28)),
+                       ("t10k-labels-idx1-ubyte", (4,))):
+        (mnist / name).write_bytes(idx_header(0x08, dims) + bytes(int(np.prod(dims))))
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp_path / "imgs" / c / "0.png")
+    (tmp_path / "imgs" / "b" / "1.png").write_bytes(png_header_only(100_000, 100_000))
+    path = tmp_path / "remap.db"
+    lines = {"npz": 'data npz "bomb.npz"', "mnist": 'data mnist "mnist"', "folder": 'data folder "imgs"'}
+    with Store(path) as store:
+        [good] = queue_text(store, header(1) + tiny_models(1))
+        queue = Queue(store)
+        bombs = {}
+        for kind, line in lines.items():
+            text = f"model {kind}_bomb:\n    flatten\n    dense 3\n"
+            store.add_model(f"hash{kind}", text)
+            bombs[kind] = queue.enqueue(f"hash{kind}", f"{kind}_bomb", data_key=kind, data_text=line,
+                                        settings_key="k", settings={"epochs": 1}, base_dir=str(tmp_path),
+                                        priority=5).job.id
+    done = capped(f"from remapdsl.cli import main; raise SystemExit(main(['worker', '--store', {str(path)!r}, "
+                  "'--until-empty', '--no-onnx', '--poll', '0.1', '--device', 'cpu']))", tmp_path, 3 << 29, 300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    with Store(path) as store:
+        queue = Queue(store)
+        errors = {kind: queue.require(job).error for kind, job in bombs.items()}
+        assert all(queue.require(job).status == "failed" for job in bombs.values()), errors
+        assert "bomb.npz (array 'x')" in errors["npz"] and "over the limit of 1.0 GiB" in errors["npz"]
+        assert "train-images-idx3-ubyte.gz: the file holds more data than the 7,840 bytes" in errors["mnist"]
+        assert f"{tmp_path / 'imgs' / 'b' / '1.png'} declares more pixels than the limit" in errors["folder"]
+        assert queue.require(good).status == "done"

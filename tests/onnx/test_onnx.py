@@ -268,6 +268,26 @@ def test_unwritable_paths_are_named(tmp_path) -> None:
         artifact.write(Path("/dev/full"))
 
 
+def test_a_write_that_fails_leaves_the_previous_file_whole(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    artifact, _ = export_model(MODELS[0], DIGITS.input_shape)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"the previous model")
+    path.chmod(0o640)
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(ExportError, match=r"cannot write .*m\.onnx: No space left on device"):
+        artifact.write(path)
+    assert path.read_bytes() == b"the previous model" and sorted(tmp_path.iterdir()) == [path]
+    monkeypatch.undo()
+    assert artifact.write(path) == path and path.read_bytes() == artifact.data
+    assert path.stat().st_mode & 0o777 == 0o640 and sorted(tmp_path.iterdir()) == [path]
+
+
 def test_checkpoint_that_does_not_fit_is_refused() -> None:
     other = build_torch_model(MODELS[2], DIGITS.input_shape).state_dict()
     with pytest.raises(ExportError, match="checkpoint of model 'small' does not fit"):

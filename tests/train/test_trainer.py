@@ -162,6 +162,17 @@ def test_early_stopping_watches_the_full_validation_loss(digits: Dataset) -> Non
     assert min(losses[-2:]) >= min(losses[:-2])
 
 
+@pytest.mark.parametrize("side", ["train", "val"])
+def test_a_data_set_without_training_or_validation_examples_fails_and_is_never_done(digits: Dataset,
+                                                                                     side: str) -> None:
+    empty = replace(digits, **{f"x_{side}": digits.x_train[:0], f"y_{side}": digits.y_train[:0]})
+    result = train(LINEAR, empty, TrainSettings(epochs=2), "cpu")
+    which = "training" if side == "train" else "validation"
+    assert (result.status, result.reason) == ("failed", f"the data set digits has no {which} examples; there is "
+                                              f"nothing to {'train on' if side == 'train' else 'validate on'}")
+    assert result.epochs == () and result.checkpoint is None
+
+
 def test_a_model_that_cannot_be_built_fails_without_raising(digits: Dataset) -> None:
     wrong_head = ModelSpec("wrong", (layer("flatten"), layer("dense", 7)))
     result = train(wrong_head, digits, TrainSettings(epochs=1), "cpu")
