@@ -349,6 +349,10 @@ class RayWorker(Worker):
             fits = min(fits, math.floor(gpus / o.gpus_per_job + 1e-9))
         return o.max_in_flight or max(1, fits)
 
+    def in_flight(self) -> list[int]:
+        """The jobs whose tasks are out on the cluster."""
+        return list(self._flights)
+
     def describe(self) -> str:
         """The cluster and how this worker uses it, for a status line."""
         o = self.ray_options
@@ -363,6 +367,10 @@ class RayWorker(Worker):
         try:
             self._abandon()
             self._leases.stop()
+            if self._flags is not None:
+                with contextlib.suppress(Exception):  # it goes with the cluster anyway
+                    _ray().kill(self._flags)
+                self._flags = None
             if self._started_ray:
                 _ray().shutdown()
                 self._started_ray = False
