@@ -139,8 +139,6 @@ def executor_options(args: argparse.Namespace) -> RayOptions | None:
         if given:
             raise UsageError(f"{', '.join(given)} only apply with --executor ray")
         return None
-    if not ray_installed():
-        raise UsageError(f"--executor ray needs ray, which is not installed; install it with `{INSTALL}`")
     if args.max_in_flight is not None:
         check_count("--max-in-flight", args.max_in_flight, 1, MAX_IN_FLIGHT)
     if args.cpus_per_job == 0:
@@ -150,11 +148,14 @@ def executor_options(args: argparse.Namespace) -> RayOptions | None:
             raise UsageError(f"{flag} above 1 must be a whole number (Ray shares one device, or gives whole ones); "
                              f"found {value:g}")
     try:
-        return RayOptions(address=args.address, gpus_per_job=args.gpus_per_job or 0.0,
-                          cpus_per_job=1.0 if args.cpus_per_job is None else args.cpus_per_job,
-                          max_in_flight=args.max_in_flight, shared_data=bool(args.shared_data))
+        options = RayOptions(address=args.address, gpus_per_job=args.gpus_per_job or 0.0,
+                             cpus_per_job=1.0 if args.cpus_per_job is None else args.cpus_per_job,
+                             max_in_flight=args.max_in_flight, shared_data=bool(args.shared_data))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if not ray_installed():
+        raise UsageError(f"--executor ray needs ray, which is not installed; install it with `{INSTALL}`")
+    return options
 
 
 def device_of(device: str) -> str:

@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from remapdsl.jobs import ray_executor
 from remapdsl.jobs.ray_executor import RayOptions, RayWorker
 from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
 from remapdsl.store.db import Store
@@ -83,6 +85,7 @@ class Background:
 
     path: Path
     ray_options: RayOptions = field(default_factory=RayOptions)
+    kind: type[RayWorker] = RayWorker
     events: list[WorkerEvent] = field(default_factory=list)
     on_event: Callable[[WorkerEvent], None] | None = None
     worker: RayWorker | None = None
@@ -102,7 +105,7 @@ class Background:
                 self.on_event(event)
 
         try:
-            with RayWorker(self.path, self.ray_options, options=OPTIONS, on_event=hear, stop=self.stop) as worker:
+            with self.kind(self.path, self.ray_options, options=OPTIONS, on_event=hear, stop=self.stop) as worker:
                 self.worker = worker
                 worker.run(until_empty=True)
         except BaseException as e:
@@ -212,6 +215,33 @@ def test_cancel_stops_a_running_remote_job_and_keeps_its_epochs(cluster: str, tm
     assert [e.status for e in ends] == ["cancelled"]
 
 
+class Unheard(RayWorker):
+    """A worker whose tasks never hear that they should stop, as when a batch takes longer than the grace."""
+
+    def _ask_stop(self, flight: Any) -> None:
+        if flight.stop_asked is None:
+            flight.stop_asked = time.monotonic()
+
+
+def test_a_task_that_does_not_stop_in_time_is_killed_and_its_epochs_kept(cluster: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ray_executor, "STOP_GRACE_SECONDS", 1.0)
+    path = tmp_path / "remap.db"
+    (job_id,) = queued(path, header(200, batch=16) + SMALL_CONV)
+    background = Background(path, kind=Unheard).start()
+    with Store(path) as store:
+        queue = Queue(store)
+        wait_for(lambda: queue.require(job_id).epochs_done >= 1, what="the first epoch")
+        queue.cancel(job_id)
+        background.join()
+        job = queue.require(job_id)
+        run = store.run(job.run_id)
+        assert run is not None
+        kept = [e.epoch for e in store.epochs(job.run_id)]
+    assert job.status == "cancelled" and "did not stop within 1 s and was killed" in run.reason, run.reason
+    assert kept == list(range(1, len(kept) + 1)) and 1 <= len(kept) < 200
+
+
 def store_has_predictions(path: Path, run_id: int) -> bool:
     with Store(path) as store:
         return store.predictions(run_id) is not None
@@ -290,3 +320,46 @@ def test_a_cuda_job_is_left_for_a_worker_that_asks_for_gpus(cluster: str, tmp_pa
         assert worker.run_one() is None
     (skipped,) = [e for e in events if e.kind == "skipped"]
     assert skipped.job.id == cuda_job and "--gpus-per-job" in skipped.reason
+
+
+def test_remap_train_with_the_ray_executor(cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from remapdsl.cli import main
+
+    file = tmp_path / "models.remap"
+    file.write_text(header(2) + TINY.format(i=0, units=16) + "\n" + TINY.format(i=1, units=32))
+    code = main(["train", str(file), "--executor", "ray", "--address", cluster, "--no-onnx", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "tiny0" in out and "tiny1" in out  # the results, as JSON
+    assert "Ray cluster of 1 node(s), 2 CPU(s), 0 GPU(s): up to 2 job(s) at once" in err
+    assert "tiny0: epoch 2/2" in err and "tiny1: epoch 2/2" in err
+    with Store(tmp_path / ".remap" / "remap.db") as store:
+        assert [j.status for j in Queue(store).jobs()] == ["done", "done"]
+
+
+def test_a_ray_worker_killed_outright_leaves_its_job_to_be_claimed_again(cluster: str, tmp_path: Path) -> None:
+    path = tmp_path / "remap.db"
+    (job_id,) = queued(path, header(12, batch=16) + SMALL_CONV)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    doomed = subprocess.Popen([sys.executable, "-m", "remapdsl", "worker", "--store", str(path), "--no-onnx",
+                               "--lease", "3", "--heartbeat", "0.5", "--executor", "ray", "--address", cluster],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    try:
+        with Store(path) as store:
+            queue = Queue(store)
+            wait_for(lambda: queue.require(job_id).epochs_done >= 1, what="the first epoch")
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(10)
+            done_before = queue.require(job_id).epochs_done
+            assert queue.require(job_id).status == "running"  # held until its lease runs out
+    finally:
+        doomed.kill()
+        doomed.wait()
+    background = Background(path).start()
+    background.join()
+    got = outcome(path, job_id)
+    assert got["status"] == "done" and got["attempts"] == 2
+    epochs = [e[0] for e in got["epochs"]]  # type: ignore[attr-defined]
+    assert epochs == list(range(1, 13))
+    resumed = [e.resumed_from for e in background.events if e.kind == "start"]
+    assert resumed and resumed[0] >= done_before
