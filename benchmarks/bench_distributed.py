@@ -1,13 +1,14 @@
 """The Ray executor's overhead: the same population trained by the local executor and on a local Ray cluster.
 
     python benchmarks/bench_distributed.py [--models 40] [--epochs 5] [--batch 128] [--cpus 2] [--seed 0]
-                                           [--first ray|local] [--json out.json]
+                                           [--first ray|local] [--repeat 1] [--json out.json]
 
 The population is the sampler's (`remapdsl.search.sampler.sample_models`) on the bundled digits data, queued in
 two new stores the most expensive first, as `remap train` queues it. Local: the local executor's pool, one
-process per CPU (`remap train -j N`). Ray: a Ray instance started here with N CPUs (its start-up timed apart),
-and a `RayWorker` keeping N jobs in flight, one CPU each (`remap worker --executor ray`): every epoch and its
-checkpoint travel back to the worker, which writes the store. Both without the ONNX measurement.
+process per CPU (`remap train -j N`). Ray: a Ray instance started here for each run with N CPUs (its start-up
+timed apart), and a `RayWorker` keeping N jobs in flight, one CPU each (`remap worker --executor ray`): every
+epoch and its checkpoint travel back to the worker, which writes the store. Both without the ONNX measurement.
+With --repeat, pairs of runs alternate their order and each figure is a median.
 
 Reported: each side's wall time from the first claim to the last job's end; the overhead (Ray's wall time minus
 the local one) per job and per model-epoch, and as a share of the local wall time; the median seconds of an
@@ -85,7 +86,24 @@ def run_local(folder: Path, models: list[ModelSpec], data: Dataset, settings: Tr
 
 
 def run_ray(folder: Path, models: list[ModelSpec], data: Dataset, settings: TrainSettings, cpus: int) -> Side:
+    """On a Ray instance started for this run, so that its task processes start cold as the local pool's do (a
+    warm instance keeps processes that imported torch already); its start-up is timed apart."""
+    import ray
+
     db, ids = queue_population(folder, models, data, settings)
+    t0 = time.perf_counter()
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    _start_ups.append(time.perf_counter() - t0)
+    try:
+        return _run_ray(db, ids, cpus)
+    finally:
+        ray.shutdown()
+
+
+_start_ups: list[float] = []
+
+
+def _run_ray(db: Path, ids: list[int], cpus: int) -> Side:
     with RayWorker(db, RayOptions(max_in_flight=cpus), options=WorkerOptions(onnx=False, poll_seconds=0.1),
                    only=ids) as worker:
         worker.connect()
@@ -93,6 +111,15 @@ def run_ray(folder: Path, models: list[ModelSpec], data: Dataset, settings: Trai
         worker.run(until_empty=True)
         seconds = time.perf_counter() - started
     return measure(db, ids, seconds)
+
+
+def median_side(sides: list[Side]) -> Side:
+    """Each figure's median over the runs of one side."""
+    return Side(
+        seconds=statistics.median(x.seconds for x in sides), epochs=min(x.epochs for x in sides),
+        failed=max(x.failed for x in sides), epoch_median=statistics.median(x.epoch_median for x in sides),
+        job_median=statistics.median(x.job_median for x in sides),
+        bookkeeping_median=statistics.median(x.bookkeeping_median for x in sides))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", type=int, default=2, help="local processes, and the Ray instance's CPUs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first", choices=("ray", "local"), default="local", help="which side runs first")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="pairs of runs, the order alternating from pair to pair; medians reported")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
-
-    import ray
 
     from remapdsl.search.sampler import sample_models
 
@@ -114,34 +141,34 @@ def main(argv: list[str] | None = None) -> int:
     models = list(sample_models(args.models, data.info(), args.seed))
     settings = TrainSettings(epochs=args.epochs, batch=args.batch, seed=args.seed)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    t0 = time.perf_counter()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    start_up = time.perf_counter() - t0
-    sides: dict[str, Side] = {}
-    try:
-        order = ("local", "ray") if args.first == "local" else ("ray", "local")
-        for name in order:
+    runs: dict[str, list[Side]] = {"local": [], "ray": []}
+    for pair in range(args.repeat):
+        order = ["local", "ray"] if args.first == "local" else ["ray", "local"]
+        for name in order if pair % 2 == 0 else order[::-1]:
             with tempfile.TemporaryDirectory(prefix=f"bench-distributed-{name}-") as folder:
                 run = run_local if name == "local" else run_ray
-                sides[name] = run(Path(folder), models, data, settings, args.cpus)
-                print(f"{name}: {sides[name]}", file=sys.stderr, flush=True)
-    finally:
-        ray.shutdown()
-    local, remote = sides["local"], sides["ray"]
+                runs[name].append(run(Path(folder), models, data, settings, args.cpus))
+                print(f"{name}: {runs[name][-1]}", file=sys.stderr, flush=True)
+    start_up = statistics.median(_start_ups)
+    local, remote = median_side(runs["local"]), median_side(runs["ray"])
+    ratios = [r.seconds / loc.seconds for loc, r in zip(runs["local"], runs["ray"], strict=True)]
     overhead = remote.seconds - local.seconds
     model_epochs = args.models * args.epochs
     figures = {
-        "models": args.models, "epochs": args.epochs, "cpus": args.cpus, "first": args.first,
+        "models": args.models, "epochs": args.epochs, "cpus": args.cpus, "first": args.first, "pairs": args.repeat,
         "ray_start_up_seconds": start_up,
         "local": asdict(local), "ray": asdict(remote),
+        "local_runs": [asdict(x) for x in runs["local"]], "ray_runs": [asdict(x) for x in runs["ray"]],
         "overhead_seconds": overhead,
         "overhead_per_job_seconds": overhead / args.models,
         "overhead_per_epoch_seconds": overhead / model_epochs,
         "overhead_share_of_local_wall": overhead / local.seconds,
-        "ray_over_local": remote.seconds / local.seconds,
+        "ray_over_local_per_pair": ratios,
+        "ray_over_local_median": statistics.median(ratios),
         "bookkeeping_difference_per_job_seconds": remote.bookkeeping_median - local.bookkeeping_median,
     }
-    print(f"{args.models} models x {args.epochs} epochs on {args.cpus} CPUs (digits)")
+    print(f"{args.models} models x {args.epochs} epochs on {args.cpus} CPUs (digits); medians of {args.repeat} "
+          "pair(s)")
     print(f"  Ray start-up (not in the wall times): {start_up:.1f} s")
     for name, side in (("local executor", local), ("Ray executor", remote)):
         print(f"  {name:<15} {side.seconds:7.1f} s wall, {side.epochs} epochs, {side.failed} failed; median epoch "
@@ -149,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{side.bookkeeping_median * 1000:.0f} ms")
     print(f"  overhead: {overhead:+.1f} s = {overhead / args.models * 1000:+.0f} ms a job, "
           f"{overhead / model_epochs * 1000:+.1f} ms a model-epoch, {100 * overhead / local.seconds:+.1f}% of the "
-          f"local wall time (Ray/local {remote.seconds / local.seconds:.3f}x)")
+          f"local wall time; Ray/local per pair {', '.join(f'{r:.3f}' for r in ratios)} "
+          f"(median {statistics.median(ratios):.3f}x)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from remapdsl.jobs import ray_executor
@@ -164,6 +165,25 @@ def test_the_same_results_as_the_local_executor_on_the_same_seed(cluster: str, t
         assert there["status"] == "done" and there["attempts"] == 1
         assert there == here
     assert sorted(e.job.id for e in events if e.kind == "end") == sorted(remote_ids)
+
+
+def test_shared_data_is_read_by_the_nodes_from_the_data_line_path(cluster: str, tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(tmp_path / "digits.npz", x=digits.images[:600, None].astype(np.float32), y=digits.target[:600])
+    text = f'data npz "{tmp_path / "digits.npz"}"\ntrain epochs=2 batch=64 seed=0\n\n' + SMALL_CONV
+    local, remote = tmp_path / "local.db", tmp_path / "ray.db"
+    for path in (local, remote):
+        with Store(path) as store:
+            queue_text(store, text, base_dir=tmp_path)
+    train_locally(local)
+    with RayWorker(remote, RayOptions(shared_data=True), options=OPTIONS) as worker:
+        assert worker.run(until_empty=True) == 1
+        assert "data read by each node from its path" in worker.describe()
+        assert worker._shipped == {}  # nothing was put in the object store
+    assert outcome(remote, 1) == outcome(local, 1)
+    assert outcome(remote, 1)["status"] == "done"
 
 
 def test_every_epoch_reaches_the_store_while_the_remote_task_runs(cluster: str, tmp_path: Path) -> None:
