@@ -114,10 +114,10 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("executor", "where the jobs train: on this machine (local), or on a Ray cluster "
                                  "(ray; needs the distributed extra) while the store stays here")
     group.add_argument("--executor", choices=EXECUTORS, default="local",
-                       help="local (default): worker processes on this machine; ray: tasks on a Ray cluster")
+                       help="local (default): train on this machine; ray: train as tasks on a Ray cluster")
     group.add_argument("--address", metavar="ADDR", default=None,
-                       help="the Ray cluster: HOST:PORT of its head, or auto for the one started on this machine "
-                            "with `ray start` (default: RAY_ADDRESS, else a Ray instance started here for this run)")
+                       help="the Ray cluster: HOST:PORT of its head, or auto for the one this machine joined with "
+                            "`ray start` (default: RAY_ADDRESS, else a Ray instance started here for this run)")
     group.add_argument("--gpus-per-job", type=resource_count, metavar="F", default=None,
                        help="GPUs each job holds; a share such as 0.25 packs four small models on one GPU "
                             "(default 0: train on CPUs)")

@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     progress_out = sys.stderr if args.json else sys.stdout
     report_skipped(checked, sys.stderr)
     with open_store(store_path(args, args.file)) as store:
-        plan = queue_document(store, checked, epochs=args.epochs, device=args.device, force=args.force)
+        # a cluster's devices are not this machine's: a job queued for cuda waits for a node that has one
+        runs_on = None if executor is None else ("cuda" if executor.gpus_per_job else "cpu")
+        plan = queue_document(store, checked, epochs=args.epochs, device=args.device, force=args.force,
+                              runs_on=runs_on)
         todo = report_plan(plan, progress_out)
         if todo:
             train_jobs(store.path, todo, jobs=args.jobs, out=progress_out,

@@ -112,14 +112,14 @@ class Background:
         except BaseException as e:
             self.error = e
 
-    def join(self, timeout: float = 120) -> None:
+    def join(self, timeout: float = 300) -> None:
         assert self.thread is not None
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the worker did not finish"
         assert self.error is None, self.error
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 180.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
