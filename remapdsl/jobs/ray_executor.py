@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import queue as messages_queue
+import socket
 import threading
 import time
 import warnings
@@ -64,6 +65,7 @@ MAX_TASK_LOSSES = 3
 # Longest wait for a task's next message before the worker looks at cancels and leases again.
 WAIT_SECONDS = 0.25
 MAX_IN_FLIGHT = 10_000
+REACH_SECONDS = 5.0  # to open a connection to the cluster's address before joining it
 MAX_RESOURCE = 1024.0  # CPUs or GPUs one job may ask for
 
 # Ray's errors that mean the task's process, node or results went away, not that the training failed: the job
@@ -319,6 +321,8 @@ class RayWorker(Worker):
             # a Ray instance started here reports nothing to anyone
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             address = self.ray_options.address or os.environ.get("RAY_ADDRESS") or None
+            if address is not None:
+                _check_reachable(address)
             # a task's own output stays in the cluster's logs; what a job says comes back as its messages
             here: dict[str, Any] = {"include_dashboard": False} if address is None else {}
             try:
@@ -694,6 +698,19 @@ class _Leases:
                         with self._lock:
                             if self._held.get(job_id) == hold:
                                 self._lost.add(job_id)
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address nothing listens on at once: Ray itself waits minutes for it before giving up."""
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    if not colon or not port.isdigit() or not host:
+        return  # `auto` and other forms Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except (OSError, ValueError, OverflowError) as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise ExecutorError(f"cannot reach the Ray cluster at {address}: {why}; start it there with "
+                            "`ray start --head`, or check the address") from None
 
 
 def _on(flight: _Flight) -> str:

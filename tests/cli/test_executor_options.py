@@ -3,7 +3,10 @@ installed `--executor ray` says how to install it."""
 
 from __future__ import annotations
 
+import importlib.util
+import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,14 @@ def test_bad_executor_options_are_usage_errors(flags: list[str], words: str, sto
     code, err = run(capsys, "worker", "--store", store, *flags)
     assert code == 2 and words in err, err
     assert not Path(store).exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray: pip install 'remapdsl[distributed]'")
+def test_an_address_nothing_listens_on_is_refused_at_once(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    code, err = run(capsys, "worker", "--store", store, "--executor", "ray", "--address", f"127.0.0.1:{port}")
+    assert code == 2 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err, err
+    assert time.monotonic() - started < 30
