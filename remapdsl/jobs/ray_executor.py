@@ -507,7 +507,10 @@ class RayWorker(Worker):
             self.remote_pids[flight.job.id] = message.pid
         elif isinstance(message, _Epoch):
             if not flight.lost:
-                self._take_epoch(flight, message)
+                try:
+                    self._take_epoch(flight, message)
+                except Exception as e:  # the store cannot take the epoch (a full disk): the job fails, as here
+                    return self._abort(flight, describe_failure(e))
         elif isinstance(message, _Ended):
             return self._take_end(flight, message)
         return 0
@@ -538,6 +541,15 @@ class RayWorker(Worker):
             self._record_failure(job, reason)
             return self._ended(job, RunStatus.FAILED, reason)
         return self._ended(job, status, reason)
+
+    def _abort(self, flight: _Flight, reason: str) -> int:
+        """Stop the task at once and fail its job with the reason (or give it back when even that cannot be
+        recorded; see `Worker._record_failure`)."""
+        self._land(flight)
+        with contextlib.suppress(Exception):  # the task may have ended already
+            _ray().cancel(flight.stream, force=True)
+        self._record_failure(flight.job, reason)
+        return self._ended(flight.job, RunStatus.FAILED, reason)
 
     def _final_weights(self, flight: _Flight, result: TrainResult) -> Any:
         """The weights of the last finished epoch, for the ONNX measurement of a finished training."""

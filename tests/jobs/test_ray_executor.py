@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -260,6 +261,28 @@ def test_a_task_that_does_not_stop_in_time_is_killed_and_its_epochs_kept(cluster
         kept = [e.epoch for e in store.epochs(job.run_id)]
     assert job.status == "cancelled" and "did not stop within 1 s and was killed" in run.reason, run.reason
     assert kept == list(range(1, len(kept) + 1)) and 1 <= len(kept) < 200
+
+
+class FullAtSecondEpoch(RayWorker):
+    """A worker whose store cannot take a second epoch of the first job, as when the disk fills up."""
+
+    def _record_epoch(self, job: Any, result: Any, checkpoint: bytes) -> None:
+        if job.id == 1 and result.epoch == 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        super()._record_epoch(job, result, checkpoint)
+
+
+def test_an_epoch_the_store_cannot_take_fails_its_job_and_the_worker_goes_on(cluster: str, tmp_path: Path) -> None:
+    path = tmp_path / "remap.db"
+    first, second = queued(path, header(50, batch=16) + SMALL_CONV + "\n" + TINY.format(i=0, units=8))
+    with FullAtSecondEpoch(path, RayOptions(max_in_flight=1), options=OPTIONS) as worker:
+        assert worker.run(until_empty=True) == 2
+        assert worker.in_flight() == []
+    failed, done = outcome(path, first), outcome(path, second)
+    assert failed["status"] == "failed" and [e[0] for e in failed["epochs"]] == [1]  # type: ignore[attr-defined]
+    assert done["status"] == "done"
+    with Store(path) as store:
+        assert "database or disk is full" in Queue(store).require(first).error
 
 
 def store_has_predictions(path: Path, run_id: int) -> bool:
