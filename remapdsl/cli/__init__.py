@@ -46,6 +46,7 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "onnxscript": "onnx",
     "cairosvg": "png",
+    "ray": "distributed",
 }
 
 

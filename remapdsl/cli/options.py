@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from remapdsl.jobs.ray_executor import INSTALL, MAX_IN_FLIGHT, MAX_RESOURCE, RayOptions, ray_installed
 from remapdsl.jobs.worker import WorkerOptions
 
 # worker processes of `remap train` and `remap demo`
@@ -89,6 +90,72 @@ def add_no_onnx_option(p: argparse.ArgumentParser) -> None:
 def worker_options(device: str, onnx: bool) -> WorkerOptions:
     """How `--device` and `--no-onnx` train here: on the device asked for (each job's own for auto)."""
     return WorkerOptions(device=device if device != "auto" else None, onnx=onnx)
+
+
+EXECUTORS = ("local", "ray")
+# the Ray executor's own options: their dests, and the flags they are given as
+_RAY_FLAGS = {"address": "--address", "gpus_per_job": "--gpus-per-job", "cpus_per_job": "--cpus-per-job",
+              "max_in_flight": "--max-in-flight", "shared_data": "--shared-data"}
+
+
+def resource_count(text: str) -> float:
+    """A number of CPUs or GPUs: a share of one (0.25) or whole ones."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.25, 1 or 2; got '{text}'") from None
+    if not (value >= 0 and value <= MAX_RESOURCE):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to {MAX_RESOURCE:g}; got {text}")
+    return value
+
+
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """Where queued jobs train: here (local), or on a Ray cluster with the resources each job asks for."""
+    group = p.add_argument_group("executor", "where the jobs train: on this machine (local), or on a Ray cluster "
+                                 "(ray; needs the distributed extra) while the store stays here")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local (default): train on this machine; ray: train as tasks on a Ray cluster")
+    group.add_argument("--address", metavar="ADDR", default=None,
+                       help="the Ray cluster: HOST:PORT of its head, or auto for the one this machine joined with "
+                            "`ray start` (default: RAY_ADDRESS, else a Ray instance started here for this run)")
+    group.add_argument("--gpus-per-job", type=resource_count, metavar="F", default=None,
+                       help="GPUs each job holds; a share such as 0.25 packs four small models on one GPU "
+                            "(default 0: train on CPUs)")
+    group.add_argument("--cpus-per-job", type=resource_count, metavar="N", default=None,
+                       help="CPUs each job holds, and its torch threads (default 1)")
+    group.add_argument("--max-in-flight", type=positive_int, metavar="K", default=None,
+                       help=f"jobs training on the cluster at once, at most {MAX_IN_FLIGHT:,} (default: as many as "
+                            "the cluster's CPUs and GPUs hold)")
+    group.add_argument("--shared-data", action="store_true", default=None,
+                       help="each node reads the data set itself, from the data line's path, which every node must "
+                            "be able to read (default: the data set is sent to the cluster once)")
+
+
+def executor_options(args: argparse.Namespace) -> RayOptions | None:
+    """The Ray executor's options, or None for the local executor. A Ray option given with the local executor,
+    a bad value, or Ray not being installed is a usage error."""
+    given = [flag for dest, flag in _RAY_FLAGS.items() if getattr(args, dest, None) is not None]
+    if args.executor == "local":
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --executor ray")
+        return None
+    if args.max_in_flight is not None:
+        check_count("--max-in-flight", args.max_in_flight, 1, MAX_IN_FLIGHT)
+    if args.cpus_per_job == 0:
+        raise UsageError("--cpus-per-job must be more than 0")
+    for flag, value in (("--gpus-per-job", args.gpus_per_job), ("--cpus-per-job", args.cpus_per_job)):
+        if value is not None and value > 1 and value != int(value):
+            raise UsageError(f"{flag} above 1 must be a whole number (Ray shares one device, or gives whole ones); "
+                             f"found {value:g}")
+    try:
+        options = RayOptions(address=args.address, gpus_per_job=args.gpus_per_job or 0.0,
+                             cpus_per_job=1.0 if args.cpus_per_job is None else args.cpus_per_job,
+                             max_in_flight=args.max_in_flight, shared_data=bool(args.shared_data))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not ray_installed():
+        raise UsageError(f"--executor ray needs ray, which is not installed; install it with `{INSTALL}`")
+    return options
 
 
 def device_of(device: str) -> str:

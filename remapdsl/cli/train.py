@@ -9,8 +9,10 @@ from typing import TextIO
 
 from remapdsl.cli.options import (
     DEFAULT_JOBS,
+    add_executor_options,
     add_no_onnx_option,
     add_store_option,
+    executor_options,
     positive_int,
     worker_options,
 )
@@ -41,24 +43,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override the file's epochs")
     p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--jobs", "-j", type=positive_int, default=DEFAULT_JOBS, metavar="N",
-                   help=f"worker processes training at once (default {DEFAULT_JOBS}; 1 trains in this process)")
+                   help=f"worker processes training at once (default {DEFAULT_JOBS}; 1 trains in this process); "
+                        "with --executor ray, see --max-in-flight")
     p.add_argument("--force", action="store_true", help="train again even if already trained")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     add_no_onnx_option(p)
     add_store_option(p)
+    add_executor_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    executor = executor_options(args)
     checked = read_models(args.file, args.model)
     progress_out = sys.stderr if args.json else sys.stdout
     report_skipped(checked, sys.stderr)
     with open_store(store_path(args, args.file)) as store:
-        plan = queue_document(store, checked, epochs=args.epochs, device=args.device, force=args.force)
+        # a cluster's devices are not this machine's: a job queued for cuda waits for a node that has one
+        runs_on = None if executor is None else ("cuda" if executor.gpus_per_job else "cpu")
+        plan = queue_document(store, checked, epochs=args.epochs, device=args.device, force=args.force,
+                              runs_on=runs_on)
         todo = report_plan(plan, progress_out)
         if todo:
             train_jobs(store.path, todo, jobs=args.jobs, out=progress_out,
-                       options=worker_options(args.device, args.onnx))
+                       options=worker_options(args.device, args.onnx), executor=executor)
         print_results(store, plan, sys.stdout, args.json)
     note_skipped(checked, sys.stderr)
     return 0

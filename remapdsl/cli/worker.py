@@ -9,14 +9,17 @@ from collections import Counter
 from remapdsl.cli.options import (
     MAX_PROCESSES,
     UsageError,
+    add_executor_options,
     add_no_onnx_option,
     add_store_option,
     check_count,
     device_of,
+    executor_options,
     positive_float,
     positive_int,
 )
 from remapdsl.cli.workspace import Progress, open_store, store_path
+from remapdsl.jobs.ray_executor import ExecutorError, RayWorker
 from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
 from remapdsl.store.queue import DEFAULT_LEASE_SECONDS
 
@@ -27,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                           "epoch. Several workers on the machine whose disk holds the store can "
                                           "share it; a job whose worker dies is queued again when its lease runs "
                                           "out and resumes from its last epoch. A job asking for a device this "
-                                          "machine lacks (cuda) is left for a worker that has it.")
+                                          "machine lacks (cuda) is left for a worker that has it. With --executor "
+                                          "ray the jobs train on a Ray cluster, several at once, while this worker "
+                                          "alone writes the store.")
     add_store_option(p)
     p.add_argument("--device", metavar="D", help="train every job on this device (default: the one each job asks)")
     p.add_argument("--until-empty", action="store_true", help="exit when no job is queued or running")
@@ -43,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "thread per worker; run one worker per core)")
     add_no_onnx_option(p)
     p.add_argument("--id", metavar="NAME", help="this worker's name in the queue (default host:pid)")
+    add_executor_options(p)
     p.set_defaults(run=run)
 
 
@@ -53,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
                                 poll_seconds=args.poll, device=args.device, onnx=args.onnx)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if args.device:
+    executor = executor_options(args)
+    if args.device and executor is None:  # a cluster's devices are its nodes' to know
         device_of(args.device)
     path = store_path(args)
     open_store(path).close()
@@ -68,9 +75,18 @@ def run(args: argparse.Namespace) -> int:
         if event.kind == "end":
             endings[event.status] += 1
 
-    with Worker(path, options=options, worker_id=args.id, on_event=on_event) as worker:
-        print(f"worker {worker.id} on {worker.store_path}", flush=True)
-        worker.run(until_empty=args.until_empty, max_jobs=args.max_jobs)
+    if executor is None:
+        with Worker(path, options=options, worker_id=args.id, on_event=on_event) as worker:
+            print(f"worker {worker.id} on {worker.store_path}", flush=True)
+            worker.run(until_empty=args.until_empty, max_jobs=args.max_jobs)
+    else:
+        try:
+            with RayWorker(path, executor, options=options, worker_id=args.id, on_event=on_event) as worker:
+                worker.connect()
+                print(f"worker {worker.id} on {worker.store_path}; {worker.describe()}", flush=True)
+                worker.run(until_empty=args.until_empty, max_jobs=args.max_jobs)
+        except ExecutorError as e:
+            raise UsageError(str(e)) from None
     print(f"worker {worker.id}: {summary(endings)}", flush=True)
     return 0
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, TextIO
 from remapdsl.cli.options import UsageError
 from remapdsl.jobs import local
 from remapdsl.jobs.enqueue import Checked, Plan, check_models, load_document_data, settings_of
+from remapdsl.jobs.ray_executor import ExecutorError, RayOptions, RayWorker
+from remapdsl.jobs.ray_executor import train_jobs as train_on_ray
 from remapdsl.jobs.worker import ENDED, WorkerEvent, WorkerOptions
 from remapdsl.language.analysis import Analysis, ModelInfo, analyze, did_you_mean
 from remapdsl.language.diagnostics import Diagnostic, Severity
@@ -346,10 +348,20 @@ def _ending(event: WorkerEvent) -> str:
 
 
 def train_jobs(path: Path, job_ids: Sequence[int], *, jobs: int, out: TextIO, options: WorkerOptions,
-               tty: bool | None = None) -> None:
-    """Train the given queued jobs in this process (jobs=1) or in a pool of worker processes, with progress."""
-    crashed = local.train_jobs(path, job_ids, processes=jobs, options=options,
-                               on_event=Progress(out, len(job_ids), tty))
+               tty: bool | None = None, executor: RayOptions | None = None) -> None:
+    """Train the given queued jobs in this process (jobs=1) or in a pool of worker processes, with progress; or,
+    with `executor`, on a Ray cluster."""
+    progress = Progress(out, len(job_ids), tty)
+    if executor is not None:
+        def connected(worker: RayWorker) -> None:
+            print(worker.describe(), file=out, flush=True)
+
+        try:
+            train_on_ray(path, job_ids, executor, options=options, on_event=progress, on_connect=connected)
+        except ExecutorError as e:
+            raise UsageError(str(e)) from None
+        return
+    crashed = local.train_jobs(path, job_ids, processes=jobs, options=options, on_event=progress)
     if crashed:
         print(f"note: {len(crashed)} worker process(es) ended abnormally (exit {crashed[0]}); "
               "their jobs go back to the queue when their lease runs out", file=sys.stderr)

@@ -1,5 +1,6 @@
 """Training jobs: from a document to the queue, the worker that trains a queued job and records each epoch,
-and the local executor that runs workers in processes and reports through a callback.
+the local executor that runs workers in processes and reports through a callback, and the Ray executor that
+trains claimed jobs on a Ray cluster.
 
 Names are loaded on first use: the worker trains with torch (the `train` extra), and `import remapdsl.jobs`
 must not need it.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         settings_of,
     )
     from remapdsl.jobs.local import default_workers, train_jobs
+    from remapdsl.jobs.ray_executor import ExecutorError, RayOptions, RayWorker
     from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
 
 # Each public name and the module that defines it.
@@ -40,12 +42,18 @@ _HOMES = {
     "WorkerOptions": "worker",
     "default_workers": "local",
     "train_jobs": "local",
+    "ExecutorError": "ray_executor",
+    "RayOptions": "ray_executor",
+    "RayWorker": "ray_executor",
 }
 
 __all__ = [
     "Checked",
     "EnqueueError",
+    "ExecutorError",
     "Plan",
+    "RayOptions",
+    "RayWorker",
     "Worker",
     "WorkerEvent",
     "WorkerOptions",

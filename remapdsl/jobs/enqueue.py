@@ -136,10 +136,12 @@ class Plan:
 
 
 def queue_document(store: Store, checked: Checked, *, epochs: int | None, device: str, force: bool,
-                   origin: str | None = None) -> Plan:
+                   origin: str | None = None, runs_on: str | None = None) -> Plan:
     """Register and queue the chosen models of a checked file, with the document's settings (`epochs` in place
-    of its own when given) and data; `force` queues a new training even of a model already trained."""
-    resolved = resolved_device(device)
+    of its own when given) and data; `force` queues a new training even of a model already trained. `runs_on`:
+    the device the trainings will use when they run elsewhere (a cluster), which this machine need not have;
+    by default `device` as this machine resolves it."""
+    resolved = runs_on or resolved_device(device)
     settings = settings_of(checked.document, epochs)
     data = load_document_data(checked.document, checked.path.resolve().parent)
     registered, enqueued = enqueue_models(store, checked, settings, data.key, device=device, force=force,

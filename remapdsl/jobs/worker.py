@@ -37,9 +37,11 @@ from remapdsl.store.db import (
 from remapdsl.store.queue import DEFAULT_LEASE_SECONDS, Job, Queue
 
 if TYPE_CHECKING:
+    from remapdsl.language.analysis import ModelInfo
+    from remapdsl.language.header import TrainSettings
     from remapdsl.language.model import ModelSpec
     from remapdsl.train.data import Dataset
-    from remapdsl.train.trainer import Checkpoint, EpochResult, TrainResult
+    from remapdsl.train.trainer import EpochResult, TrainResult
 
 CANCEL_CHECK_SECONDS = 0.5
 
@@ -78,6 +80,24 @@ class WorkerOptions:
                              f"({self.lease_seconds:g} s); got {self.heartbeat_seconds:g}")
         if self.poll_seconds <= 0:
             raise ValueError(f"poll interval must be positive; got {self.poll_seconds}")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed job ready to train: its run's keys, its model, data and settings, and the last checkpoint
+    (epoch, bytes) it resumes from."""
+
+    job: Job
+    data_key: str
+    data_text: str
+    base_dir: str
+    device: str  # the device the run asks for
+    model_text: str  # the model's canonical text, as stored
+    model: ModelSpec
+    data: Dataset
+    settings: TrainSettings
+    info: ModelInfo
+    resume: tuple[int, bytes] | None
 
 
 def default_worker_id() -> str:
@@ -177,7 +197,7 @@ class Worker:
             self.queue.release(job.id, self.id)
             raise
         except Exception as e:  # one broken job must not stop the worker
-            status, reason = RunStatus.FAILED, _describe(e)
+            status, reason = RunStatus.FAILED, describe_failure(e)
             self._record_failure(job, reason)
         finally:
             beat.stop()
@@ -216,37 +236,59 @@ class Worker:
     # --- one job -----------------------------------------------------------------------------------
 
     def _train(self, job: Job, beat: _Heartbeat) -> tuple[str, str]:
+        from remapdsl.train.trainer import Checkpoint, train
+
+        job_ready = self._prepare(job)
+
+        def on_epoch(result: EpochResult, checkpoint: Checkpoint) -> None:
+            self._record_epoch(job, result, checkpoint.to_bytes())
+
+        should_stop = _StopCheck(self.queue, job.id, self.stop, beat)
+        resume = job_ready.resume
+        result: TrainResult = train(job_ready.model, job_ready.data, job_ready.settings,
+                                    self.options.device or job_ready.device, info=job_ready.info,
+                                    resume=Checkpoint.from_bytes(resume[1]) if resume else None,
+                                    on_epoch=on_epoch, should_stop=should_stop)
+        if beat.lost.is_set():
+            raise LeaseLost(job.id)
+        model_state = result.checkpoint.model_state if result.checkpoint is not None else None
+        return self._finish(job_ready, result, cancelled_by_user=should_stop.cancelled_by_user,
+                            model_state=model_state)
+
+    def _prepare(self, job: Job) -> Prepared:
+        """What a claimed job trains with, its run marked started and the start reported."""
         from remapdsl.language.analysis import analyze_model
         from remapdsl.language.header import TrainSettings
-        from remapdsl.train.trainer import Checkpoint, train
 
         run = self.store.run(job.run_id)
         model_row = self.store.model(job.model_hash)
         if run is None or model_row is None:
             raise RuntimeError(f"job {job.id} refers to a run or model that is no longer in the store")
-        model = _parse_model(model_row.text)
+        model = parse_model(model_row.text)
         data = self._dataset(run.data_text, run.base_dir)
         settings = TrainSettings(**run.settings)
         resume = self._resume_point(job.run_id)
         info = analyze_model(model, data.info())
         self.store.start_run(job.run_id, n_train=len(data.y_train), params=info.param_count, flops=info.flops)
         self._emit(WorkerEvent("start", job, resumed_from=resume[0] if resume else 0))
+        return Prepared(job, run.data_key, run.data_text, run.base_dir, run.device, model_row.text, model, data,
+                        settings, info, resume)
 
-        def on_epoch(result: EpochResult, checkpoint: Checkpoint) -> None:
-            row = EpochRow(job.run_id, result.epoch, result.train_loss, result.train_acc, result.val_loss,
-                           result.val_acc, result.seconds)
-            written = self.store.record_epoch(job.run_id, row, checkpoint.to_bytes(), owner=(job.id, self.id))
-            if not written and not self.queue.holds(job.id, self.id):
-                raise LeaseLost(job.id)
-            self._emit(WorkerEvent("epoch", job, epoch=row))
-
-        should_stop = _StopCheck(self.queue, job.id, self.stop, beat)
-        resume_checkpoint = Checkpoint.from_bytes(resume[1]) if resume else None
-        result: TrainResult = train(model, data, settings, self.options.device or run.device, info=info,
-                                    resume=resume_checkpoint, on_epoch=on_epoch, should_stop=should_stop)
-        if beat.lost.is_set():
+    def _record_epoch(self, job: Job, result: EpochResult, checkpoint: bytes) -> None:
+        """Commit a finished epoch with its checkpoint; LeaseLost when the job is no longer this worker's."""
+        row = EpochRow(job.run_id, result.epoch, result.train_loss, result.train_acc, result.val_loss,
+                       result.val_acc, result.seconds)
+        written = self.store.record_epoch(job.run_id, row, checkpoint, owner=(job.id, self.id))
+        if not written and not self.queue.holds(job.id, self.id):
             raise LeaseLost(job.id)
-        if result.status == RunStatus.CANCELLED and not should_stop.cancelled_by_user:
+        self._emit(WorkerEvent("epoch", job, epoch=row))
+
+    def _finish(self, job_ready: Prepared, result: TrainResult, *, cancelled_by_user: bool,
+                model_state: Mapping[str, Any] | None) -> tuple[str, str]:
+        """Record how a training ended (or give the job back when the worker is stopping); then the ONNX
+        measurement of a finished one, from the weights `model_state` of its last epoch."""
+        job = job_ready.job
+        if result.status == RunStatus.CANCELLED and not cancelled_by_user:
             # the worker is shutting down: the job goes back to the queue and resumes later
             self.queue.release(job.id, self.id)
             return "released", "the worker stopped; the job is queued again"
@@ -256,8 +298,8 @@ class Worker:
         self.queue.complete(job.id, self.id, result.status, reason, seconds=result.seconds, used_device=result.device,
                             predictions=result.predictions, confusion=result.confusion,
                             per_class=result.per_class_accuracy)
-        if self.options.onnx and result.status in FINISHED and result.checkpoint is not None:
-            self._measure_onnx(job, model, data, result.checkpoint.model_state)
+        if self.options.onnx and result.status in FINISHED and model_state is not None:
+            self._measure_onnx(job, job_ready.model, job_ready.data, model_state)
         return result.status, reason
 
     def _measure_onnx(self, job: Job, model: ModelSpec, data: Dataset, model_state: Mapping[str, Any]) -> None:
@@ -273,7 +315,7 @@ class Worker:
         except OnnxError as e:
             record_onnx_failure(self.store, job.run_id, job.model_hash, str(e))
         except Exception as e:  # onnxruntime's own errors from running the model, or anything else on the way
-            record_onnx_failure(self.store, job.run_id, job.model_hash, _describe(e))
+            record_onnx_failure(self.store, job.run_id, job.model_hash, describe_failure(e))
 
     def _resume_point(self, run_id: int) -> tuple[int, bytes] | None:
         """The last checkpoint, or None to start from scratch. Nothing recorded is dropped here: when the
@@ -361,7 +403,8 @@ class _Heartbeat:
                     return
 
 
-def _parse_model(text: str) -> ModelSpec:
+def parse_model(text: str) -> ModelSpec:
+    """The one model of a stored model text."""
     from remapdsl.language.parser import parse
 
     result = parse(text)
@@ -371,7 +414,9 @@ def _parse_model(text: str) -> ModelSpec:
     return result.document.models[0]
 
 
-def _describe(e: Exception) -> str:
+def describe_failure(e: Exception) -> str:
+    """A job's failure in words: the message of the errors that carry one for the user, else the exception's type,
+    message and where it was raised."""
     message = str(e).strip() or type(e).__name__
     if isinstance(e, ValueError | RuntimeError | OSError | StoreError):
         return message
