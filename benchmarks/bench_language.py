@@ -76,13 +76,14 @@ def population(models: int, seed: int = 0, residual: bool = False) -> str:
     return HEADER + "\n" + "\n\n".join(blocks) + "\n"
 
 
-def median_ms(fn: Callable[[], object], runs: int, before: Callable[[], object] = lambda: None) -> float:
+def median_ms(fn: Callable[[], object], runs: int, before: Callable[[], object] = lambda: None,
+              clock: Callable[[], float] = time.perf_counter) -> float:
     times = []
     for _ in range(runs):
         before()
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append((time.perf_counter() - start) * 1000)
+        times.append((clock() - start) * 1000)
     return statistics.median(times)
 
 
@@ -124,9 +125,10 @@ def compare(text: str, rev: str, rounds: int) -> None:
         for _ in range(rounds):
             for who, run, clear in (("this", lambda: parse_and_analyze(text), clear_caches),
                                     ("baseline", old_run, old_parser.clear_caches)):
-                runs.setdefault((who, "cold"), []).append(median_ms(run, 1, clear))
-                runs.setdefault((who, "warm"), []).append(median_ms(run, 1))
-    print(f"parse + analyze against {rev}, turn about, median of {rounds} rounds")
+                # CPU time of this process: wall time on a shared machine swings by more than the difference
+                runs.setdefault((who, "cold"), []).append(median_ms(run, 1, clear, time.process_time))
+                runs.setdefault((who, "warm"), []).append(median_ms(run, 1, clock=time.process_time))
+    print(f"parse + analyze against {rev}, turn about, CPU time, median of {rounds} rounds")
     for cache in ("cold", "warm"):
         new, old = statistics.median(runs[("this", cache)]), statistics.median(runs[("baseline", cache)])
         print(f"{cache + ' line cache':20} this {new:8.2f} ms   baseline {old:8.2f} ms   ratio {new / old:5.3f}")
