@@ -37,7 +37,8 @@ model down:
     flatten
     dense 10
 """
-UNRELATED = "model mlp:\n    flatten\n    dense 256\n    sigmoid\n    dropout 0.5\n    dense 64\n    tanh\n    dense 10\n"
+UNRELATED = ("model mlp:\n    flatten\n    dense 256\n    sigmoid\n    dropout 0.5\n    dense 64\n    tanh\n"
+             "    dense 10\n")
 
 
 def column(name: str) -> int:
@@ -96,7 +97,8 @@ def test_a_residual_model_is_closer_to_its_body_than_to_an_unrelated_model():
     to_body = otmann.distance(res, body).emd
     assert 0 < to_body < otmann.distance(res, other).emd
     projected = otmann.profile(model(PROJECTED))
-    unwrapped = otmann.profile(model(PROJECTED.replace("    residual shortcut=conv:\n", "").replace("        ", "    ")))
+    flat = PROJECTED.replace("    residual shortcut=conv:\n", "").replace("        ", "    ")
+    unwrapped = otmann.profile(model(flat))
     assert 0 < otmann.distance(projected, unwrapped).emd < otmann.distance(projected, other).emd
 
 
