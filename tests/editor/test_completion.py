@@ -29,7 +29,7 @@ def test_what_each_place_offers():
     assert labels("data ")[0] == "digits" and labels("budget ") == ["params", "latency", "size"]
     assert labels("model c from ") == ["a", "b"] and labels("model b from ") == ["a"]
     assert labels("    relu @") == ["@keep", "@allow", "@deny"]
-    assert labels("    relu @allow(remove, ") == ["prepend", "remove", "replace", "reparameterize"]
+    assert labels("    relu @allow(remove, ") == ["prepend", "remove", "replace", "reparameterize", "wrap", "unwrap"]
     assert labels("    relu  # note ") == [] and labels("    conv3d ") == []
 
 
