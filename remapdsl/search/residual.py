@@ -69,19 +69,20 @@ def inside(blocks: tuple[Block, ...], index: int) -> list[int]:
     return [i for i in range(index + 1, len(blocks)) if outer.start <= blocks[i].start and blocks[i].stop <= outer.stop]
 
 
-def wrappable_runs(info: ModelInfo, max_length: int = MAX_WRAPPED) -> list[tuple[int, int, str]]:
+def wrappable_runs(info: ModelInfo, max_length: int = MAX_WRAPPED,
+                   starts: frozenset[str] | None = BODY_STARTS) -> list[tuple[int, int, str]]:
     """Runs of an analysed model's layers that a new residual block may wrap: `(start, stop, shortcut)`.
 
-    The run starts with a conv2d or dense layer, ends before the head, holds no flatten, crosses no block
-    (whole blocks inside it are fine), and its input joins its output: as it is, or through a projection
-    (then the shortcut names it).
+    The run starts with a conv2d or dense layer (any kind, with `starts` None), ends before the head, holds no
+    flatten, crosses no block (whole blocks inside it are fine), and its input joins its output: as it is, or
+    through a projection (then the shortcut names it).
     """
     layers = info.layers
     head = len(layers) - 1
     blocks = info.model.blocks
     out = []
     for start in range(head):
-        if layers[start].layer.kind not in BODY_STARTS or layers[start].input_shape is None:
+        if (starts is not None and layers[start].layer.kind not in starts) or layers[start].input_shape is None:
             continue
         for stop in range(start + 1, min(start + max_length, head) + 1):
             last = layers[stop - 1]
