@@ -257,7 +257,8 @@ def render_svg(model: ModelInfo, size: str = "full", plates: bool = False, legen
     if geo.input_block and model.input_shape is not None:
         body.append(_input_block(model.input_shape, cx, axis, letters_y, bottom, geo))
         cx += geo.column
-    body += [draw_skip(skip, cx + skip.start * geo.column, top, geo) for skip in skips]
+    ends = {s.stop for s in skips}
+    body += [draw_skip(skip, cx + skip.start * geo.column, top, geo, tap=skip.start not in ends) for skip in skips]
     for run in runs:
         first = cx
         for position, block in enumerate(run.pattern):
@@ -290,12 +291,14 @@ def arcs_height(skips: Sequence[Skip], geo: ChipSize) -> float:
     return max(s.level for s in skips) * geo.arc + 1
 
 
-def draw_skip(skip: Skip, first_cx: float, top: float, geo: ChipSize, axis: float | None = None) -> str:
+def draw_skip(skip: Skip, first_cx: float, top: float, geo: ChipSize, axis: float | None = None,
+              tap: bool = True) -> str:
     """The arc of one block, from the gap before the column at `first_cx` (its first layer) to the gap after
     its last layer, over `top` (the top of the chip's tallest block). Where the gaps between blocks are wide
     enough, the arc reaches down to the chip's axis, and the ⊕ sits there, in line with the layers; else both
     stay on top of the chip. `axis` is the chip's axis when the arcs stand higher than the chip's top (over
-    a row of letters)."""
+    a row of letters). Without `tap` no dot marks where the input leaves the chain: a block that starts where
+    another ends takes that one's ⊕ as its input."""
     xs = first_cx - geo.column / 2
     xe = first_cx + (skip.stop - skip.start - 1) * geo.column + geo.column / 2
     yt = top - skip.level * geo.arc
@@ -320,7 +323,7 @@ def draw_skip(skip: Skip, first_cx: float, top: float, geo: ChipSize, axis: floa
     if skip.projected:
         side = max(geo.arc * 0.6, 1.5)
         parts.append(_el("rect", x=(xs + xe) / 2 - side / 2, y=yt - side / 2, width=side, height=side, fill=colour))
-    if in_line:  # where the input leaves the chain
+    if in_line and tap:  # where the input leaves the chain
         parts.append(_el("circle", cx=xs, cy=foot, r=stroke * 1.2, fill=colour))
     # the addition: a circle with a plus on the arc's end, a plain circle in the smallest sizes
     parts.append(_el("circle", cx=xe, cy=cy, r=radius, fill="#FFFFFF", stroke=colour, stroke_width=stroke))
@@ -433,9 +436,12 @@ def render_diff_svg(diff: SnacDiff, size: str = "full", legend: bool = False) ->
         cx += geo.column
     first = geo.pad + gutter + geo.column / 2
     # the parent's arcs under its blocks (the bands are drawn first); the child's after everything
-    body[bands:bands] = [draw_skip(skip, first + skip.start * geo.column, p_arcs, geo, p_axis)
-                         for skip in diff.parent_skips]
-    body += [draw_skip(skip, first + skip.start * geo.column, c_top, geo) for skip in diff.child_skips]
+    ends = {s.stop for s in diff.parent_skips}
+    body[bands:bands] = [draw_skip(skip, first + skip.start * geo.column, p_arcs, geo, p_axis,
+                                   tap=skip.start not in ends) for skip in diff.parent_skips]
+    ends = {s.stop for s in diff.child_skips}
+    body += [draw_skip(skip, first + skip.start * geo.column, c_top, geo, tap=skip.start not in ends)
+             for skip in diff.child_skips]
     width = max(cx - geo.column / 2 + geo.pad, geo.pad * 2 + _text_width(title, geo.header_font or geo.letter_font))
     height = bottom + geo.pad
     if geo.labels:

@@ -142,10 +142,11 @@ def arc_lines(skips: Sequence[Skip], columns: int) -> tuple[list[str], str]:
             elif s.level == level:
                 line = "━" if s.status == ADDED_BLOCK else "┈" if s.status == REMOVED_BLOCK else \
                     "═" if s.projected else "─"
-                row[xs] = "╭"
+                # a block that starts where the one before it ends takes its ⊕ as its input: one junction
+                row[xs] = "┬" if row[xs] in "╮┬" else "╭"
                 for x in range(xs + 1, xe):
                     row[x] = line
-                row[xe] = "╮"
+                row[xe] = "┬" if row[xe] in "╭┬" else "╮"
         out.append("".join(row))
     # the addition, under the arc's end, on the line that the inner arcs leave free
     row = [" "] * width

@@ -57,6 +57,8 @@ README_CHIPS = {
     "mlp-compact.svg": ["examples/digits.remap", "mlp", "--size", "compact"],
     "deeper-mini.svg": ["examples/digits.remap", "deeper", "--size", "mini"],
     "deeper-micro.svg": ["examples/digits.remap", "deeper", "--size", "micro"],
+    "res_small.svg": ["examples/residual.remap", "res_small"],
+    "res_tanh-diff.svg": ["examples/residual.remap", "res_tanh", "--diff", "deep_tanh"],
 }
 
 
