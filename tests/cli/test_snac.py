@@ -221,6 +221,21 @@ def test_show_json(remap_file, capsys):
     assert data["snac"].splitlines()[-1] == "C R M F D"
 
 
+def test_show_lists_each_blocks_addition_after_its_layers(capsys):
+    path = str(ROOT / "examples" / "residual.remap")
+    assert main(["show", path, "res_small"]) == 0
+    out = capsys.readouterr().out
+    assert "╭" in out and "⊕" in out
+    table = out[out.index("#  layer"):].splitlines()
+    assert table[5].split()[:2] == ["2", "conv2d"] and table[5].index("conv2d") > table[4].index("relu")
+    assert "⊕ residual (identity shortcut)" in table[8] and "⊕ residual (conv shortcut)" in table[11]
+    assert table[11].split()[-2:] == ["544", "6.1%"]
+    assert main(["show", path, "res_small", "--json"]) == 0
+    blocks = json.loads(capsys.readouterr().out)["blocks"]
+    assert [(b["start"], b["stop"], b["shortcut"], b["param_count"]) for b in blocks] == [(2, 5, "identity", 0),
+                                                                                           (5, 7, "conv", 544)]
+
+
 def test_show_colours_only_when_asked_or_on_a_terminal(remap_file, capsys):
     assert main(["show", str(remap_file), "small", "--colour", "always"]) == 0
     assert "\x1b[38;2;" in capsys.readouterr().out

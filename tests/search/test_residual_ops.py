@@ -168,3 +168,16 @@ def test_inserting_or_removing_layers_keeps_blocks_around_the_right_layers():
     assert spans(remove_layer(parent, 0)) == [(1, 4)]
     one = remove_layer(remove_layer(model(RES.replace("        batchnorm\n        relu\n", "")), 2), 0)
     assert one.blocks == ()
+
+
+def test_a_duplicate_keeps_the_blocks_and_the_store_hashes_them():
+    from remapdsl.search.spawn import Operation
+    from remapdsl.store.status import model_hashes
+    from tests.search.test_spawn import applied
+
+    new_text, analysis, names = applied("data digits\n\n" + RES, Operation("duplicate", "res"))
+    assert names == ("res_copy",) and analysis.valid
+    copy = analysis.models["res_copy"].model
+    assert spans(copy) == [(2, 5)]
+    hashes = model_hashes(parse(new_text).document.models)
+    assert hashes["res_copy"] == hashes["res"] == architecture_hash(model(RES)) != architecture_hash(model(SEQ))
