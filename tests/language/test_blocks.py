@@ -293,3 +293,20 @@ def test_fuzzed_block_structures_give_diagnostics_never_exceptions():
         if not result.diagnostics:
             formatted = format_document(result.document)
             assert parse(formatted).document == result.document
+
+
+def test_reanalysis_after_an_edit_elsewhere_keeps_the_blocks_analysis():
+    from remapdsl.language.reanalysis import reanalyze
+
+    text = "data digits\n\n" + PROJECTED + "\n" + RES_SMALL
+    before = parse(text)
+    previous = analyze(before.document, before.diagnostics)
+    edited = text.replace("data digits\n", "data digits\n# a new line\n")
+    result = parse(edited)
+    again = reanalyze(previous, text, edited, result)
+    fresh = analyze(result.document, result.diagnostics)
+    for name in ("down", "res_small"):
+        assert again.models[name].blocks == fresh.models[name].blocks
+        assert again.models[name].blocks[0].block.range.start.line == \
+            previous.models[name].blocks[0].block.range.start.line + 1
+        assert again.models[name].param_count == fresh.models[name].param_count
