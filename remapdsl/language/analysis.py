@@ -313,6 +313,13 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
         if blocks is not None:
             shape = blocks.at(index, shape)
         ltype = LAYER_TYPES.get(layer.kind)
+        if ltype is None and layer.kind in BLOCK_KINDS:
+            end = layer.range.end
+            report(layer.range, f"{layer.kind} opens a block: end the line with ':' and indent the layers it holds "
+                   "below it", "block-colon", fix=Fix("End the block line with ':'", (TextEdit(Range(end, end), ":"),)))
+            infos.append(LayerInfo(layer, None, {}, shape, None, 0, 0))
+            shape = None
+            continue
         if ltype is None:
             hint, fix = _suggest(layer.kind, list(LAYER_TYPES), layer.kind_range)
             report(layer.kind_range, f"expected a layer such as {layer_examples()}; found '{layer.kind}'{hint}",

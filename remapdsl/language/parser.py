@@ -564,6 +564,8 @@ def _explain(first: str, before: str, found: str, found_type: str, expected: set
             return "the path comes right after the data set name: data NAME \"PATH\" key=value ..."
     if first == "train" and found_type in _WORDS and expected == {"NAME"}:
         return f"unexpected {found}: train takes name=value settings, e.g. train epochs=10"
+    if first in BLOCK_KINDS and before.endswith(":"):
+        return f"unexpected {found} after ':': write each layer of the block on its own line, indented below it"
     if found == "':'" and first not in KEYWORDS:
         return "unexpected ':'; a model line starts with 'model', e.g. model small:"
     if found == "'='" and first not in KEYWORDS:

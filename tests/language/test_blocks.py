@@ -310,3 +310,20 @@ def test_reanalysis_after_an_edit_elsewhere_keeps_the_blocks_analysis():
         assert again.models[name].blocks[0].block.range.start.line == \
             previous.models[name].blocks[0].block.range.start.line + 1
         assert again.models[name].param_count == fresh.models[name].param_count
+
+
+def test_a_block_line_without_its_colon_or_with_a_layer_after_it_says_what_to_write():
+    text = "model m:\n    conv2d 8\n    residual shortcut=conv\n        conv2d 16\n    flatten\n    dense 10\n"
+    ds = diagnostics(text)
+    (d,) = [d for d in ds if d[0] == 2]
+    assert d[1] == "block-colon" and "end the line with ':'" in d[2]
+    result = parse(text)
+    fix = next(x.fix for x in analyze(result.document, result.diagnostics).diagnostics if x.code == "block-colon")
+    (edit,) = fix.edits
+    lines = text.split("\n")
+    at = edit.range.start.character
+    lines[2] = lines[2][:at] + edit.new_text + lines[2][at:]
+    fixed = parse("\n".join(lines))
+    assert analyze(fixed.document, fixed.diagnostics).valid
+    ds = diagnostics("model m:\n    residual: relu\n        relu\n    flatten\n    dense 10\n")
+    assert ds[0][:2] == (1, "syntax") and "on its own line, indented below it" in ds[0][2]
