@@ -164,9 +164,6 @@ class Block:
     def written(self) -> dict[str, Value]:
         return {a.name: a.value for a in self.args}
 
-    def contains(self, index: int) -> bool:
-        return self.start <= index < self.stop
-
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -79,6 +79,7 @@ def test_a_block_whose_shapes_do_not_join_is_refused() -> None:
         build_model(m, (1, 8, 8), 10)
 
 
+@pytest.mark.slow
 def test_a_residual_model_trains() -> None:
     data = load_dataset(None)
     result = trainer.train(model(NESTED), data, TrainSettings(epochs=1, batch=256), "cpu")
