@@ -1,19 +1,33 @@
 """How fast the language front end is on a big file: parse + analysis of 1,000 models (~10,000 lines).
 
-    python benchmarks/bench_language.py [--models 1000] [--runs 7]
+    python benchmarks/bench_language.py [--models 1000] [--runs 7] [--residual]
 
 Prints the median of several runs for: a cold parse (line caches cleared), a warm parse (the file seen
 before), analysis alone, and re-validating one edited model, alone (analysis.analyze_model) and as a whole
 parse + analysis after a one-line edit. Targets: whole file under 200 ms, one edited model under 20 ms.
+`--residual` gives every model a residual block (half of them a projection shortcut) after its first
+convolution. `--baseline REV` also runs the language package of git revision REV in the same process (a copy
+under another name), turn about with this one, and prints each step's ratio to it: on a machine others share,
+only figures taken side by side compare. `--against-sequential` does the same for the residual population
+against the sequential one.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import random
+import re
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 from remapdsl.language.analysis import analyze, analyze_model
 from remapdsl.language.datasets import describe
@@ -27,7 +41,7 @@ budget params <= 2M
 """
 
 
-def sampled_model(index: int, rng: random.Random) -> list[str]:
+def sampled_model(index: int, rng: random.Random, residual: bool = False) -> list[str]:
     """One conv/pool stack and a dense head, in the style of the sampler's output."""
     lines = [f"# sampled, generation {index // 100}", f"model m{index:04d}:" if index % 7 or not index else
              f"model m{index:04d} from m{index - 1:04d}:  # filters at 0 from 16 to 32"]
@@ -38,6 +52,12 @@ def sampled_model(index: int, rng: random.Random) -> list[str]:
         annotation = rng.choice(("", "", "", "  @keep", "  @allow(reparameterize, remove)"))
         lines.append(f"    conv2d {filters} kernel={kernel} padding=same{annotation}")
         lines.append(f"    {rng.choice(('relu', 'relu', 'tanh', 'sigmoid'))}")
+        if residual and block == 0:
+            wider = index % 2 == 1 and filters < 128  # a projection to twice the filters, within the budget
+            lines.append("    residual shortcut=conv:" if wider else "    residual:")
+            lines.append(f"        conv2d {filters * 2 if wider else filters} kernel=3")
+            lines.append("        batchnorm")
+            lines.append("        relu")
         if size >= 4 and rng.random() < 0.8:
             lines.append(f"    {rng.choice(('maxpool', 'avgpool'))} 2")
             size //= 2
@@ -51,19 +71,20 @@ def sampled_model(index: int, rng: random.Random) -> list[str]:
     return lines
 
 
-def population(models: int, seed: int = 0) -> str:
+def population(models: int, seed: int = 0, residual: bool = False) -> str:
     rng = random.Random(seed)
-    blocks = ["\n".join(sampled_model(i, rng)) for i in range(models)]
+    blocks = ["\n".join(sampled_model(i, rng, residual)) for i in range(models)]
     return HEADER + "\n" + "\n\n".join(blocks) + "\n"
 
 
-def median_ms(fn: Callable[[], object], runs: int, before: Callable[[], object] = lambda: None) -> float:
+def median_ms(fn: Callable[[], object], runs: int, before: Callable[[], object] = lambda: None,
+              clock: Callable[[], float] = time.perf_counter) -> float:
     times = []
     for _ in range(runs):
         before()
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append((time.perf_counter() - start) * 1000)
+        times.append((clock() - start) * 1000)
     return statistics.median(times)
 
 
@@ -73,13 +94,75 @@ def parse_and_analyze(text: str) -> None:
     assert analysis.valid, analysis.diagnostics[:3]
 
 
+def baseline_language(rev: str, into: Path) -> tuple[ModuleType, ModuleType, ModuleType]:
+    """The parser, analysis and datasets modules of revision `rev`, imported as package `remapdsl_baseline`."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "archive", rev, "remapdsl/language", "remapdsl/__init__.py", "grammar"],
+                             cwd=root, check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    package = into / "remapdsl_baseline"
+    (into / "remapdsl").rename(package)
+    (package / "grammar").symlink_to(into / "grammar")
+    for source in package.rglob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        source.write_text(re.sub(r"\bremapdsl\.", "remapdsl_baseline.", text), encoding="utf-8")
+    (package / "__init__.py").write_text("", encoding="utf-8")  # the package face imports more than the language
+    sys.path.insert(0, str(into))
+    return tuple(importlib.import_module(f"remapdsl_baseline.language.{name}")  # type: ignore[return-value]
+                 for name in ("parser", "analysis", "datasets"))
+
+
+def compare(text: str, rev: str, rounds: int) -> None:
+    """Parse + analyze, cold and warm, by this package and by revision `rev`'s, turn about; medians and ratio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old_parser, old_analysis, _ = baseline_language(rev, Path(tmp))
+
+        def old_run() -> None:
+            result = old_parser.parse(text)
+            assert old_analysis.analyze(result.document, result.diagnostics).valid
+
+        turns = (("this", lambda: parse_and_analyze(text), clear_caches),
+                 ("baseline", old_run, old_parser.clear_caches))
+        report(f"parse + analyze against {rev}", turns, rounds)
+
+
+def report(title: str, turns: tuple[tuple[str, Callable[[], None], Callable[[], None]], ...], rounds: int) -> None:
+    """Each turn's run, cold (after its clear) and warm, taken in turn `rounds` times; CPU-time medians and the
+    first turn's ratio to the second."""
+    runs: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for who, run, clear in turns:
+            # CPU time of this process: wall time on a shared machine swings by more than the difference
+            runs.setdefault((who, "cold"), []).append(median_ms(run, 1, clear, time.process_time))
+            runs.setdefault((who, "warm"), []).append(median_ms(run, 1, clock=time.process_time))
+    (first, *_), (second, *_) = turns
+    print(f"{title}, turn about, CPU time, median of {rounds} rounds")
+    for cache in ("cold", "warm"):
+        a, b = statistics.median(runs[(first, cache)]), statistics.median(runs[(second, cache)])
+        print(f"{cache + ' line cache':20} {first} {a:8.2f} ms   {second} {b:8.2f} ms   ratio {a / b:5.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--residual", action="store_true", help="a population of models with residual blocks")
+    ap.add_argument("--baseline", metavar="REV", help="compare parse + analyze with git revision REV")
+    ap.add_argument("--against-sequential", action="store_true",
+                    help="compare parse + analyze of the residual population with the sequential one")
     args = ap.parse_args()
 
-    text = population(args.models)
+    text = population(args.models, residual=args.residual)
+    if args.baseline:
+        compare(text, args.baseline, args.runs)
+        return
+    if args.against_sequential:
+        residual, sequential = population(args.models, residual=True), population(args.models)
+        report("parse + analyze, residual population against sequential",
+               (("residual", lambda: parse_and_analyze(residual), clear_caches),
+                ("sequential", lambda: parse_and_analyze(sequential), clear_caches)), args.runs)
+        return
     lines = text.split("\n")
     document = parse(text).document
     dataset = describe(document.data)

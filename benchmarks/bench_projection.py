@@ -6,8 +6,10 @@ incremental add of one model (n distances and its out-of-sample placement), clas
 optional SMACOF refinement; then the same add through `ModelSpace` and a store holding the n-model layout
 and its distances, as `remap layout` does it in a process of its own (stored positions read, the row means
 of the squared distances summed by SQLite, n distances, placement, one position written) and as a
-long-lived process does it (the reference layout still in memory). Run:
-`python benchmarks/bench_projection.py [--sizes 100 1000] [--workers 2]`.
+long-lived process does it (the reference layout still in memory). `--residual` puts a 16-filter convolution
+first and wraps the next one in a residual block (a projection shortcut when it widens the tensor), so that
+the profiles are DAGs. Run:
+`python benchmarks/bench_projection.py [--sizes 100 1000] [--workers 2] [--residual]`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from remapdsl.language.catalog import LAYER_TYPES
-from remapdsl.language.model import Arg, Layer, ModelSpec
+from remapdsl.language.model import Arg, Block, Layer, ModelSpec
 from remapdsl.space import otmann
 from remapdsl.space.distance_cache import PairValue
 from remapdsl.space.model_space import ModelSpace
@@ -43,8 +45,10 @@ def _layer(kind: str, value: int | float | None = None, **named: int) -> Layer:
     return Layer(kind, tuple(args))
 
 
-def random_model(rng: np.random.Generator, name: str) -> ModelSpec:
+def random_model(rng: np.random.Generator, name: str, residual: bool = False) -> ModelSpec:
     layers = []
+    if residual:
+        layers.append(_layer("conv2d", 16, kernel=3))
     for _ in range(rng.integers(1, 6)):
         layers.append(_layer("conv2d", int(rng.choice([16, 32, 64, 128])), kernel=int(rng.choice([1, 3, 5]))))
         follow = CONV_BLOCK[rng.integers(len(CONV_BLOCK))]
@@ -59,7 +63,11 @@ def random_model(rng: np.random.Generator, name: str) -> ModelSpec:
         layers.append(_layer("dense", int(rng.choice([16, 64, 128, 256]))))
         layers.append(_layer(str(rng.choice(["relu", "tanh", "sigmoid"]))))
     layers.append(_layer("dense", 10))
-    return ModelSpec(name, tuple(layers))
+    if not residual:
+        return ModelSpec(name, tuple(layers))
+    widens = layers[1].written()["filters"] != 16
+    block = Block("residual", 1, 2, (Arg("shortcut", "conv"),) if widens else ())
+    return ModelSpec(name, tuple(layers), blocks=(block,))
 
 
 def timed(label: str, fn, repeat: int = 1):  # type: ignore[no-untyped-def]
@@ -74,9 +82,9 @@ def timed(label: str, fn, repeat: int = 1):  # type: ignore[no-untyped-def]
     return result, seconds
 
 
-def run(n: int, workers: int, seed: int = 0) -> None:
+def run(n: int, workers: int, seed: int = 0, residual: bool = False) -> None:
     rng = np.random.default_rng(seed)
-    models = [random_model(rng, f"m{i}") for i in range(n + 1 + 2 * ADDS)]
+    models = [random_model(rng, f"m{i}", residual) for i in range(n + 1 + 2 * ADDS)]
     print(f"n = {n} (mean {np.mean([len(m.layers) for m in models]):.1f} layers per model, "
           f"{otmann.pair_count(n):,} pairs)")
     profiles, _ = timed("profiles", lambda: [otmann.profile(m) for m in models])
@@ -137,11 +145,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--residual", action="store_true", help="models with a residual block each")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"numpy {np.__version__}")
     for n in args.sizes:
-        run(n, args.workers)
+        run(n, args.workers, residual=args.residual)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ and commit the regenerated JSON; `tests/test_grammar_files.py` fails until the t
 
 Scopes follow the TextMate conventions themes know: a layer type is `support.function.layer`, a model name
 `entity.name.type.model`, a parent after `from` `entity.other.inherited-class`, an annotation
-`storage.type.annotation`, a number `constant.numeric` with its k/M or unit suffix `keyword.other.unit`.
+`storage.type.annotation`, a number `constant.numeric` with its k/M or unit suffix `keyword.other.unit`, a
+block line's kind (`residual shortcut=conv:`) `keyword.control.block` and its colon
+`punctuation.section.block.begin`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from remapdsl.language.annotations import VARIATION_OPS
+from remapdsl.language.blocks import BLOCK_KINDS
 from remapdsl.language.catalog import LAYER_TYPES
 from remapdsl.language.datasets import DATASET_KINDS
 from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS
@@ -47,6 +50,7 @@ def value_words() -> list[str]:
     """The fixed words a parameter or train option accepts (padding=same, optimizer=adam)."""
     found = [w for t in LAYER_TYPES.values() for p in t.params for w in p.words]
     found += [w for p in TRAIN_OPTIONS.values() for w in p.words]
+    found += [w for params in BLOCK_KINDS.values() for p in params for w in p.words]
     return found
 
 
@@ -78,6 +82,7 @@ def grammar() -> dict[str, Any]:
             {"include": "#train-line"},
             {"include": "#budget-line"},
             {"include": "#model-line"},
+            {"include": "#block-line"},
             {"include": "#layer-line"},
         ],
         "repository": {
@@ -118,6 +123,21 @@ def grammar() -> dict[str, Any]:
                 },
                 "end": "$",
                 "patterns": [{"include": "#comment"}],
+            },
+            "block-line": {
+                "name": "meta.block.remap",
+                # a block's kind on a line whose code ends in a colon; without one it is a (mistyped) layer
+                "begin": rf"{LINE_START}({words(BLOCK_KINDS)}){WORD_END}(?=[^#\n]*:)",
+                "beginCaptures": {"1": {"name": "keyword.control.block.remap"}},
+                "end": "$",
+                "patterns": [
+                    {"include": "#comment"},
+                    {"include": "#annotation"},
+                    {"name": "punctuation.section.block.begin.remap", "match": ":"},
+                    {"include": "#string"},
+                    {"include": "#option"},
+                    {"include": "#value"},
+                ],
             },
             "layer-line": {
                 "name": "meta.layer.remap",

@@ -3,7 +3,8 @@
 "Valid" means syntactically valid (what the printer and parser promise to round-trip), not necessarily
 meaningful to analysis: layers take random parameters, unknown kinds and options appear on purpose.
 Use `documents()` for whole files, `models()` and `layers()` for parts, `sensible_models()` for models
-built only from catalog layers with parameters from their sampler grids.
+built only from catalog layers with parameters from their sampler grids, `residual_models` for valid models
+on the digits data with residual blocks (nested, with and without projection shortcuts).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from functools import cache
 
 from hypothesis import strategies as st
 
+from remapdsl.language.blocks import SHORTCUTS
 from remapdsl.language.catalog import LAYER_TYPES
 from remapdsl.language.datasets import DATASET_KINDS
 from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS
 from remapdsl.language.model import (
     Annotation,
     Arg,
+    Block,
     Budget,
     Comments,
     DataSpec,
@@ -82,8 +85,36 @@ def layers(draw: st.DrawFn) -> Layer:
     return Layer(kind, args, tuple(draw(st.lists(annotations, max_size=2))), draw(comments))
 
 
-models = st.builds(ModelSpec, any_names, st.lists(layers(), max_size=5).map(tuple), st.none() | any_names, comments,
-                   final_comments=st.lists(comment_texts, max_size=2).map(tuple))
+block_args = st.one_of(
+    st.just(()),
+    st.sampled_from(SHORTCUTS).map(lambda s: (Arg("shortcut", s),)),
+    _args(("shortcut",), ""),
+)
+
+
+@st.composite
+def block_spans(draw: st.DrawFn, n_layers: int) -> list[tuple[int, int]]:
+    """Non-empty spans over `n_layers` layers that nest or stay apart, outer before inner."""
+    spans: list[tuple[int, int]] = []
+    if n_layers == 0:
+        return spans
+    for _ in range(draw(st.integers(0, 4))):
+        start = draw(st.integers(0, n_layers - 1))
+        stop = draw(st.integers(start + 1, n_layers))
+        if all(stop <= a or b <= start or (a <= start and stop <= b) or (start <= a and b <= stop)
+               for a, b in spans):
+            spans.append((start, stop))
+    return sorted(spans, key=lambda span: (span[0], -span[1]))
+
+
+@st.composite
+def models(draw: st.DrawFn) -> ModelSpec:
+    body = tuple(draw(st.lists(layers(), max_size=5)))
+    blocks = tuple(Block("residual", start, stop, draw(block_args), tuple(draw(st.lists(annotations, max_size=2))),
+                         draw(comments)) for start, stop in draw(block_spans(len(body))))
+    return ModelSpec(draw(any_names), body, draw(st.none() | any_names), draw(comments),
+                     final_comments=tuple(draw(st.lists(comment_texts, max_size=2))), blocks=blocks)
+
 
 data_specs = st.sampled_from(sorted(DATASET_KINDS)).flatmap(
     lambda name: st.builds(DataSpec, st.just(name), st.none() | st.text(max_size=20),
@@ -106,7 +137,7 @@ def budgets(draw: st.DrawFn) -> tuple[Budget, ...]:
 
 documents = st.builds(
     Document,
-    st.lists(models, max_size=3).map(tuple),
+    st.lists(models(), max_size=3).map(tuple),
     st.none() | data_specs,
     st.none() | train_specs,
     budgets(),
@@ -128,3 +159,58 @@ def sensible_layers(draw: st.DrawFn) -> Layer:
 
 
 sensible_models = st.builds(ModelSpec, names, st.lists(sensible_layers(), min_size=1, max_size=8).map(tuple))
+
+
+def _layer(kind: str, *positional: int | float, **named: int | str) -> Layer:
+    ltype = LAYER_TYPES[kind]
+    args = [Arg(ltype.positional.name, positional[0], True)] if positional and ltype.positional else []
+    args += [Arg(name, value) for name, value in named.items()]
+    return Layer(kind, order_args(layer_param_names(kind), args))
+
+
+@st.composite
+def _keeping_stage(draw: st.DrawFn, layers: list[Layer], blocks: list[Block], channels: int) -> None:
+    """A nested block whose body keeps its input's shape."""
+    start = len(layers)
+    slot = len(blocks)
+    blocks.append(Block("residual", 0, 0))
+    layers.append(_layer("conv2d", channels, kernel=draw(st.sampled_from((1, 3)))))
+    layers.append(_layer("relu"))
+    blocks[slot] = Block("residual", start, len(layers))
+
+
+@st.composite
+def residual_models(draw: st.DrawFn) -> ModelSpec:
+    """A valid model on the 1x8x8 digits with one to three residual blocks (some nested, some projecting)."""
+    layers: list[Layer] = []
+    blocks: list[Block] = []
+    channels = draw(st.sampled_from((8, 16)))
+    layers += [_layer("conv2d", channels, kernel=3), _layer("relu")]
+    size = 8
+    for _ in range(draw(st.integers(1, 2))):
+        start = len(layers)
+        slot = len(blocks)
+        blocks.append(Block("residual", 0, 0))
+        project = draw(st.booleans())
+        out = draw(st.sampled_from((8, 16, 32))) if project else channels
+        stride = draw(st.sampled_from((1, 2))) if project and size >= 4 else 1
+        layers.append(_layer("conv2d", out, kernel=draw(st.sampled_from((1, 3))), stride=stride))
+        if draw(st.booleans()):
+            layers.append(_layer("batchnorm"))
+        layers.append(_layer(draw(st.sampled_from(("relu", "tanh", "sigmoid")))))
+        if draw(st.booleans()):
+            draw(_keeping_stage(layers, blocks, out))
+        blocks[slot] = Block("residual", start, len(layers), (Arg("shortcut", "conv"),) if project else ())
+        channels, size = out, (size - 1) // stride + 1
+    if size >= 2 and draw(st.booleans()):
+        layers.append(_layer(draw(st.sampled_from(("maxpool", "avgpool"))), 2))
+        size //= 2
+    layers.append(_layer("flatten"))
+    if draw(st.booleans()):
+        units = draw(st.sampled_from((16, 64)))
+        layers += [_layer("dense", units), _layer("relu")]
+        start = len(layers)
+        layers += [_layer("dense", units), _layer("relu")]
+        blocks.append(Block("residual", start, len(layers)))
+    layers.append(_layer("dense", 10))
+    return ModelSpec(draw(names), tuple(layers), blocks=tuple(blocks))

@@ -1,4 +1,5 @@
-"""`remap sample N [--data NAME [--path PATH]] [--seed S] [-o FILE] [--max-params P]`: an initial population.
+"""`remap sample N [--data NAME [--path PATH]] [--seed S] [-o FILE] [--max-params P] [--residual P]`: an initial
+population.
 
 Writes a complete `.remap` document (data and train header, then N sampled models) to FILE or stdout.
 """
@@ -35,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="parameter cap; larger networks are drawn again (default 1M; 100k, 250000 ...)")
     p.add_argument("--min-layers", type=int, default=2, metavar="L", help="fewest layers, flatten and head included")
     p.add_argument("--max-layers", type=int, default=12, metavar="L", help="most layers, flatten and head included")
+    p.add_argument("--residual", type=float, default=0.0, metavar="P",
+                   help="probability, 0 to 1, that a model wraps a run of its layers in a residual block (default 0: "
+                        "REMAP's population, unchanged for a seed)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(run=run)
 
@@ -75,10 +79,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.seed <= TRAIN_OPTIONS["seed"].high:
         raise UsageError(f"--seed must be from 0 to {TRAIN_OPTIONS['seed'].high:.0f}; found {args.seed}")
     max_params = parse_count(args.max_params)
+    if not 0 <= args.residual <= 1:  # also refuses nan
+        raise UsageError(f"--residual must be a probability from 0 to 1; found {args.residual}")
     data, dataset = data_from_options(args.data, args.path)
     try:
         models = sample_models(args.n, dataset, args.seed, max_params=max_params, min_layers=args.min_layers,
-                               max_layers=args.max_layers)
+                               max_layers=args.max_layers, residual=args.residual)
     except ValueError as e:
         raise UsageError(str(e)) from None
     train = TrainSpec(tuple(Arg(k, v) for k, v in (*TRAIN_HEADER, ("seed", args.seed))))

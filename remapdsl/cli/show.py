@@ -78,6 +78,19 @@ def summary_json(info: ModelInfo, snac: str) -> dict[str, object]:
             }
             for i, li in enumerate(info.layers)
         ],
+        "blocks": [
+            {
+                "kind": bi.block.kind,
+                "start": bi.block.start,
+                "stop": bi.block.stop,
+                "shortcut": bi.shortcut.kind if bi.shortcut else None,
+                "input_shape": list(bi.input_shape or ()),
+                "output_shape": list(bi.output_shape or ()),
+                "param_count": bi.param_count,
+                "flops": bi.flops,
+            }
+            for bi in info.blocks
+        ],
         "snac": snac,
     }
 
@@ -86,10 +99,22 @@ def summary_table(info: ModelInfo) -> str:
     """A Keras-like table: index, layer, output shape, parameters and their share, then the totals."""
     total = info.param_count
     header = ("#", "layer", "output shape", "parameters", "share")
-    rows = [(str(i), layer_text(replace(li.layer, annotations=())),
-             describe_shape(li.output_shape) if li.output_shape else "?",
-             f"{li.param_count:,}", f"{100 * _share(li.param_count, total):.1f}%")
-            for i, li in enumerate(info.layers)]
+    rows: list[tuple[str, ...]] = []
+    blocks = info.model.blocks
+    for i, li in enumerate(info.layers):
+        # a layer inside blocks indented as in the text; after a block's last layer, a row for its addition
+        rows.append((str(i), "  " * info.model.depth(i) + layer_text(replace(li.layer, annotations=())),
+                     describe_shape(li.output_shape) if li.output_shape else "?",
+                     f"{li.param_count:,}", f"{100 * _share(li.param_count, total):.1f}%"))
+        for b in range(len(blocks) - 1, -1, -1):
+            if blocks[b].stop == i + 1 and b < len(info.blocks):
+                bi = info.blocks[b]
+                kind = bi.shortcut.kind if bi.shortcut else "?"
+                outer = sum(1 for c in range(b)
+                            if blocks[c].start <= blocks[b].start and blocks[b].stop <= blocks[c].stop)
+                label = f"{'  ' * outer}⊕ {bi.block.kind} ({kind} shortcut)"
+                rows.append(("", label, describe_shape(bi.output_shape) if bi.output_shape else "?",
+                             f"{bi.param_count:,}", f"{100 * _share(bi.param_count, total):.1f}%"))
     input_row = ("", "input", describe_shape(info.input_shape) if info.input_shape else "?", "", "")
     widths = [max(len(r[c]) for r in [header, input_row, *rows]) for c in range(5)]
     right = (True, False, False, True, True)

@@ -11,7 +11,7 @@ import argparse
 from remapdsl.cli.options import MAX_CHANGES, MAX_CHILDREN, UsageError, add_output_option, check_count
 from remapdsl.cli.workspace import load_source, write_children
 from remapdsl.language.analysis import did_you_mean
-from remapdsl.language.annotations import VARIATION_OPS
+from remapdsl.language.annotations import DEFAULT_OPS, VARIATION_OPS
 from remapdsl.search.variation import vary
 
 DEFAULT_CHILDREN = 10
@@ -29,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help=f"number of children, 1 to {MAX_CHILDREN:,} (default {DEFAULT_CHILDREN})")
     p.add_argument("--changes", type=int, default=1, metavar="K",
                    help=f"at most K changes per child, 1 to {MAX_CHANGES} (default 1)")
-    p.add_argument("--ops", metavar="OP,OP", default=",".join(VARIATION_OPS),
-                   help=f"operators to draw from (default: all of {', '.join(VARIATION_OPS)})")
+    p.add_argument("--ops", metavar="OP,OP", default=",".join(DEFAULT_OPS),
+                   help=f"operators to draw from, of {', '.join(VARIATION_OPS)} (default: "
+                        f"{','.join(DEFAULT_OPS)}; wrap puts a run of layers in a residual block)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random changes (default 0)")
     add_output_option(p)
     p.set_defaults(run=run)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from remapdsl.language.annotations import ANNOTATIONS, VARIATION_OPS
+from remapdsl.language.blocks import BLOCK_DOCS, BLOCK_KINDS
 from remapdsl.language.catalog import LAYER_TYPES, ParamSpec
 from remapdsl.language.datasets import DATASET_KINDS
 from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS
@@ -46,7 +47,8 @@ def complete(before: str, document: Document | None = None) -> list[Completion]:
         return _annotation_items(before)
     if not done:
         if indented:
-            return [Completion(k, "layer", t.doc.split(".")[0]) for k, t in LAYER_TYPES.items()]
+            return [Completion(k, "layer", t.doc.split(".")[0]) for k, t in LAYER_TYPES.items()] + [
+                Completion(k, "keyword", BLOCK_DOCS[k], f"{k}:") for k in BLOCK_KINDS]
         return [Completion(w, "keyword", d) for w, d in HEADER_WORDS.items()]
     head = done[0]
     if not indented and head == "data":
@@ -70,6 +72,9 @@ def complete(before: str, document: Document | None = None) -> list[Completion]:
     layer = LAYER_TYPES.get(head) if indented else None
     if layer is not None:
         return _option_items(layer.params, current, positional_first=len(done) == 1)
+    block = BLOCK_KINDS.get(head) if indented else None
+    if block is not None and not any(w.endswith(":") for w in done):
+        return _option_items(block, current)
     return []
 
 

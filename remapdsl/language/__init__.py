@@ -6,8 +6,17 @@ It imports nothing heavy (Lark only) and nothing above it, so every other part o
 
 from __future__ import annotations
 
-from remapdsl.language.analysis import Analysis, LayerInfo, ModelInfo, analyze, analyze_model, did_you_mean
-from remapdsl.language.annotations import ANNOTATIONS, VARIATION_OPS, allowed_ops
+from remapdsl.language.analysis import (
+    Analysis,
+    BlockInfo,
+    LayerInfo,
+    ModelInfo,
+    analyze,
+    analyze_model,
+    did_you_mean,
+)
+from remapdsl.language.annotations import ANNOTATIONS, DEFAULT_OPS, VARIATION_OPS, allowed_ops
+from remapdsl.language.blocks import BLOCK_KINDS, SHORTCUTS, Shortcut
 from remapdsl.language.catalog import (
     LAYER_TYPES,
     OTMANN_MISMATCH,
@@ -42,6 +51,7 @@ from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS, TrainSettings
 from remapdsl.language.model import (
     Arg,
+    Block,
     Budget,
     Comments,
     DataSpec,
@@ -66,9 +76,11 @@ from remapdsl.language.reanalysis import reanalyze
 
 __all__ = [
     "ANNOTATIONS",
+    "BLOCK_KINDS",
     "BUDGET_UNITS",
     "CIFAR10_CLASSES",
     "DATASET_KINDS",
+    "DEFAULT_OPS",
     "DIGITS_CLASSES",
     "IMAGE_SUFFIXES",
     "KEYWORDS",
@@ -76,10 +88,13 @@ __all__ = [
     "NAME_RE",
     "OTMANN_MISMATCH",
     "QUICKDRAW_PREFIX",
+    "SHORTCUTS",
     "TRAIN_OPTIONS",
     "VARIATION_OPS",
     "Analysis",
     "Arg",
+    "Block",
+    "BlockInfo",
     "Budget",
     "Comments",
     "DataError",
@@ -101,6 +116,7 @@ __all__ = [
     "Severity",
     "Shape",
     "ShapeError",
+    "Shortcut",
     "SnacStyle",
     "TextEdit",
     "TrainSettings",

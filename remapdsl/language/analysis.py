@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from remapdsl.language.annotations import ANNOTATIONS, VARIATION_OPS
+from remapdsl.language.blocks import BLOCK_KINDS, Shortcut, shortcut, shortcut_kind
 from remapdsl.language.catalog import (
     LAYER_TYPES,
     LayerType,
@@ -22,13 +23,26 @@ from remapdsl.language.catalog import (
     ShapeError,
     describe_shape,
     is_spatial,
+    numel,
     show_value,
 )
 from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, check_files, describe
 from remapdsl.language.diagnostics import Diagnostic, Fix, Severity, TextEdit
 from remapdsl.language.gcpause import collection_paused
 from remapdsl.language.header import TRAIN_OPTIONS
-from remapdsl.language.model import Arg, Budget, DataSpec, Document, Layer, ModelSpec, Position, Range, Value
+from remapdsl.language.model import (
+    Annotation,
+    Arg,
+    Block,
+    Budget,
+    DataSpec,
+    Document,
+    Layer,
+    ModelSpec,
+    Position,
+    Range,
+    Value,
+)
 from remapdsl.language.printer import budget_limit_text, value_text
 
 
@@ -44,11 +58,35 @@ class LayerInfo:
 
 
 @dataclass(frozen=True)
+class BlockInfo:
+    """A block's input and output, and its shortcut once both are known and it joins them (else None).
+
+    Its own parameters and FLOPs are the shortcut's and the addition's; the body's are its layers'.
+    """
+
+    block: Block
+    input_shape: Shape | None
+    output_shape: Shape | None
+    shortcut: Shortcut | None
+
+    @property
+    def param_count(self) -> int:
+        return self.shortcut.param_count if self.shortcut else 0
+
+    @property
+    def flops(self) -> int:
+        if self.shortcut is None or self.output_shape is None:
+            return 0
+        return self.shortcut.flops + numel(self.output_shape)  # the addition: one per output element
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     model: ModelSpec
     layers: tuple[LayerInfo, ...]
     diagnostics: tuple[Diagnostic, ...]
     input_shape: Shape | None
+    blocks: tuple[BlockInfo, ...] = ()  # in the order of `model.blocks`
 
     @property
     def valid(self) -> bool:
@@ -56,11 +94,20 @@ class ModelInfo:
 
     @property
     def param_count(self) -> int:
-        return sum(li.param_count for li in self.layers)
+        total = sum(li.param_count for li in self.layers)
+        return total + sum(bi.param_count for bi in self.blocks) if self.blocks else total
 
     @property
     def flops(self) -> int:
-        return sum(li.flops for li in self.layers)
+        total = sum(li.flops for li in self.layers)
+        return total + sum(bi.flops for bi in self.blocks) if self.blocks else total
+
+    def body_param_count(self, block: BlockInfo) -> int:
+        """The parameters of a block's body: its layers' and the shortcuts of the blocks inside it."""
+        b = block.block
+        inner = sum(bi.param_count for bi in self.blocks if bi is not block and b.start <= bi.block.start
+                    and bi.block.stop <= b.stop)
+        return sum(li.param_count for li in self.layers[b.start:b.stop]) + inner
 
     @property
     def output_shape(self) -> Shape | None:
@@ -265,8 +312,18 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
         report(model.name_range, f"model '{model.name}' has no layers", "empty")
     shape: Shape | None = dataset.input_shape if dataset else None
     infos: list[LayerInfo] = []
-    for layer in model.layers:
+    blocks = _Blocks(model, report) if model.blocks else None
+    for index, layer in enumerate(model.layers):
+        if blocks is not None:
+            shape = blocks.at(index, shape)
         ltype = LAYER_TYPES.get(layer.kind)
+        if ltype is None and layer.kind in BLOCK_KINDS:
+            end = layer.range.end
+            report(layer.range, f"{layer.kind} opens a block: end the line with ':' and indent the layers it holds "
+                   "below it", "block-colon", fix=Fix("End the block line with ':'", (TextEdit(Range(end, end), ":"),)))
+            infos.append(LayerInfo(layer, None, {}, shape, None, 0, 0))
+            shape = None
+            continue
         if ltype is None:
             hint, fix = _suggest(layer.kind, list(LAYER_TYPES), layer.kind_range)
             report(layer.kind_range, f"expected a layer such as {layer_examples()}; found '{layer.kind}'{hint}",
@@ -275,7 +332,7 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
             shape = None
             continue
         params_ok = _check_args(layer, ltype, report)
-        _check_annotations(layer, report)
+        _check_annotations(layer.annotations, report)
         params = ltype.resolve(layer.written())
         if not params_ok or shape is None:
             infos.append(LayerInfo(layer, ltype, params, shape, None, 0, 0))
@@ -311,13 +368,22 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
         flops = ltype.flops(in_shape, out_shape, params)
         infos.append(LayerInfo(layer, ltype, params, in_shape, out_shape, count, flops))
         shape = out_shape
+    block_infos: tuple[BlockInfo, ...] = ()
+    if blocks is not None:
+        shape = blocks.at(len(model.layers), shape)
+        block_infos = blocks.infos()
+        if shape is None and infos and infos[-1].output_shape is not None:
+            # the last block could not add its input: the model has no output
+            last = infos[-1]
+            infos[-1] = LayerInfo(last.layer, last.type, last.params, last.input_shape, None, last.param_count,
+                                  last.flops)
     if model.layers and dataset is not None:
         _check_head(model, infos, dataset.num_classes, report)
-    info = ModelInfo(model, tuple(infos), (), dataset.input_shape if dataset else None)
+    info = ModelInfo(model, tuple(infos), (), dataset.input_shape if dataset else None, block_infos)
     if budget is not None and info.output_shape is not None and not budget.allows(info.param_count):
         report(model.name_range, f"model '{model.name}' has {info.param_count:,} parameters, over the budget "
                f"of {budget_limit_text(budget)}", "budget")
-    return ModelInfo(model, info.layers, tuple(out), info.input_shape)
+    return ModelInfo(model, info.layers, tuple(out), info.input_shape, block_infos)
 
 
 class _Report(Protocol):
@@ -325,6 +391,100 @@ class _Report(Protocol):
 
     def __call__(self, rng: Range, message: str, code: str, severity: Severity = ...,
                  fix: Fix | None = ...) -> None: ...
+
+
+class _Blocks:
+    """The blocks of one model while its layers are analysed in order: each block notes the shape that enters
+    it, and where it ends, adds that input (through its shortcut) to its body's output."""
+
+    def __init__(self, model: ModelSpec, report: _Report) -> None:
+        self.model = model
+        self.report = report
+        self.inputs: dict[int, Shape | None] = {}  # by the block's place in model.blocks
+        self.results: dict[int, BlockInfo] = {}
+        self.ok: dict[int, bool] = {}
+        for i, block in enumerate(model.blocks):
+            self.ok[i] = _check_block_args(block, report)
+            _check_annotations(block.annotations, report)
+
+    def at(self, index: int, shape: Shape | None) -> Shape | None:
+        """The shape that reaches layer `index` (or the model's end) once the blocks ending before it have
+        added their inputs; notes the shape entering the blocks that start there."""
+        blocks = self.model.blocks
+        # innermost first: of the blocks ending here, the one opened last
+        for i in range(len(blocks) - 1, -1, -1):
+            if blocks[i].stop == index and i not in self.results:
+                shape = self._close(i, shape)
+        for i, block in enumerate(blocks):
+            if block.start == index:
+                self.inputs[i] = shape
+        return shape
+
+    def _close(self, i: int, body_out: Shape | None) -> Shape | None:
+        block = self.model.blocks[i]
+        in_shape = self.inputs.get(i)
+        if in_shape is None or body_out is None or not self.ok[i]:
+            self.results[i] = BlockInfo(block, in_shape, None, None)
+            return None
+        kind = shortcut_kind(block.written())
+        try:
+            joined = shortcut(kind, in_shape, body_out)
+        except ShapeError as e:
+            self.report(block.range, f"{block.kind}: {e}", e.code, fix=_shortcut_fix(block, in_shape, body_out))
+            self.results[i] = BlockInfo(block, in_shape, None, None)
+            return None
+        self.results[i] = BlockInfo(block, in_shape, body_out, joined)
+        return body_out
+
+    def infos(self) -> tuple[BlockInfo, ...]:
+        return tuple(self.results.get(i) or BlockInfo(b, self.inputs.get(i), None, None)
+                     for i, b in enumerate(self.model.blocks))
+
+
+def _shortcut_fix(block: Block, in_shape: Shape, out_shape: Shape) -> Fix | None:
+    """Name the projection that joins the shapes, when one does and the block does not name it already."""
+    if is_spatial(in_shape) != is_spatial(out_shape):
+        return None
+    kind = "conv" if is_spatial(in_shape) else "dense"
+    try:
+        shortcut(kind, in_shape, out_shape)
+    except ShapeError:
+        return None
+    written = block.arg("shortcut")
+    if written is not None:
+        if written.value == kind:
+            return None
+        return Fix(f"Project the input with shortcut={kind}", (TextEdit(written.value_range, kind),))
+    at = block.kind_range.end
+    return Fix(f"Project the input with shortcut={kind}", (TextEdit(Range(at, at), f" shortcut={kind}"),))
+
+
+def _check_block_args(block: Block, report: _Report) -> bool:
+    specs = BLOCK_KINDS.get(block.kind, ())
+    names = [p.name for p in specs]
+    ok = True
+    seen: set[str] = set()
+    for arg in block.args:
+        if arg.positional:
+            report(arg.range, f"{block.kind} takes no unnamed value; its options are written name=value, e.g. "
+                   "shortcut=conv", "unknown-param")
+            ok = False
+            continue
+        spec = next((p for p in specs if p.name == arg.name), None)
+        if spec is None:
+            hint, fix = _suggest(arg.name, names, _name_range(arg))
+            report(arg.range, f"{block.kind} has no option '{arg.name}'{hint} (options: {', '.join(names)})",
+                   "unknown-param", fix=fix)
+            ok = False
+        elif arg.name in seen:
+            report(arg.range, f"{arg.name} is given twice", "duplicate-param")
+            ok = False
+        elif (msg := spec.check(arg.value)) is not None:
+            hint, fix = _value_hint(arg, spec)
+            report(arg.value_range, msg + hint, "value", fix=fix)
+            ok = False
+        seen.add(arg.name)
+    return ok
 
 
 def _check_args(layer: Layer, ltype: LayerType, report: _Report) -> bool:
@@ -389,8 +549,8 @@ def _set_param_fix(layer: Layer, param: str, value: Value) -> Fix | None:
     return Fix(f"Set {param} to {value_text(value)}", (TextEdit(arg.value_range, value_text(value)),))
 
 
-def _check_annotations(layer: Layer, report: _Report) -> None:
-    for a in layer.annotations:
+def _check_annotations(annotations: tuple[Annotation, ...], report: _Report) -> None:
+    for a in annotations:
         if a.name not in ANNOTATIONS:
             names = list(ANNOTATIONS)
             line, start = a.range.start

@@ -137,6 +137,35 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Block:
+    """A block line (`residual shortcut=conv:`) and the run of the model's layers indented below it.
+
+    The block holds the model's layers `start` up to `stop` (exclusive): the layers stay one flat sequence, so
+    that a layer keeps its index whatever blocks wrap it, and a block is a span over them. A model's blocks are
+    listed in the order their lines appear (an outer block before the blocks inside it); spans nest or are
+    disjoint. A residual block's output is its body's output plus its input (through the shortcut).
+    """
+
+    kind: str
+    start: int
+    stop: int
+    args: tuple[Arg, ...] = ()
+    annotations: tuple[Annotation, ...] = ()
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()  # noqa: RUF009
+    kind_range: Range = _range()  # noqa: RUF009
+
+    def arg(self, name: str) -> Arg | None:
+        for a in self.args:
+            if a.name == name:
+                return a
+        return None
+
+    def written(self) -> dict[str, Value]:
+        return {a.name: a.value for a in self.args}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     layers: tuple[Layer, ...]
@@ -148,6 +177,12 @@ class ModelSpec:
     # Indented comment lines after the last layer (or after the model line of a model without layers): they
     # close the block, so they stay with it rather than opening the next model.
     final_comments: tuple[str, ...] = ()
+    # Residual blocks over spans of `layers`, outer before inner; empty for a sequential model.
+    blocks: tuple[Block, ...] = ()
+
+    def depth(self, index: int) -> int:
+        """How many blocks hold layer `index`."""
+        return sum(1 for b in self.blocks if b.start <= index < b.stop)
 
 
 @dataclass(frozen=True)

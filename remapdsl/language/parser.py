@@ -15,6 +15,7 @@ that model (`ModelSpec.final_comments`); the comments after the last statement a
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +28,7 @@ from typing import Any, NamedTuple, cast
 from lark import Lark, Token, Transformer, UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
+from remapdsl.language.blocks import BLOCK_KINDS
 from remapdsl.language.catalog import LAYER_TYPES
 from remapdsl.language.datasets import DATASET_KINDS
 from remapdsl.language.diagnostics import Diagnostic
@@ -36,6 +38,7 @@ from remapdsl.language.model import (
     NO_COMMENTS,
     Annotation,
     Arg,
+    Block,
     Budget,
     Comments,
     DataSpec,
@@ -61,6 +64,8 @@ STRING_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 _NUMBER_RE = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(.*)", re.S)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BLANK = " \t\f\v"
+# Indentation is measured with a tab reaching the next multiple of this many columns.
+TAB_WIDTH = 4
 # Scaled numbers (1e5k) beyond this many digits are certainly typos and would be slow to convert.
 _MAX_EXPONENT = 300
 
@@ -166,6 +171,14 @@ class _LayerSyntax(NamedTuple):
     end: int
 
 
+class _BlockSyntax(NamedTuple):
+    kind: str
+    kind_end: int
+    args: tuple[_ArgSyntax, ...]
+    annotations: tuple[_Ann, ...]
+    end: int
+
+
 class _DataSyntax(NamedTuple):
     name: str
     path: str | None
@@ -198,7 +211,7 @@ class _ModelSyntax(NamedTuple):
     end: int
 
 
-_Statement = _LayerSyntax | _DataSyntax | _TrainSyntax | _BudgetSyntax | _ModelSyntax
+_Statement = _LayerSyntax | _BlockSyntax | _DataSyntax | _TrainSyntax | _BudgetSyntax | _ModelSyntax
 
 
 class _Error(NamedTuple):
@@ -210,8 +223,9 @@ class _Error(NamedTuple):
 class _CodeSyntax(NamedTuple):
     statement: _Statement | None
     errors: tuple[_Error, ...]
-    # A broken line that looks like a model line: the layer lines below it belong to no model.
-    opens_model: bool = False
+    # A broken line ending in ':': a model line (the layer lines below it belong to no model) or, indented
+    # inside a model, a block line (the lines below it are its body).
+    opens: bool = False
 
 
 def _value_of(token: Token) -> Value | _Bad:
@@ -286,10 +300,12 @@ def _code_syntax(code: str) -> _CodeSyntax:
         header = _model_line_fallback(code)
         if header is not None:
             return _CodeSyntax(header, (error,))
-        return _CodeSyntax(None, (error,), opens_model=code.endswith(":"))
+        return _CodeSyntax(None, (error,), opens=code.endswith(":"))
     errors: list[_Error] = []
     statement = _CONVERTERS[line[0]](line[1:], len(code), errors)
-    return _CodeSyntax(None if errors else statement, tuple(errors))
+    if errors:
+        return _CodeSyntax(None, tuple(errors), opens=code.endswith(":"))
+    return _CodeSyntax(statement, ())
 
 
 def _args(options: Iterable[_Opt], errors: list[_Error]) -> list[_ArgSyntax]:
@@ -309,9 +325,12 @@ def _ordered(args: list[_ArgSyntax], names: Sequence[str]) -> tuple[_ArgSyntax, 
     return tuple(sorted(args, key=lambda a: index.get(a.name, last)))
 
 
-def _layer(items: Sequence[Any], end: int, errors: list[_Error]) -> _LayerSyntax:
+def _layer(items: Sequence[Any], end: int, errors: list[_Error]) -> _LayerSyntax | _BlockSyntax | None:
     kind_token, positional, *rest = items
     kind = str(kind_token)
+    colon = next((r for r in rest if isinstance(r, Token)), None)
+    if colon is not None:
+        return _block(kind_token, positional, rest, colon, end, errors)
     ltype = LAYER_TYPES.get(kind)
     args: list[_ArgSyntax] = []
     if positional is not None:
@@ -325,6 +344,33 @@ def _layer(items: Sequence[Any], end: int, errors: list[_Error]) -> _LayerSyntax
     args += _args((r for r in rest if isinstance(r, _Opt)), errors)
     annotations = tuple(r for r in rest if isinstance(r, _Ann))
     return _LayerSyntax(kind, kind_token.end_pos, _ordered(args, layer_param_names(kind)), annotations, end)
+
+
+def _block(kind_token: Token, positional: _Val | None, rest: Sequence[Any], colon: Token, end: int,
+           errors: list[_Error]) -> _BlockSyntax | None:
+    kind = str(kind_token)
+    if kind not in BLOCK_KINDS:
+        if positional is not None or any(isinstance(r, _Opt) for r in rest):
+            errors.append(_Error(_offset(colon.start_pos), _offset(colon.end_pos),
+                                 "unexpected ':'; a model line starts with 'model', e.g. model small:"))
+            return None
+        close = difflib.get_close_matches(kind, list(BLOCK_KINDS), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (a model line starts with 'model': model {kind}:)"
+        errors.append(_Error(_offset(kind_token.start_pos), _offset(kind_token.end_pos),
+                             f"expected a block such as 'residual:'; found '{_short(kind)}'{hint}"))
+        return None
+    args: list[_ArgSyntax] = []
+    if positional is not None:
+        if isinstance(positional.value, _Bad):
+            errors.append(_Error(positional.start, positional.end, positional.value.message))
+        else:
+            # analysis reports it: a block takes no unnamed value
+            args.append(_ArgSyntax("", positional.value, True, positional.start, positional.end,
+                                   positional.start, positional.end))
+    args += _args((r for r in rest if isinstance(r, _Opt)), errors)
+    annotations = tuple(r for r in rest if isinstance(r, _Ann))
+    names = tuple(p.name for p in BLOCK_KINDS[kind])
+    return _BlockSyntax(kind, _offset(kind_token.end_pos), _ordered(args, names), annotations, end)
 
 
 def _data(items: Sequence[Any], end: int, errors: list[_Error]) -> _DataSyntax:
@@ -522,6 +568,8 @@ def _explain(first: str, before: str, found: str, found_type: str, expected: set
             return "the path comes right after the data set name: data NAME \"PATH\" key=value ..."
     if first == "train" and found_type in _WORDS and expected == {"NAME"}:
         return f"unexpected {found}: train takes name=value settings, e.g. train epochs=10"
+    if first in BLOCK_KINDS and before.endswith(":"):
+        return f"unexpected {found} after ':': write each layer of the block on its own line, indented below it"
     if found == "':'" and first not in KEYWORDS:
         return "unexpected ':'; a model line starts with 'model', e.g. model small:"
     if found == "'='" and first not in KEYWORDS:
@@ -555,12 +603,14 @@ def _open_annotation(before: str) -> str:
 class _Line(NamedTuple):
     """A line of the file: a statement with ranges, a comment line, or nothing."""
 
-    statement: Layer | DataSpec | TrainSpec | Budget | ModelSpec | None
+    statement: Layer | Block | DataSpec | TrainSpec | Budget | ModelSpec | None
     diagnostics: tuple[Diagnostic, ...]
     comment: str | None = None  # the text of a full-line comment
-    opens_model: bool = False
+    opens: bool = False
     indented: bool = False  # a full-line comment that does not start in the first column
     end: int = 0  # a full-line comment: the column after its last character
+    indent: int = 0  # the width of the line's indentation, a tab to the next multiple of four
+    lead: int = 0  # how many characters the indentation has
 
 
 _BLANK_LINE = _Line(None, ())
@@ -611,7 +661,8 @@ def _line(number: int, text: str) -> _Line:
                                    code="syntax") for e in syntax.errors) if syntax.errors else ()
     comments = NO_COMMENTS if comment is None else Comments((), comment)
     statement = _build(syntax.statement, number, indent, comments) if syntax.statement is not None else None
-    return _Line(statement, diagnostics, opens_model=syntax.opens_model)
+    width = indent if "\t" not in text[:indent] else len(text[:indent].expandtabs(TAB_WIDTH))
+    return _Line(statement, diagnostics, opens=syntax.opens, indent=width, lead=indent)
 
 
 _span = Range.of
@@ -627,12 +678,16 @@ def _build_args(args: tuple[_ArgSyntax, ...], line: int, at: int) -> tuple[Arg, 
     return tuple(out)
 
 
-def _build(s: _Statement, line: int, at: int, comments: Comments) -> Layer | DataSpec | TrainSpec | Budget | ModelSpec:
+def _build(s: _Statement, line: int, at: int,
+           comments: Comments) -> Layer | Block | DataSpec | TrainSpec | Budget | ModelSpec:
     whole = _span(line, at, at + s.end)
-    if isinstance(s, _LayerSyntax):
+    if isinstance(s, _LayerSyntax | _BlockSyntax):
         annotations = tuple(Annotation(a.name, a.args, _span(line, at + a.start, at + a.end))
                             for a in s.annotations) if s.annotations else ()
         args = _build_args(s.args, line, at) if s.args else ()
+        if isinstance(s, _BlockSyntax):
+            # the span over the model's layers is set when the lines below are read
+            return Block(s.kind, 0, 0, args, annotations, comments, whole, _span(line, at, at + s.kind_end))
         return Layer(s.kind, args, annotations, comments, whole, _span(line, at, at + s.kind_end))
     if isinstance(s, _ModelSyntax):
         parent_range = _span(line, at + s.parent_start, at + s.parent_end) if s.parent is not None else None
@@ -650,6 +705,22 @@ def _build(s: _Statement, line: int, at: int, comments: Comments) -> Layer | Dat
 
 _HEADER_AFTER_MODEL = "header lines (data, train, budget) must come before the first model"
 _ORPHAN_LAYER = "a layer line must follow a model line such as 'model small:'"
+_ORPHAN_BLOCK = "a block line must be inside a model, below a line such as 'model small:'"
+
+
+class _OpenBlock:
+    """A block whose body is being read: where its line is, how deep it and its body are indented."""
+
+    __slots__ = ("block", "body", "filled", "indent", "line", "slot", "start")
+
+    def __init__(self, block: Block | None, line: int, indent: int, start: int, slot: int) -> None:
+        self.block = block  # None for a block line that could not be read: its body is still its body
+        self.line = line
+        self.indent = indent
+        self.body: int | None = None  # the indentation of the body's lines, set by its first line
+        self.filled = False  # a line, even a broken one, was read into the body
+        self.start = start  # the index of its first layer
+        self.slot = slot  # its place in the model's list of blocks
 
 
 class _Assembler:
@@ -665,7 +736,10 @@ class _Assembler:
         # for each pending comment: its line, whether it is indented, and the column after it
         self.comment_places: list[tuple[int, bool, int]] = []
         self.header: ModelSpec | None = None  # the model whose layers are being read
+        self.model_indent = 0
         self.layers: list[Layer] = []
+        self.blocks: list[Block | None] = []  # None: a block that turned out empty
+        self.open: list[_OpenBlock] = []  # the blocks around the line being read, innermost last
         self.in_model = False  # False before the first model line and under a model line that cannot be read
 
     def run(self, lines: list[str]) -> ParseResult:
@@ -678,9 +752,14 @@ class _Assembler:
                 if line.comment is not None:
                     self.comments.append(line.comment)
                     self.comment_places.append((number, line.indented, line.end))
-                elif line.opens_model:
+                elif line.opens and self.header is not None and line.indent > self.model_indent:
+                    self._indentation(number, line)
+                    self.open.append(_OpenBlock(None, number, line.indent, len(self.layers), -1))
+                elif line.opens:
                     self._close_model()
                     self.in_model = True
+                elif self.open and self.header is not None:
+                    self._indentation(number, line)
                 continue
             if isinstance(statement, ModelSpec):
                 self._close_model()  # first: it takes the indented comments that end the model above
@@ -688,9 +767,14 @@ class _Assembler:
                 statement = replace(statement, comments=Comments(tuple(self.comments), statement.comments.trailing))
                 self.comments, self.comment_places = [], []
             if isinstance(statement, Layer):
+                if self.open and self.header is not None:
+                    self._indentation(number, line)
                 self._layer(statement, bool(line.diagnostics))
+            elif isinstance(statement, Block):
+                self._block(statement, number, line)
             elif isinstance(statement, ModelSpec):
                 self.header, self.in_model = statement, True
+                self.model_indent = line.indent
             else:
                 self._header_line(statement)
         self._close_model()
@@ -703,7 +787,58 @@ class _Assembler:
         elif not self.in_model and not reported:
             self.diagnostics.append(Diagnostic(layer.range, _ORPHAN_LAYER, code="syntax"))
 
+    def _block(self, block: Block, number: int, line: _Line) -> None:
+        if self.header is None:
+            if not self.in_model:
+                self.diagnostics.append(Diagnostic(block.range, _ORPHAN_BLOCK, code="syntax"))
+            return
+        if self.open:
+            self._indentation(number, line)
+        self.open.append(_OpenBlock(block, number, line.indent, len(self.layers), len(self.blocks)))
+        self.blocks.append(block)
+
+    def _indentation(self, number: int, line: _Line) -> None:
+        """Close the blocks this line is not indented under; check it lines up with the body it is in."""
+        indent = line.indent
+        while self.open and indent <= self.open[-1].indent:
+            self._close_block(self.open.pop())
+        if not self.open:
+            return
+        top = self.open[-1]
+        top.filled = True
+        if top.body is None:
+            top.body = indent
+            return
+        if indent == top.body:
+            return
+        where = Range.of(number, 0, max(line.lead, 1))
+        if indent > top.body:
+            message = (f"unexpected indentation: the block at line {top.line + 1} holds its layers at "
+                       f"{_columns(top.body)}, this line is at {_columns(indent)}; only the layers below a block "
+                       "line are indented deeper")
+        else:
+            message = (f"this line's indentation ({_columns(indent)}) matches no block: the block at line "
+                       f"{top.line + 1} holds its layers at {_columns(top.body)}, and a line at "
+                       f"{_columns(top.indent)} or less ends it")
+        self.diagnostics.append(Diagnostic(where, message, code="indentation"))
+
+    def _close_block(self, open_block: _OpenBlock) -> None:
+        block = open_block.block
+        if block is None:
+            return
+        stop = len(self.layers)
+        if stop == open_block.start:
+            self.blocks[open_block.slot] = None
+            if not open_block.filled:
+                self.diagnostics.append(Diagnostic(
+                    block.range, f"this {block.kind} block is empty: indent the layers it holds below its line",
+                    code="empty-block"))
+            return
+        self.blocks[open_block.slot] = replace(block, start=open_block.start, stop=stop)
+
     def _close_model(self) -> None:
+        while self.open:
+            self._close_block(self.open.pop())
         header = self.header
         if header is not None:
             end = self.layers[-1].range.end if self.layers else header.range.end
@@ -715,11 +850,12 @@ class _Assembler:
             if final:
                 line, _, column = self.comment_places[final - 1]
                 end = Position(line, column)
+            blocks = tuple(b for b in self.blocks if b is not None) if self.blocks else ()
             self.models.append(ModelSpec(header.name, tuple(self.layers), header.parent, header.comments,
                                          Range(header.range.start, end), header.name_range, header.parent_range,
-                                         tuple(self.comments[:final])))
+                                         tuple(self.comments[:final]), blocks))
             del self.comments[:final], self.comment_places[:final]
-        self.header, self.layers = None, []
+        self.header, self.layers, self.blocks = None, [], []
 
     def _header_line(self, statement: DataSpec | TrainSpec | Budget) -> None:
         if self.in_model:
@@ -744,3 +880,7 @@ class _Assembler:
     def _again(self, statement: DataSpec | TrainSpec | Budget, what: str, first: Range) -> None:
         self.diagnostics.append(Diagnostic(
             statement.range, f"a second {what} line; the first is at line {first.start.line + 1}", code="syntax"))
+
+
+def _columns(width: int) -> str:
+    return f"{width} space" if width == 1 else f"{width} spaces"

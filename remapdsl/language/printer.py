@@ -16,6 +16,7 @@ from remapdsl.language.header import BUDGET_UNITS
 from remapdsl.language.model import (
     Annotation,
     Arg,
+    Block,
     Budget,
     Comments,
     DataSpec,
@@ -58,11 +59,43 @@ def format_model(model: ModelSpec) -> str:
     """One model block: its comment lines, the model line and its layers, ending in a newline."""
     head = f"model {model.name}" + (f" from {model.parent}" if model.parent is not None else "") + ":"
     lines = _statement(head, model.comments)
-    for layer in model.layers:
-        lines += _statement(layer_text(layer), layer.comments, INDENT)
+    if model.blocks:
+        lines += _block_lines(model)
+    else:
+        for layer in model.layers:
+            lines += _statement(layer_text(layer), layer.comments, INDENT)
     # indented, so that they read back as the end of this model rather than the start of the next
     lines += [INDENT + _comment(c) for c in model.final_comments]
     return "\n".join(lines) + "\n"
+
+
+def _block_lines(model: ModelSpec) -> list[str]:
+    """The layers of a model with blocks: each block line above its body, the body four spaces deeper."""
+    lines: list[str] = []
+    blocks = iter(model.blocks)  # outer before inner, in the order their lines come
+    pending = next(blocks, None)
+    stops: list[int] = []  # where the open blocks end, innermost last
+    for index, layer in enumerate(model.layers):
+        while stops and stops[-1] <= index:
+            stops.pop()
+        while pending is not None and pending.start == index:
+            lines += _statement(block_text(pending), pending.comments, INDENT * (len(stops) + 1))
+            stops.append(pending.stop)
+            pending = next(blocks, None)
+        lines += _statement(layer_text(layer), layer.comments, INDENT * (len(stops) + 1))
+    return lines
+
+
+def block_text(block: Block) -> str:
+    """`residual shortcut=conv:  @annotation ...`, without comments."""
+    args = block.args
+    parts = [block.kind]
+    parts += [value_text(a.value) for a in args if a.positional]
+    parts += [_arg_text(a) for a in args if not a.positional]
+    text = " ".join(parts) + ":"
+    if block.annotations:
+        text += "  " + " ".join(annotation_text(a) for a in block.annotations)
+    return text
 
 
 def format_text(text: str) -> str | None:

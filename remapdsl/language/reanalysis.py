@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from remapdsl.language.analysis import Analysis, LayerInfo, ModelInfo, analyze
+from remapdsl.language.analysis import Analysis, BlockInfo, LayerInfo, ModelInfo, analyze
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.diagnostics import Diagnostic, Fix, TextEdit
 from remapdsl.language.model import Budget, ModelSpec, Position, Range
@@ -47,7 +47,7 @@ def reanalyze(previous: Analysis, previous_text: str, text: str, result: ParseRe
         # a model is read from its own lines only: the same lines of text give an equal model (ranges aside),
         # and so the same analysis, `shift` lines further on
         if old is None or old.model.range.end.line + shift != end or old.model.name != model.name \
-                or len(old.layers) != len(model.layers):
+                or len(old.layers) != len(model.layers) or len(old.blocks) != len(model.blocks):
             return None
         return moved(old, model, shift)
 
@@ -76,7 +76,9 @@ def moved(old: ModelInfo, model: ModelSpec, lines: int) -> ModelInfo:
         layers = tuple(LayerInfo(layer, li.type, li.params, li.input_shape, li.output_shape, li.param_count,
                                  li.flops) for li, layer in zip(old.layers, model.layers, strict=True))
     diagnostics = old.diagnostics if lines == 0 else tuple(_moved_diagnostic(d, lines) for d in old.diagnostics)
-    return ModelInfo(model, layers, diagnostics, old.input_shape)
+    blocks = tuple(BlockInfo(block, bi.input_shape, bi.output_shape, bi.shortcut)
+                   for bi, block in zip(old.blocks, model.blocks, strict=True)) if old.blocks else ()
+    return ModelInfo(model, layers, diagnostics, old.input_shape, blocks)
 
 
 def _moved_diagnostic(d: Diagnostic, lines: int) -> Diagnostic:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, replace
 from remapdsl.language.analysis import ModelInfo, analyze_model
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.diagnostics import Severity
-from remapdsl.language.model import Comments, Layer, ModelSpec, Value
+from remapdsl.language.model import Block, Comments, Layer, ModelSpec, Value
 from remapdsl.language.printer import layer_text, value_text
 
-OPS = ("prepend", "remove", "replace", "reparameterize")
+# REMAP's four, the two on residual blocks, and ablation's removal of a whole block with its layers.
+OPS = ("prepend", "remove", "replace", "reparameterize", "wrap", "unwrap", "remove_block")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class Change:
 
     `kind` is the kind of the layer the change is about (the removed, inserted, replaced or reparameterized
     one). `layer` is the new layer's text for prepend and replace; `param`, `old` and `new` describe a
-    reparameterization.
+    reparameterization. A change to a block (wrap, unwrap, remove_block) spans layers `index` to `stop`
+    (exclusive), `kind` being the block's kind and `layer` its shortcut when it projects.
     """
 
     op: str
@@ -42,8 +44,17 @@ class Change:
     param: str = ""
     old: Value | None = None
     new: Value | None = None
+    stop: int = 0
 
     def describe(self) -> str:
+        if self.op in ("wrap", "unwrap", "remove_block"):
+            span = f"layer {self.index}" if self.stop - self.index == 1 else f"layers {self.index}–{self.stop - 1}"
+            through = f" with shortcut={self.layer}" if self.layer else ""
+            if self.op == "wrap":
+                return f"Wrapped {span} in a {self.kind} block{through}"
+            if self.op == "unwrap":
+                return f"Unwrapped the {self.kind} block over {span}"
+            return f"Removed the {self.kind} block over {span} with its layers"
         if self.op == "remove":
             return f"Removed {self.kind} at index {self.index}"
         if self.op == "prepend":
@@ -103,8 +114,14 @@ def renumber(changes: Sequence[Change]) -> tuple[Change, ...]:
             at.append(slot)
         else:
             at.append(slots[change.index])  # a layer added before keeps its place in the child
-    return tuple(replace(c, index=slots.index(a) if isinstance(a, _Added) else a) for c, a in zip(changes, at,
-                                                                                                    strict=True))
+    out = []
+    for c, a in zip(changes, at, strict=True):
+        index = slots.index(a) if isinstance(a, _Added) else a
+        if c.op in ("wrap", "unwrap"):
+            # a block's span moves with its first layer (the layers of a span are wrapped whole)
+            c = replace(c, stop=index + c.stop - c.index)
+        out.append(replace(c, index=index))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -115,15 +132,15 @@ class _Added:
 
 
 def derive(parent: ModelSpec, layers: tuple[Layer, ...], changes: Iterable[Change], name: str,
-           origin: str = "") -> ModelSpec:
-    """A child of `parent` with the given layers, `from parent`, and its changes as a comment above it.
+           origin: str = "", blocks: tuple[Block, ...] = ()) -> ModelSpec:
+    """A child of `parent` with the given layers and blocks, `from parent`, and its changes as a comment above it.
 
     `origin` (`ablation`, `variation`) opens the comment so that the store records where the child came from.
     """
     text = describe_changes(changes)
     if origin:
         text = f"{origin}: {text}"
-    return ModelSpec(name, layers, parent=parent.name, comments=Comments((text,)))
+    return ModelSpec(name, layers, parent=parent.name, comments=Comments((text,)), blocks=blocks)
 
 
 def unique_name(wanted: str, taken: Collection[str]) -> str:

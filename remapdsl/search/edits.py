@@ -1,8 +1,10 @@
-"""Handcrafted edits: insert, remove, replace or reparameterize one layer of a model.
+"""Handcrafted edits: insert, remove, replace or reparameterize one layer of a model; wrap layers in a residual
+block, unwrap one, or remove one with its layers.
 
 Each operator is pure: it returns a new child model `from` the given one, with the change recorded as a
 comment above it (`# filters at 1 from 32 to 128`). The layer-level steps (`insert`, `remove`, ...) return
-the edited layers and their `Change`; ablation and variation compose them.
+the edited layers (and the model's blocks, moved to fit) and their `Change`; ablation and variation compose
+them.
 Operators check what they are given (indices, layer kinds, parameter names and values) and raise
 ValueError with a message for the user; whether the child's shapes still fit is analysis's job.
 """
@@ -11,30 +13,72 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from remapdsl.language.blocks import BLOCK_KINDS, SHORTCUTS, shortcut_kind
 from remapdsl.language.catalog import LAYER_TYPES, LayerType
-from remapdsl.language.model import Arg, Layer, ModelSpec, Value
+from remapdsl.language.model import Arg, Block, Layer, ModelSpec, Value
 from remapdsl.search.changes import Change, derive, new_layer_text
+from remapdsl.search.residual import after_insert, after_remove, inside, new_block, with_block, without_block
 
 
 @dataclass(frozen=True)
 class Edit:
-    """Layers after one change, and the change."""
+    """Layers and blocks after one change, and the change."""
 
     layers: tuple[Layer, ...]
     change: Change
+    blocks: tuple[Block, ...] | None = None  # None: the change leaves the blocks where they were
+
+    def blocks_from(self, before: tuple[Block, ...]) -> tuple[Block, ...]:
+        """The blocks after the change, given those before it."""
+        return before if self.blocks is None else self.blocks
 
 
-def insert(layers: tuple[Layer, ...], index: int, layer: Layer) -> Edit:
-    """`layer` inserted before position `index` (`len(layers)` appends)."""
+def insert(layers: tuple[Layer, ...], index: int, layer: Layer, blocks: tuple[Block, ...] | None = None) -> Edit:
+    """`layer` inserted before position `index` (`len(layers)` appends); `blocks`, when given, moved to fit."""
     _check_index(layers, index, "insert at", allow_end=True)
     _check_layer(layer)
     change = Change("prepend", index, layer.kind, layer=new_layer_text(layer))
-    return Edit((*layers[:index], layer, *layers[index:]), change)
+    moved = None if blocks is None else after_insert(blocks, index)
+    return Edit((*layers[:index], layer, *layers[index:]), change, moved)
 
 
-def remove(layers: tuple[Layer, ...], index: int) -> Edit:
+def remove(layers: tuple[Layer, ...], index: int, blocks: tuple[Block, ...] | None = None) -> Edit:
+    """The layer at `index` removed; `blocks`, when given, moved to fit."""
     _check_index(layers, index, "remove")
-    return Edit((*layers[:index], *layers[index + 1:]), Change("remove", index, layers[index].kind))
+    moved = None if blocks is None else after_remove(blocks, index)
+    return Edit((*layers[:index], *layers[index + 1:]), Change("remove", index, layers[index].kind), moved)
+
+
+def wrap(layers: tuple[Layer, ...], blocks: tuple[Block, ...], start: int, stop: int,
+         kind: str = "identity") -> Edit:
+    """Layers `start` up to `stop` wrapped in a new residual block with the `kind` of shortcut."""
+    _check_index(layers, start, "wrap from")
+    if isinstance(stop, bool) or not isinstance(stop, int) or not start < stop <= len(layers):
+        raise ValueError(f"cannot wrap up to index {stop}: expected an index from {start + 1} to {len(layers)}")
+    if kind not in SHORTCUTS:
+        raise ValueError(f"unknown shortcut '{kind}'; expected {', '.join(SHORTCUTS)}")
+    change = Change("wrap", start, "residual", layer="" if kind == "identity" else kind, stop=stop)
+    return Edit(layers, change, with_block(blocks, new_block(start, stop, kind)))
+
+
+def unwrap(layers: tuple[Layer, ...], blocks: tuple[Block, ...], block: int) -> Edit:
+    """The block at position `block` of `blocks` gone, its layers kept."""
+    b = _block_at(blocks, block)
+    kind = shortcut_kind(b.written())
+    change = Change("unwrap", b.start, b.kind, layer="" if kind == "identity" else kind, stop=b.stop)
+    return Edit(layers, change, without_block(blocks, block))
+
+
+def remove_block(layers: tuple[Layer, ...], blocks: tuple[Block, ...], block: int) -> Edit:
+    """The block at position `block` gone with its layers and the blocks inside it."""
+    b = _block_at(blocks, block)
+    kind = shortcut_kind(b.written())
+    gone = {block, *inside(blocks, block)}
+    rest = tuple(x for i, x in enumerate(blocks) if i not in gone)
+    for index in range(b.stop - 1, b.start - 1, -1):
+        rest = after_remove(rest, index)
+    change = Change("remove_block", b.start, b.kind, layer="" if kind == "identity" else kind, stop=b.stop)
+    return Edit((*layers[:b.start], *layers[b.stop:]), change, rest)
 
 
 def replace_at(layers: tuple[Layer, ...], index: int, layer: Layer) -> Edit:
@@ -80,12 +124,23 @@ def set_param(layers: tuple[Layer, ...], index: int, param: str, value: Value) -
 
 def insert_layer(model: ModelSpec, index: int, layer: Layer, *, name: str | None = None) -> ModelSpec:
     """A child of `model` with `layer` inserted before position `index`."""
-    return _child(model, insert(model.layers, index, layer), name)
+    return _child(model, insert(model.layers, index, layer, model.blocks), name)
 
 
 def remove_layer(model: ModelSpec, index: int, *, name: str | None = None) -> ModelSpec:
     """A child of `model` without the layer at `index`."""
-    return _child(model, remove(model.layers, index), name)
+    return _child(model, remove(model.layers, index, model.blocks), name)
+
+
+def insert_block(model: ModelSpec, start: int, stop: int, kind: str = "identity", *,
+                 name: str | None = None) -> ModelSpec:
+    """A child of `model` with layers `start` up to `stop` wrapped in a residual block (`kind` of shortcut)."""
+    return _child(model, wrap(model.layers, model.blocks, start, stop, kind), name)
+
+
+def unwrap_block(model: ModelSpec, block: int, *, name: str | None = None) -> ModelSpec:
+    """A child of `model` without its block at position `block` (its layers kept)."""
+    return _child(model, unwrap(model.layers, model.blocks, block), name)
 
 
 def replace_layer(model: ModelSpec, index: int, layer: Layer, *, name: str | None = None) -> ModelSpec:
@@ -99,7 +154,19 @@ def reparameterize(model: ModelSpec, index: int, param: str, value: Value, *, na
 
 
 def _child(model: ModelSpec, edit: Edit, name: str | None) -> ModelSpec:
-    return derive(model, edit.layers, (edit.change,), name or f"{model.name}_edit")
+    return derive(model, edit.layers, (edit.change,), name or f"{model.name}_edit",
+                  blocks=edit.blocks_from(model.blocks))
+
+
+def _block_at(blocks: tuple[Block, ...], block: int) -> Block:
+    if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < len(blocks):
+        if not blocks:
+            raise ValueError("the model has no blocks")
+        raise ValueError(f"no block {block}: expected a block from 0 to {len(blocks) - 1}")
+    b = blocks[block]
+    if b.kind not in BLOCK_KINDS:
+        raise ValueError(f"unknown block '{b.kind}'")
+    return b
 
 
 def _check_index(layers: tuple[Layer, ...], index: int, what: str, allow_end: bool = False) -> None:

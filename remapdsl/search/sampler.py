@@ -6,6 +6,11 @@ the tensor reaching it is redrawn; `flatten` goes in before the first dense laye
 layer is drawn only dense, activation and dropout may follow; the head (dense to the number of classes) ends
 the chain. A network over the parameter cap is drawn again, as the reference did, and so is one that
 repeats an architecture already in the sample. The same seed gives the same models.
+
+Residual blocks, optional: with probability `residual` a drawn network wraps one run of its layers whose
+shapes allow it (`remapdsl.search.residual.wrappable_runs`: a run that starts with a conv2d or dense layer,
+its input joined to its output as it is or through a projection) in a residual block. At 0, the default, the
+random stream is not touched, so a seed gives REMAP's population exactly as before.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from remapdsl.language.catalog import LAYER_TYPES, Shape, ShapeError, is_spatial
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.model import Arg, Comments, Layer, ModelSpec
+from remapdsl.search.residual import new_block, wrappable_runs
 
 HEAD = "head"
 START = "start"
@@ -222,13 +228,16 @@ def _draw_network(rng: random.Random, dataset: DatasetInfo, table: TransitionTab
 
 def sample_models(n: int, dataset: DatasetInfo, seed: int = 0, *, table: TransitionTable = REFERENCE_TABLE,
                   max_params: int = 1_000_000, min_layers: int = 2, max_layers: int = 12,
-                  name_prefix: str = "m") -> list[ModelSpec]:
-    """`n` distinct valid models for `dataset`, named m000, m001, ..., each marked `# sampled, seed S`.
+                  name_prefix: str = "m", residual: float = 0.0) -> list[ModelSpec]:
+    """`n` distinct valid models for `dataset`, named m000, m001, ..., each marked `# sampled, seed S`; with
+    probability `residual` each wraps a run of its layers in a residual block.
 
     Raises ValueError for impossible bounds, or when `n` distinct models cannot be found within the bounds.
     """
     if n < 0:
         raise ValueError(f"the number of models must be 0 or more; found {n}")
+    if not 0 <= residual <= 1:
+        raise ValueError(f"the residual probability must be from 0 to 1; found {residual}")
     if max_params < 1:
         raise ValueError(f"the parameter cap must be at least 1; found {max_params}")
     if min_layers < 1 or max_layers < min_layers:
@@ -255,6 +264,8 @@ def sample_models(n: int, dataset: DatasetInfo, seed: int = 0, *, table: Transit
         if layers is None:
             continue
         model = ModelSpec(f"{name_prefix}{len(out):0{width}d}", layers, comments=comments)
+        if residual > 0 and rng.random() < residual:
+            model = _wrapped(rng, model, dataset, max_params)
         key = architecture_hash(model)
         if key in seen:
             continue
@@ -266,3 +277,17 @@ def sample_models(n: int, dataset: DatasetInfo, seed: int = 0, *, table: Transit
         out.append(model)
         fruitless = 0
     return out
+
+
+def _wrapped(rng: random.Random, model: ModelSpec, dataset: DatasetInfo, max_params: int) -> ModelSpec:
+    """`model` with one run of layers its shapes allow wrapped in a residual block (a projection's parameters
+    within the cap), or `model` itself when no run qualifies."""
+    info = analyze_model(model, dataset)
+    runs = wrappable_runs(info)
+    if not runs:
+        return model
+    start, stop, kind = rng.choice(runs)
+    wrapped = ModelSpec(model.name, model.layers, comments=model.comments, blocks=(new_block(start, stop, kind),))
+    if analyze_model(wrapped, dataset).param_count > max_params:
+        return model
+    return wrapped

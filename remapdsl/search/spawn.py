@@ -316,7 +316,8 @@ def _handcrafted(parent: Parent, operation: Operation) -> ModelSpec:
         name = unique_name(f"{model.name}_copy", parent.names)
         # `handcrafted:` opens the comment so the store records the copy's origin, as derived children's do
         return ModelSpec(name, model.layers, parent=model.name, comments=Comments((f"handcrafted: copy of "
-                                                                                   f"{model.name}",)))
+                                                                                   f"{model.name}",)),
+                         blocks=model.blocks)
     name = unique_name(f"{model.name}_edit", parent.names)
     if op == "remove":
         return edits.remove_layer(model, index, name=name)

@@ -2,7 +2,10 @@
 
 The changes are REMAP's four operators: prepend (a freshly sampled layer before a layer), remove, replace
 (by another type of the same role, relu↔tanh↔sigmoid or maxpool↔avgpool, otherwise by a freshly sampled
-layer that fits) and reparameterize (another grid value of one parameter). Per-layer annotations
+layer that fits) and reparameterize (another grid value of one parameter); and two on residual blocks: wrap
+(a run of layers whose input and output join, into a new block) and unwrap (a block's layers kept, the block
+gone). Wrap is drawn only when asked for by name, so that a sequential model varies as it always has; unwrap
+only touches a model with blocks. Per-layer annotations
 (`@keep`, `@allow`, `@deny`) and the `ops` argument say which operators may touch which layer; the head is
 never removed, replaced or resized, and flatten, which follows from the layers around it, is never removed
 or replaced. Candidates that are invalid, over the budget or repeat a known architecture are drawn again,
@@ -16,14 +19,15 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from remapdsl.language.analysis import analyze_model
-from remapdsl.language.annotations import VARIATION_OPS, allowed_ops
+from remapdsl.language.annotations import DEFAULT_OPS, REMAP_OPS, VARIATION_OPS, allowed_ops
 from remapdsl.language.catalog import LAYER_TYPES, Shape, is_spatial
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.hashing import architecture_hash
-from remapdsl.language.model import Budget, Layer, ModelSpec, Value
+from remapdsl.language.model import Block, Budget, Layer, ModelSpec, Value
 from remapdsl.language.printer import budget_limit_text
 from remapdsl.search.changes import Change, Child, check_parent, derive, over_budget, renumber
-from remapdsl.search.edits import Edit, insert, remove, replace_at, set_param
+from remapdsl.search.edits import Edit, insert, remove, replace_at, set_param, unwrap, wrap
+from remapdsl.search.residual import wrappable_runs
 from remapdsl.search.sampler import (
     HEAD,
     REFERENCE_TABLE,
@@ -48,7 +52,7 @@ class VariationResult:
 
 
 def vary(model: ModelSpec, dataset: DatasetInfo, n: int, *, max_changes: int = 1,
-         ops: Sequence[str] = VARIATION_OPS, seed: int = 0, budget: Budget | None = None,
+         ops: Sequence[str] = DEFAULT_OPS, seed: int = 0, budget: Budget | None = None,
          existing_hashes: Collection[str] = (), existing_names: Collection[str] = (),
          table: TransitionTable = REFERENCE_TABLE) -> VariationResult:
     """Up to `n` distinct valid children of `model`, each with 1..`max_changes` changes drawn from `ops`.
@@ -67,7 +71,7 @@ def vary(model: ModelSpec, dataset: DatasetInfo, n: int, *, max_changes: int = 1
                          else f"no operators given; expected some of {', '.join(VARIATION_OPS)}")
     check_parent(model, dataset)
     chosen = frozenset(ops)
-    if not _moves(model.layers, chosen):
+    if not _moves(model.layers, chosen) and not _block_moves(model.layers, model.blocks, chosen, (), dataset)[0]:
         return VariationResult(model, (), (f"no layer of '{model.name}' can be changed by "
                                            f"{', '.join(o for o in VARIATION_OPS if o in chosen)} "
                                            "(annotations and the head's rules leave nothing to vary)",))
@@ -80,12 +84,12 @@ def vary(model: ModelSpec, dataset: DatasetInfo, n: int, *, max_changes: int = 1
     number = 0
     while len(children) < n and attempts < ATTEMPTS_PER_CHILD * n:
         attempts += 1
-        drawn = _candidate(rng, model.layers, dataset, rng.randint(1, max_changes), chosen, table)
+        drawn = _candidate(rng, model.layers, dataset, rng.randint(1, max_changes), chosen, table, model.blocks)
         if drawn is None:
             counts["invalid"] += 1
             continue
-        layers, changes = drawn
-        candidate = ModelSpec("candidate", layers)
+        layers, changes, blocks = drawn
+        candidate = ModelSpec("candidate", layers, blocks=blocks)
         key = architecture_hash(candidate)
         if key in seen:
             counts["duplicate"] += 1
@@ -97,7 +101,7 @@ def vary(model: ModelSpec, dataset: DatasetInfo, n: int, *, max_changes: int = 1
         number += 1
         while f"{model.name}_v{number}" in taken:
             number += 1
-        child = derive(model, layers, changes, f"{model.name}_v{number}", ORIGIN)
+        child = derive(model, layers, changes, f"{model.name}_v{number}", ORIGIN, blocks=blocks)
         taken.add(child.name)
         seen.add(key)
         children.append(Child(child, tuple(changes), analyze_model(child, dataset, budget)))
@@ -132,51 +136,85 @@ def _moves(layers: tuple[Layer, ...], ops: frozenset[str], touched: Sequence[boo
             allowed &= {"prepend"}
         if "reparameterize" in allowed and not _alternatives(layer):
             allowed -= {"reparameterize"}
-        for op in VARIATION_OPS:
+        for op in REMAP_OPS:  # the block operators' moves are `_block_moves`
             if op in allowed:
                 moves.setdefault(op, []).append(i)
     return moves
 
 
+def _block_moves(layers: tuple[Layer, ...], blocks: tuple[Block, ...], ops: frozenset[str], touched: Sequence[bool],
+                 dataset: DatasetInfo) -> tuple[dict[str, list[int]], list[tuple[int, int, str]]]:
+    """Wrap and unwrap moves: for wrap, indices into the runs returned beside them (each of the run's layers
+    allowing wrap and untouched); for unwrap, the blocks whose annotations allow it."""
+    moves: dict[str, list[int]] = {}
+    runs: list[tuple[int, int, str]] = []
+    if "wrap" in ops:
+        info = analyze_model(ModelSpec("candidate", layers, blocks=blocks), dataset)
+        runs = [(start, stop, kind) for start, stop, kind in wrappable_runs(info)
+                if all("wrap" in allowed_ops(layers[i]) and not (i < len(touched) and touched[i])
+                       for i in range(start, stop))]
+        if runs:
+            moves["wrap"] = list(range(len(runs)))
+    if "unwrap" in ops:
+        unwrappable = [b for b, block in enumerate(blocks) if "unwrap" in allowed_ops(block)]
+        if unwrappable:
+            moves["unwrap"] = unwrappable
+    return moves, runs
+
+
 def _candidate(rng: random.Random, layers: tuple[Layer, ...], dataset: DatasetInfo, count: int,
-               ops: frozenset[str], table: TransitionTable) -> tuple[tuple[Layer, ...], list[Change]] | None:
+               ops: frozenset[str], table: TransitionTable, blocks: tuple[Block, ...] = (),
+               ) -> tuple[tuple[Layer, ...], list[Change], tuple[Block, ...]] | None:
     """`count` changes applied one after the other; None when one of them cannot be drawn."""
     changes: list[Change] = []
     touched = [False] * len(layers)
     for _ in range(count):
         moves = _moves(layers, ops, touched)
+        block_moves, runs = _block_moves(layers, blocks, ops, touched, dataset) if ops & {"wrap", "unwrap"} \
+            else ({}, [])
+        moves.update(block_moves)
         if not moves:
             return None
         op = rng.choice(sorted(moves, key=VARIATION_OPS.index))
         index = rng.choice(moves[op])
-        edit = _apply(rng, op, layers, index, dataset, table)
-        if edit is None:
-            return None
-        if op == "prepend":
-            touched.insert(index, True)
-        elif op == "remove":
-            del touched[index]
+        if op == "wrap":
+            start, stop, kind = runs[index]
+            edit: Edit | None = wrap(layers, blocks, start, stop, kind)
+            for i in range(start, stop):
+                touched[i] = True
+        elif op == "unwrap":
+            edit = unwrap(layers, blocks, index)
         else:
-            touched[index] = True
+            edit = _apply(rng, op, layers, index, dataset, table, blocks)
+            if edit is None:
+                return None
+            if op == "prepend":
+                touched.insert(index, True)
+            elif op == "remove":
+                del touched[index]
+            else:
+                touched[index] = True
+        assert edit is not None
         layers = edit.layers
+        blocks = edit.blocks_from(blocks)
         changes.append(edit.change)
     # numbered as the diff SNAC numbers them: parent layers by the parent's index, new layers by the child's
-    return layers, list(renumber(changes))
+    return layers, list(renumber(changes)), blocks
 
 
 def _apply(rng: random.Random, op: str, layers: tuple[Layer, ...], index: int, dataset: DatasetInfo,
-           table: TransitionTable) -> Edit | None:
+           table: TransitionTable, blocks: tuple[Block, ...] = ()) -> Edit | None:
     if op == "remove":
-        return remove(layers, index)
+        return remove(layers, index, blocks)
     if op == "reparameterize":
         param, values = rng.choice(_alternatives(layers[index]))
         return set_param(layers, index, param, rng.choice(values))
-    shape = _input_shape(layers, index, dataset)
+    shape = _input_shape(layers, index, dataset, blocks)
     if shape is None:
         return None
     if op == "prepend":
         fresh = _fresh_layer(rng, layers, index, shape, table, exclude="")
-        return None if fresh is None else insert(layers, index, fresh)
+        return None if fresh is None else insert(layers, index, fresh, blocks)
     old = layers[index]
     siblings = _same_role(old.kind)
     if siblings:
@@ -209,8 +247,9 @@ def _same_role(kind: str) -> list[str]:
             and t.sampler_state is not None and [p.name for p in t.params] == names]
 
 
-def _input_shape(layers: tuple[Layer, ...], index: int, dataset: DatasetInfo) -> Shape | None:
-    info = analyze_model(ModelSpec("candidate", layers), dataset)
+def _input_shape(layers: tuple[Layer, ...], index: int, dataset: DatasetInfo,
+                 blocks: tuple[Block, ...] = ()) -> Shape | None:
+    info = analyze_model(ModelSpec("candidate", layers, blocks=blocks), dataset)
     return info.layers[index].input_shape if index < len(info.layers) else info.output_shape
 
 

@@ -8,6 +8,10 @@ families), deterministic (no ids, no clocks, fixed number formatting) and valid 
 
 Sizes: `full` (header, parameters, output shapes and counts under each block, tooltips), `compact` (for
 tooltips, drawers and tables), `mini` (editor hovers) and `micro` (a sparkline: colour and height only).
+
+A residual block is an arc over the chip from its input to a ⊕, the addition, after its last layer
+(`remapdsl.snac.skips`); a projection shortcut colours its arc like the layer that projects (conv, dense) and
+carries a small square of that colour. Chips of models with blocks do not fold plates.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from remapdsl.snac.geometry import (
     scaled_height,
     si_number,
 )
+from remapdsl.snac.skips import ADDED_BLOCK, REMOVED_BLOCK, Skip, skips_of
 
 FONT_FAMILY = "Helvetica, Arial, sans-serif"
 INK = "#222222"
@@ -58,17 +63,20 @@ class ChipSize:
     titles: bool = False  # a tooltip per block
     input_block: bool = False  # an outlined block for the model's input
     label_font: float = 8
+    arc: float = 4  # the height of one level of residual arcs above the chip
 
 
 SIZES: dict[str, ChipSize] = {
     s.name: s
     for s in (
         ChipSize("full", column=58, block=30, low=6, high=96, pad=8, letter_font=11, glyph_stroke=1.6, border=1.2,
-                 header_font=12, labels=True, titles=True, input_block=True),
+                 header_font=12, labels=True, titles=True, input_block=True, arc=12),
         ChipSize("compact", column=20, block=14, low=3, high=44, pad=4, letter_font=9, glyph_stroke=1.1, border=1,
-                 titles=True, input_block=True),
-        ChipSize("mini", column=10, block=8, low=2, high=24, pad=2, letter_font=7, glyph_stroke=0.8, border=0.7),
-        ChipSize("micro", column=4, block=3, low=1, high=12, pad=1, letter_font=0, glyph_stroke=0, border=0.5),
+                 titles=True, input_block=True, arc=7),
+        ChipSize("mini", column=10, block=8, low=2, high=24, pad=2, letter_font=7, glyph_stroke=0.8, border=0.7,
+                 arc=4.5),
+        ChipSize("micro", column=4, block=3, low=1, high=12, pad=1, letter_font=0, glyph_stroke=0, border=0.5,
+                 arc=3),
     )
 }
 SIZE_NAMES = tuple(SIZES)
@@ -223,7 +231,8 @@ def render_svg(model: ModelInfo, size: str = "full", plates: bool = False, legen
     """The SNAC chip of one model; `plates` folds repeated runs of layers, `legend` explains the encoding."""
     geo = size_of(size)
     blocks = blocks_of(model)
-    runs = group_runs(blocks) if plates else plain_runs(blocks)
+    skips = skips_of(model)
+    runs = group_runs(blocks) if plates and not skips else plain_runs(blocks)
     has_plates = any(r.is_plate for r in runs)
     body: list[str] = []
     x = geo.pad
@@ -238,6 +247,7 @@ def render_svg(model: ModelInfo, size: str = "full", plates: bool = False, legen
     plate_font = max(geo.letter_font, 5.0)
     if has_plates:
         y += plate_font + 2
+    y += arcs_height(skips, geo)
     top = y
     axis = top + geo.high / 2
     letters_y = top + geo.high + geo.letter_font + 1
@@ -247,6 +257,8 @@ def render_svg(model: ModelInfo, size: str = "full", plates: bool = False, legen
     if geo.input_block and model.input_shape is not None:
         body.append(_input_block(model.input_shape, cx, axis, letters_y, bottom, geo))
         cx += geo.column
+    ends = {s.stop for s in skips}
+    body += [draw_skip(skip, cx + skip.start * geo.column, top, geo, tap=skip.start not in ends) for skip in skips]
     for run in runs:
         first = cx
         for position, block in enumerate(run.pattern):
@@ -270,6 +282,62 @@ def render_svg(model: ModelInfo, size: str = "full", plates: bool = False, legen
         body += items
         width, height = max(width, lw), height + lh
     return _svg(width, height, f"SNAC of model {model.model.name}: {model_summary(model)}", body)
+
+
+def arcs_height(skips: Sequence[Skip], geo: ChipSize) -> float:
+    """The room residual arcs take above a chip: their levels and the addition's circle."""
+    if not skips:
+        return 0.0
+    return max(s.level for s in skips) * geo.arc + 1
+
+
+def draw_skip(skip: Skip, first_cx: float, top: float, geo: ChipSize, axis: float | None = None,
+              tap: bool = True) -> str:
+    """The arc of one block, from the gap before the column at `first_cx` (its first layer) to the gap after
+    its last layer, over `top` (the top of the chip's tallest block). Where the gaps between blocks are wide
+    enough, the arc reaches down to the chip's axis, and the ⊕ sits there, in line with the layers; else both
+    stay on top of the chip. `axis` is the chip's axis when the arcs stand higher than the chip's top (over
+    a row of letters). Without `tap` no dot marks where the input leaves the chain: a block that starts where
+    another ends takes that one's ⊕ as its input."""
+    xs = first_cx - geo.column / 2
+    xe = first_cx + (skip.stop - skip.start - 1) * geo.column + geo.column / 2
+    yt = top - skip.level * geo.arc
+    r = min(geo.arc / 2, (xe - xs) / 4)
+    stroke = geo.border * 1.3
+    colour = _shortcut_colour(skip.shortcut)
+    style: dict[str, str] = {}
+    if skip.status == REMOVED_BLOCK:
+        style["opacity"] = ".4"
+        style["stroke_dasharray"] = f"{num(stroke * 2)} {num(stroke * 1.5)}"
+    elif skip.status == ADDED_BLOCK:
+        stroke *= 1.8
+    radius = max(min(geo.arc * 0.4, 5.0), 1.0)
+    in_line = geo.column - geo.block >= 2 * radius + stroke
+    # where the arc meets the chain: the axis, or the chip's top
+    foot = (top + geo.high / 2 if axis is None else axis) if in_line else top
+    cy = foot if in_line else top - radius
+    path = (f"M{num(xs)} {num(foot)}L{num(xs)} {num(yt + r)}Q{num(xs)} {num(yt)} {num(xs + r)} {num(yt)}"
+            f"L{num(xe - r)} {num(yt)}Q{num(xe)} {num(yt)} {num(xe)} {num(yt + r)}L{num(xe)} {num(cy - radius)}")
+    parts = [f"<title>{escape(skip.title)}</title>"] if geo.titles else []
+    parts.append(_el("path", d=path, fill="none", stroke=colour, stroke_width=stroke, **style))
+    if skip.projected:
+        side = max(geo.arc * 0.6, 1.5)
+        parts.append(_el("rect", x=(xs + xe) / 2 - side / 2, y=yt - side / 2, width=side, height=side, fill=colour))
+    if in_line and tap:  # where the input leaves the chain
+        parts.append(_el("circle", cx=xs, cy=foot, r=stroke * 1.2, fill=colour))
+    # the addition: a circle with a plus on the arc's end, a plain circle in the smallest sizes
+    parts.append(_el("circle", cx=xe, cy=cy, r=radius, fill="#FFFFFF", stroke=colour, stroke_width=stroke))
+    if radius >= 2.5:
+        arm = radius * 0.6
+        parts.append(_el("path", d=f"M{num(xe - arm)} {num(cy)}L{num(xe + arm)} {num(cy)}M{num(xe)} {num(cy - arm)}"
+                         f"L{num(xe)} {num(cy + arm)}", stroke=colour, stroke_width=stroke * 0.8))
+    return _el("g", "".join(parts), class_="skip", data_start=skip.start, data_stop=skip.stop,
+               data_shortcut=skip.shortcut, data_status=skip.status)
+
+
+def _shortcut_colour(kind: str) -> str:
+    ltype = LAYER_TYPES.get({"conv": "conv2d", "dense": "dense"}.get(kind, ""))
+    return ltype.snac.colour if ltype is not None else INK
 
 
 def _input_block(shape: Shape, cx: float, axis: float, letters_y: float, bottom: float, geo: ChipSize) -> str:
@@ -336,11 +404,13 @@ def render_diff_svg(diff: SnacDiff, size: str = "full", legend: bool = False) ->
     name_font = geo.letter_font
     gutter = max(_text_width(parent, name_font), _text_width(child, name_font)) + geo.pad if names else 0
     mark_font = max(geo.letter_font, 4.0)
+    y += arcs_height(diff.parent_skips, geo)
+    p_arcs = y  # the parent's arcs stand over its letters
     p_letters = y + geo.letter_font
     p_top = p_letters + (3 if geo.letter_font else 0)
     p_axis = p_top + geo.high / 2
     marks_y = p_top + geo.high + mark_font + 1
-    c_top = marks_y + 3
+    c_top = marks_y + 3 + arcs_height(diff.child_skips, geo)
     c_axis = c_top + geo.high / 2
     c_letters = c_top + geo.high + geo.letter_font + 1
     bottom = c_letters + 3
@@ -348,6 +418,7 @@ def render_diff_svg(diff: SnacDiff, size: str = "full", legend: bool = False) ->
         body.append(_text(geo.pad, p_axis + name_font * 0.35, parent, name_font, fill=INK, class_="name"))
         body.append(_text(geo.pad, c_axis + name_font * 0.35, child, name_font, fill=INK, class_="name"))
     cx = geo.pad + gutter + geo.column / 2
+    bands = len(body)
     for row in diff.rows:
         if row.status != SAME:
             body.append(_el("rect", x=cx - geo.column / 2 + 0.5, y=y, width=geo.column - 1, height=bottom - y,
@@ -363,14 +434,22 @@ def render_diff_svg(diff: SnacDiff, size: str = "full", legend: bool = False) ->
         if row.status != SAME:
             body.append(_mark(row.status, row.mark, cx, marks_y, mark_font, geo))
         cx += geo.column
+    first = geo.pad + gutter + geo.column / 2
+    # the parent's arcs under its blocks (the bands are drawn first); the child's after everything
+    ends = {s.stop for s in diff.parent_skips}
+    body[bands:bands] = [draw_skip(skip, first + skip.start * geo.column, p_arcs, geo, p_axis,
+                                   tap=skip.start not in ends) for skip in diff.parent_skips]
+    ends = {s.stop for s in diff.child_skips}
+    body += [draw_skip(skip, first + skip.start * geo.column, c_top, geo, tap=skip.start not in ends)
+             for skip in diff.child_skips]
     width = max(cx - geo.column / 2 + geo.pad, geo.pad * 2 + _text_width(title, geo.header_font or geo.letter_font))
     height = bottom + geo.pad
     if geo.labels:
-        changed = [r for r in diff.rows if r.status != SAME]
-        for i, row in enumerate(changed):
-            body.append(_text(geo.pad, height + i * (geo.label_font + 4) + geo.label_font, row.describe(),
+        changed = [r.describe() for r in diff.rows if r.status != SAME] + diff.block_changes()
+        for i, line in enumerate(changed):
+            body.append(_text(geo.pad, height + i * (geo.label_font + 4) + geo.label_font, line,
                               geo.label_font + 1, fill=INK, class_="change"))
-            width = max(width, geo.pad * 2 + _text_width(row.describe(), geo.label_font + 1))
+            width = max(width, geo.pad * 2 + _text_width(line, geo.label_font + 1))
         height += len(changed) * (geo.label_font + 4) + (geo.pad if changed else 0)
     if legend:
         blocks = [b for r in diff.rows for b in (r.parent, r.child) if b is not None]

@@ -9,6 +9,17 @@ take the layer type's colour (24-bit escape codes).
     ▂ ▂ ▃ ▃ ▁ ░ ▁
     █ █ █ █ █ ░ █ ▆ ▆ ▃
     C R C R M O F D R D
+
+A residual block is an arc in the lines above the bars, from the gap before its first layer (╭) to the
+addition (⊕) in the gap after its last; a projection shortcut draws it double (═), and outer arcs of nested
+blocks stand higher:
+
+    res_small  1x8x8 → 10, 7,402 parameters, 620k FLOPs
+       ╭───────╮
+       │       ⊕
+    ▁ ▁ ▁ ▁ ▁ ▁ ▁
+    █ █ █ █ █ █ █ ▇ ▇ ▃
+    C R C B R C R M F D
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from remapdsl.snac.geometry import (
     model_summary,
     plain_runs,
 )
+from remapdsl.snac.skips import ADDED_BLOCK, REMOVED_BLOCK, Skip, skips_of
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 SHADE = "░"
@@ -91,8 +103,9 @@ def render_text(model: ModelInfo, rows: int = 2, plates: bool = False, ansi: boo
     if rows < 1:
         raise ValueError("a text chip needs at least one row of bars")
     blocks = blocks_of(model)
+    skips = skips_of(model)
     cells: list[_Cell] = []
-    for run in group_runs(blocks) if plates else plain_runs(blocks):
+    for run in group_runs(blocks) if plates and not skips else plain_runs(blocks):
         if run.is_plate:
             cells.append(_Cell((" ",) * rows + ("[",)))
         cells += [_block_cell(b, rows, ansi) for b in run.pattern]
@@ -100,9 +113,49 @@ def render_text(model: ModelInfo, rows: int = 2, plates: bool = False, ansi: boo
             label = f"]×{run.repeat}"
             cells.append(_Cell((" " * len(label),) * rows + (label,), len(label)))
     lines = _join(cells)
+    if skips:
+        arcs, shift = arc_lines(skips, len(blocks))
+        lines = [line.rstrip() for line in arcs] + [shift + line for line in lines]
     if header:
         lines.insert(0, f"{model.model.name}  {model_summary(model)}")
     return "\n".join(lines) + "\n"
+
+
+def arc_lines(skips: Sequence[Skip], columns: int) -> tuple[list[str], str]:
+    """The lines above the bars that draw the skips, highest level first, and the indent the chip's own
+    lines take (one space when a block starts at the first layer, whose gap lies left of the chip).
+
+    Layer i's column is character 2i of a chip line; the gap before it 2i - 1. An added block's arc is drawn
+    bold (━), a removed one's dotted (┈)."""
+    shift = 1 if any(s.start == 0 for s in skips) else 0
+    width = 2 * columns + 1 + shift
+    top = max(s.level for s in skips)
+    out = []
+    for level in range(top, 0, -1):
+        row = [" "] * width
+        for s in skips:
+            xs, xe = 2 * s.start - 1 + shift, 2 * s.stop - 1 + shift
+            if s.level > level:  # an outer arc's legs pass this line
+                for x in (xs, xe):
+                    if row[x] == " ":
+                        row[x] = "│"
+            elif s.level == level:
+                line = "━" if s.status == ADDED_BLOCK else "┈" if s.status == REMOVED_BLOCK else \
+                    "═" if s.projected else "─"
+                # a block that starts where the one before it ends takes its ⊕ as its input: one junction
+                row[xs] = "┬" if row[xs] in "╮┬" else "╭"
+                for x in range(xs + 1, xe):
+                    row[x] = line
+                row[xe] = "┬" if row[xe] in "╭┬" else "╮"
+        out.append("".join(row))
+    # the addition, under the arc's end, on the line that the inner arcs leave free
+    row = [" "] * width
+    for s in skips:
+        xs, xe = 2 * s.start - 1 + shift, 2 * s.stop - 1 + shift
+        row[xs] = "│" if row[xs] == " " else row[xs]
+        row[xe] = "⊕"
+    out.append("".join(row))
+    return out, " " * shift
 
 
 def render_diff_text(diff: SnacDiff, rows: int = 1, ansi: bool = False) -> str:
@@ -113,11 +166,15 @@ def render_diff_text(diff: SnacDiff, rows: int = 1, ansi: bool = False) -> str:
     c_cells = [_block_cell(r.child, rows, ansi) for r in diff.rows]
     marks = [_Cell((r.mark or " ",)) for r in diff.rows]
     lines = [f"{parent} → {child}: {diff.summary()}"]
-    for name, cells in ((parent, p_cells), (child, c_cells)):
+    for name, cells, skips in ((parent, p_cells, diff.parent_skips), (child, c_cells, diff.child_skips)):
+        if skips:
+            arcs, shift = arc_lines(skips, len(diff.rows))
+            lines += [" " * (width - len(shift)) + arc for arc in arcs]
         block_lines = _join(cells)
         lines += [(name if i == 0 else "").ljust(width) + line for i, line in enumerate(block_lines)]
         if cells is p_cells:
             lines.append(" " * width + _join(marks)[0] if any(r.mark for r in diff.rows) else "")
     lines = [line.rstrip() for line in lines]
     lines += [r.describe() for r in diff.rows if r.status != SAME]
+    lines += diff.block_changes()
     return "\n".join(lines) + "\n"

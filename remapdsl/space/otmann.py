@@ -1,6 +1,7 @@
-"""OTMANN: the structural distance between two sequential networks (Kandasamy et al., NeurIPS 2018).
+"""OTMANN: the structural distance between two networks (Kandasamy et al., NeurIPS 2018).
 
-Configured exactly as REMAP computed it, so distances compare with the paper's.
+Configured exactly as REMAP computed it, so distances compare with the paper's. REMAP's networks are chains;
+a model with residual blocks is a directed acyclic graph, and OTMANN's definitions hold on any DAG (below).
 
 A network is a chain of nodes ``ip → layers → softmax → op`` (flatten is not a node). Each node has a
 label and a mass, both declared by its layer type in the catalog (`OtmannSpec`):
@@ -26,6 +27,16 @@ weigh ``T = M₁ + M₂``. With ``Z`` the optimal plan of the transport problem 
 
     lp  = T · Σ Z ⊙ C        (the raw transport cost)
     emd = lp / T             (normalised)
+
+Residual blocks. A block adds a node ``add`` (label `ADD`, matched only by itself, mass its channels as
+pooling's) after its body's last node, with two parents: the body's last node and the node before the block,
+through a projection node when the block has one (``shortcut=conv`` a conv1 node, ``shortcut=dense`` a dense
+node, masses as the catalog's conv and dense). Path lengths are then taken over all paths of the DAG, as
+Kandasamy et al. define them: from ``ip``, a node's shortest (longest) length is its own group count plus the
+least (greatest) of its parents', and its random-walk length its own count plus the mean of its parents' (a
+walk back to ``ip`` picks a parent uniformly); to ``op`` the same over children. On a chain the three coincide
+and equal the chain's, so a sequential model's profile, and every distance between sequential models, is what
+it was.
 """
 
 from __future__ import annotations
@@ -42,10 +53,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from remapdsl.language.analysis import ModelInfo
+from remapdsl.language.blocks import shortcut_kind
 from remapdsl.language.catalog import LAYER_TYPES, OTMANN_MISMATCH, LayerType, Params
 from remapdsl.language.model import ModelSpec
 
 INPUT, OUTPUT, DECISION = "ip", "op", "softmax"
+ADD = "add"
 UNMATCHABLE_COST = 7.65432e5
 NON_ASSIGNMENT_PENALTY = 1.0
 MISLABEL_COEFF = 1.0
@@ -75,9 +88,10 @@ class OtmannProfile:
     def total_mass(self) -> float:
         return float(self.masses.sum())
 
-    def signature(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        """Labels and masses; two profiles with the same signature are at distance 0."""
-        return self.labels, tuple(float(m) for m in self.masses)
+    def signature(self) -> tuple[tuple[str, ...], tuple[float, ...], bytes]:
+        """Labels, masses and path lengths; two profiles with the same signature are at distance 0."""
+        return (self.labels, tuple(float(m) for m in self.masses),
+                self.from_input.tobytes() + self.to_output.tobytes())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, OtmannProfile) and self.signature() == other.signature()
@@ -109,6 +123,8 @@ def profile(model: ModelSpec | ModelInfo) -> OtmannProfile:
         typed = [(li.type, li.params) for li in model.layers]
     else:
         typed = [(LAYER_TYPES.get(layer.kind), None) for layer in spec.layers]
+    if spec.blocks:
+        return _dag_profile(spec, typed)
     labels = [INPUT]
     masses = [0.0]
     channels = 1
@@ -128,6 +144,95 @@ def profile(model: ModelSpec | ModelInfo) -> OtmannProfile:
     masses += [frame, frame]  # one decision layer takes the whole decision mass
     from_input, to_output = path_lengths(labels)
     return OtmannProfile(tuple(labels), np.asarray(masses, dtype=np.float64), from_input, to_output)
+
+
+def _dag_profile(spec: ModelSpec, typed: list[tuple[LayerType | None, Params | None]]) -> OtmannProfile:
+    """The profile of a model with blocks: its nodes in the order of the text (a topological order, each
+    block's projection and addition after its body) and the parents of each."""
+    labels = [INPUT]
+    masses = [0.0]
+    parents: list[tuple[int, ...]] = [()]
+    last, channels = 0, 1
+    entries: dict[int, tuple[int, int]] = {}  # block → the node before it and its channels
+
+    def add(label: str, mass: float, *from_nodes: int) -> int:
+        labels.append(label)
+        masses.append(mass)
+        parents.append(tuple(dict.fromkeys(from_nodes)))
+        return len(labels) - 1
+
+    def close_blocks(index: int) -> None:
+        nonlocal last
+        for b in range(len(spec.blocks) - 1, -1, -1):  # innermost first
+            block = spec.blocks[b]
+            if block.stop != index or b not in entries:
+                continue
+            entry, c_in = entries.pop(b)
+            skip = entry
+            kind = shortcut_kind(block.written())
+            if kind != "identity":
+                ltype = LAYER_TYPES["conv2d" if kind == "conv" else "dense"]
+                params = ltype.resolve({"kernel": 1, "filters": channels} if kind == "conv" else {"units": channels})
+                label = ltype.otmann.label(params) if ltype.otmann.label is not None else kind
+                skip = add(label, _MASS_RULES["product"](c_in, channels), entry)
+            last = add(ADD, _MASS_RULES["channels"](channels, channels), last, skip)
+
+    for index, ((ltype, params), layer) in enumerate(zip(typed, spec.layers, strict=True)):
+        close_blocks(index)
+        for b, block in enumerate(spec.blocks):
+            if block.start == index:
+                entries[b] = (last, channels)
+        where = f"model '{spec.name}', layer {index + 1} ({layer.kind})"
+        if ltype is None:
+            raise OtmannError(f"{where}: unknown layer type '{layer.kind}'")
+        resolved = params if params is not None else ltype.resolve(layer.written())
+        label, mass, channels = _node(ltype, resolved, channels, where)
+        if label is not None:
+            last = add(label, mass, last)
+    close_blocks(len(spec.layers))
+    frame = max(NON_PROCESSING_FRACTION * sum(masses), MIN_NON_PROCESSING_MASS)
+    masses[0] = frame
+    decision = add(DECISION, frame, last)
+    add(OUTPUT, frame, decision)
+    from_input, to_output = dag_path_lengths(labels, parents)
+    return OtmannProfile(tuple(labels), np.asarray(masses, dtype=np.float64), from_input, to_output)
+
+
+def dag_path_lengths(labels: Sequence[str], parents: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Path lengths of every node of a DAG from ``ip`` (node 0) and to ``op`` (the last node), columns
+    `PATH_COLUMNS`; nodes come in a topological order, `parents[i]` the nodes with an edge into i.
+
+    A node counts 1 for a group it belongs to, on the paths it starts (towards ``op``) or ends (from ``ip``),
+    as in `path_lengths`; ``ip`` counts nothing from itself and ``op`` nothing to itself.
+    """
+    n = len(labels)
+    groups = [path_group(lab) for lab in labels]
+    children: list[list[int]] = [[] for _ in range(n)]
+    for node, ps in enumerate(parents):
+        for p in ps:
+            children[p].append(node)
+    from_rows: list[list[float]] = [[] for _ in range(n)]
+    to_rows: list[list[float]] = [[] for _ in range(n)]
+    # plain floats: numpy's per-call overhead on rows of three would cost more than the arithmetic
+    for group in PATH_GROUPS:
+        member = [1.0 if group == "all" or g == group else 0.0 for g in groups]
+        ahead: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * n
+        for node in range(1, n):
+            rows = [ahead[p] for p in parents[node]]
+            ahead[node] = _step(member[node], rows)
+        behind: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * n
+        for node in range(n - 2, -1, -1):
+            behind[node] = _step(member[node], [behind[c] for c in children[node]])
+        for node in range(n):
+            from_rows[node].extend(ahead[node])
+            to_rows[node].extend(behind[node])
+    return np.array(from_rows, dtype=np.float64), np.array(to_rows, dtype=np.float64)
+
+
+def _step(own: float, rows: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """A node's (shortest, longest, random-walk) lengths from its neighbours' on the side of the walk."""
+    return (own + min(r[0] for r in rows), own + max(r[1] for r in rows),
+            own + sum(r[2] for r in rows) / len(rows))
 
 
 def _node(ltype: LayerType, params: Params, c_in: int, where: str) -> tuple[str | None, float, int]:

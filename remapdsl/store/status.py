@@ -17,7 +17,7 @@ from typing import Any
 
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.header import TrainSettings
-from remapdsl.language.model import Document, Layer, ModelSpec
+from remapdsl.language.model import Block, Document, Layer, ModelSpec
 from remapdsl.store.db import FINISHED, RunStatus, Store
 
 # What a model whose job is running shows; the other states are run statuses, and "not trained".
@@ -95,12 +95,12 @@ def run_key(document: Document) -> tuple[str, str | None]:
 def model_hashes(models: Iterable[ModelSpec]) -> dict[str, str]:
     """Each model's architecture hash by name. Cached by the layers: a re-parsed file mostly hands back the
     same layers, and hashing a thousand models afresh on every look at the store would take a while."""
-    return {m.name: _layers_hash(m.layers) for m in models}
+    return {m.name: _layers_hash(m.layers, m.blocks) for m in models}
 
 
 @lru_cache(maxsize=1 << 14)
-def _layers_hash(layers: tuple[Layer, ...]) -> str:
-    return architecture_hash(ModelSpec("", layers))
+def _layers_hash(layers: tuple[Layer, ...], blocks: tuple[Block, ...] = ()) -> str:
+    return architecture_hash(ModelSpec("", layers, blocks=blocks))
 
 
 def model_statuses(store: Store, hashes: Collection[str], data_text: str,

@@ -37,6 +37,19 @@ class Dropout(nn.Dropout):
         return x * mask
 
 
+class Residual(nn.Module):
+    """A residual block: its body's output plus its input, projected by the shortcut when one is given."""
+
+    def __init__(self, body: nn.Sequential, shortcut: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = x if self.shortcut is None else self.shortcut(x)
+        return self.body(x) + skip
+
+
 def _conv(shape: Shape, p: Params) -> nn.Module:
     k = as_int(p["kernel"])
     padding = conv_padding(k, p["padding"])
@@ -58,4 +71,14 @@ TORCH_BUILDERS: dict[str, Builder] = {
     "sigmoid": lambda shape, p: nn.Sigmoid(),
     "flatten": lambda shape, p: nn.Flatten(),
     "batchnorm": _batchnorm,
+}
+
+
+# A projection shortcut's module, given the block's input and output shapes and the stride the analysis found;
+# keyed by the language's shortcut kinds (`remapdsl.language.blocks.SHORTCUTS`, the identity needing none).
+ShortcutBuilder = Callable[[Shape, Shape, int], nn.Module]
+
+SHORTCUT_BUILDERS: dict[str, ShortcutBuilder] = {
+    "conv": lambda i, o, stride: nn.Conv2d(i[0], o[0], 1, stride=stride),
+    "dense": lambda i, o, stride: nn.Linear(i[0], o[0]),
 }

@@ -1,8 +1,9 @@
 """Build the torch module of a model from the torch builders of its layer types.
 
 The module is an `nn.Sequential` with one child per layer of the model, in order, so a state dict's keys
-(`0.weight`, `3.bias`) name layers by their position in the text. Its parameter count equals the one the
-language core reports, because both follow the same shape inference, from the same analysis.
+(`0.weight`, `3.bias`) name layers by their position in the text. A residual block is one child instead, a
+`Residual` holding its body (a Sequential, built the same way) and its shortcut. The parameter count equals
+the one the language core reports, because both follow the same shape inference, from the same analysis.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from remapdsl.language.analysis import ModelInfo, analyze_model
+from remapdsl.language.analysis import BlockInfo, ModelInfo, analyze_model
 from remapdsl.language.catalog import describe_shape
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.diagnostics import Severity
@@ -36,14 +37,42 @@ def build_module(info: ModelInfo) -> nn.Sequential:
     """The module of an analysed model that `check_buildable` accepts, freshly initialised."""
     from torch import nn
 
-    from remapdsl.train.torch_layers import TORCH_BUILDERS
+    modules, _ = _modules(info, 0, len(info.layers), 0)
+    return nn.Sequential(*modules)
 
-    modules = []
-    for li in info.layers:
+
+def _modules(info: ModelInfo, start: int, stop: int, next_block: int) -> tuple[list[nn.Module], int]:
+    """The children for layers `start` up to `stop`: a layer's module, or a `Residual` for each block that
+    starts there (blocks in the order of `info.blocks`, from `next_block`). Returns them and the next block."""
+    from torch import nn
+
+    from remapdsl.train.torch_layers import TORCH_BUILDERS, Residual
+
+    modules: list[nn.Module] = []
+    index = start
+    while index < stop:
+        if next_block < len(info.blocks) and info.blocks[next_block].block.start == index:
+            bi = info.blocks[next_block]
+            body, next_block = _modules(info, index, bi.block.stop, next_block + 1)
+            modules.append(Residual(nn.Sequential(*body), _shortcut(info, bi)))
+            index = bi.block.stop
+            continue
+        li = info.layers[index]
         if li.type is None or li.input_shape is None:
             raise ModelBuildError(f"model '{info.model.name}' has a layer of unknown type or shape; check it first")
         modules.append(TORCH_BUILDERS[li.type.name](li.input_shape, li.params))
-    return nn.Sequential(*modules)
+        index += 1
+    return modules, next_block
+
+
+def _shortcut(info: ModelInfo, bi: BlockInfo) -> nn.Module | None:
+    from remapdsl.train.torch_layers import SHORTCUT_BUILDERS
+
+    if bi.shortcut is None or bi.input_shape is None or bi.output_shape is None:
+        raise ModelBuildError(f"model '{info.model.name}' has a block whose shapes are unknown; check it first")
+    if bi.shortcut.kind == "identity":
+        return None
+    return SHORTCUT_BUILDERS[bi.shortcut.kind](bi.input_shape, bi.output_shape, bi.shortcut.stride)
 
 
 def checked_info(model: ModelSpec, input_shape: Sequence[int], num_classes: int | None = None) -> ModelInfo:
@@ -62,7 +91,8 @@ def check_buildable(info: ModelInfo, num_classes: int | None = None) -> None:
     """
     problems = [d.message for d in info.diagnostics
                 if d.severity == Severity.ERROR and (num_classes is not None or d.code != "head")]
-    if problems or any(li.type is None or li.output_shape is None for li in info.layers):
+    if problems or any(li.type is None or li.output_shape is None for li in info.layers) \
+            or any(bi.shortcut is None for bi in info.blocks):
         shape = describe_shape(info.input_shape) if info.input_shape is not None else "unknown"
         raise ModelBuildError(f"model '{info.model.name}' cannot be built for a {shape} input: "
                               + ("; ".join(problems) or "a layer's shape could not be inferred"))

@@ -7,6 +7,7 @@ from .features import (
     completion,
     configuration,
     diagnostics,
+    folding,
     formatting,
     hover,
     lens,
@@ -19,7 +20,7 @@ from .server import RemapServer
 
 def build_server() -> RemapServer:
     server = RemapServer()
-    for feature in (configuration, diagnostics, hover, completion, formatting, symbols, navigation, actions, lens,
-                    training):
+    for feature in (configuration, diagnostics, hover, completion, formatting, folding, symbols, navigation, actions,
+                    lens, training):
         feature.register(server)
     return server

@@ -81,11 +81,21 @@ def test_sample_to_a_file_for_another_data_set(tmp_path, capsys):
     (["sample", "3", "--max-params", "lots"], "--max-params expects a count such as 100k"),
     (["sample", "3", "--seed", "-1"], "--seed must be from 0 to"),
     (["sample", "3", "--max-layers", "2"], "found only 1 distinct models of 3"),
+    (["sample", "3", "--residual", "1.5"], "--residual must be a probability from 0 to 1; found 1.5"),
+    (["sample", "3", "--residual", "nan"], "--residual must be a probability from 0 to 1"),
 ])
 def test_sample_refuses_bad_input(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("remap sample: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sample_with_residual_blocks_writes_models_that_check_clean(capsys):
+    assert main(["sample", "8", "--seed", "1", "--residual", "1"]) == 0
+    out = capsys.readouterr().out
+    result = parse(out)
+    assert result.diagnostics == () and analyze(result.document).valid
+    assert sum(1 for m in result.document.models if m.blocks) >= 6 and "residual" in out
 
 
 def test_ablate_appends_children_that_check_clean(remap_file, capsys):

@@ -57,6 +57,8 @@ README_CHIPS = {
     "mlp-compact.svg": ["examples/digits.remap", "mlp", "--size", "compact"],
     "deeper-mini.svg": ["examples/digits.remap", "deeper", "--size", "mini"],
     "deeper-micro.svg": ["examples/digits.remap", "deeper", "--size", "micro"],
+    "res_small.svg": ["examples/residual.remap", "res_small"],
+    "res_tanh-diff.svg": ["examples/residual.remap", "res_tanh", "--diff", "deep_tanh"],
 }
 
 
@@ -217,6 +219,21 @@ def test_show_json(remap_file, capsys):
     assert data["layers"][2]["output_shape"] == [16, 4, 4]
     assert sum(layer["share"] for layer in data["layers"]) == pytest.approx(1.0)
     assert data["snac"].splitlines()[-1] == "C R M F D"
+
+
+def test_show_lists_each_blocks_addition_after_its_layers(capsys):
+    path = str(ROOT / "examples" / "residual.remap")
+    assert main(["show", path, "res_small"]) == 0
+    out = capsys.readouterr().out
+    assert "╭" in out and "⊕" in out
+    table = out[out.index("#  layer"):].splitlines()
+    assert table[5].split()[:2] == ["2", "conv2d"] and table[5].index("conv2d") > table[4].index("relu")
+    assert "⊕ residual (identity shortcut)" in table[8] and "⊕ residual (conv shortcut)" in table[11]
+    assert table[11].split()[-2:] == ["544", "6.1%"]
+    assert main(["show", path, "res_small", "--json"]) == 0
+    blocks = json.loads(capsys.readouterr().out)["blocks"]
+    assert [(b["start"], b["stop"], b["shortcut"], b["param_count"]) for b in blocks] == [(2, 5, "identity", 0),
+                                                                                           (5, 7, "conv", 544)]
 
 
 def test_show_colours_only_when_asked_or_on_a_terminal(remap_file, capsys):

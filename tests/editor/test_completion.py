@@ -19,7 +19,8 @@ def labels(before: str) -> list[str]:
 
 def test_what_each_place_offers():
     assert labels("") == ["data", "train", "budget", "model"]
-    assert labels("    ") == list(LAYER_TYPES)
+    assert labels("    ") == [*LAYER_TYPES, "residual"]
+    assert labels("    residual ") == ["shortcut="] and labels("    residual: ") == []
     assert labels("    conv2d ")[:4] == ["16", "32", "64", "128"] and "kernel=" in labels("    conv2d ")
     assert labels("    conv2d 16 kernel=") == ["kernel=1", "kernel=3", "kernel=5"]
     assert labels("    conv2d 16 padding=") == ["padding=same", "padding=valid"]
@@ -29,7 +30,7 @@ def test_what_each_place_offers():
     assert labels("data ")[0] == "digits" and labels("budget ") == ["params", "latency", "size"]
     assert labels("model c from ") == ["a", "b"] and labels("model b from ") == ["a"]
     assert labels("    relu @") == ["@keep", "@allow", "@deny"]
-    assert labels("    relu @allow(remove, ") == ["prepend", "remove", "replace", "reparameterize"]
+    assert labels("    relu @allow(remove, ") == ["prepend", "remove", "replace", "reparameterize", "wrap", "unwrap"]
     assert labels("    relu  # note ") == [] and labels("    conv3d ") == []
 
 

@@ -1,12 +1,12 @@
 """Fuzzing the front end: any text gives diagnostics, never an exception.
 
 Valid files are mutated (characters deleted, inserted, swapped; lines cut, doubled, shuffled; tokens of
-the language dropped in at random), random bytes are decoded with errors="replace", and hostile headers are
-generated: data paths too long to probe, naming devices, a loop of links or data bombs beside the file, lists
-and huge numbers where one number is expected. Ten thousand inputs go through parse and analysis, with
-relative paths resolved in a folder holding those files; the diagnostics must point inside the text, and
-text without syntax errors must format to a fixed point. One model in four that comes out, however broken,
-is hashed and drawn: as SVG at every chip size (valid XML), with and without plates, and as text.
+the language, block lines and indentation dropped in at random), random bytes are decoded with errors="replace",
+and hostile headers are generated: data paths too long to probe, naming devices, a loop of links or data bombs
+beside the file, lists and huge numbers where one number is expected. Ten thousand inputs go through parse and
+analysis, with relative paths resolved in a folder holding those files; the diagnostics must point inside the
+text, and text without syntax errors must format to a fixed point. One model in four that comes out, however
+broken, is hashed and drawn: as SVG at every chip size (valid XML), with and without plates, and as text.
 """
 
 from __future__ import annotations
@@ -40,10 +40,16 @@ SEEDS = [
     # unknown kinds with values, strings that XML cannot hold, a repeated stretch for plates
     'model odd:\n    conv3d 16 depth=3 note="\x01<&>\'"\n    conv2d 8 padding="\x00" kernel=1e308\n    relu 2\n'
     "    conv2d 8\n    relu\n    conv2d 8\n    relu\n    flatten\n    dense 10\n",
+    # residual blocks: nested, projecting, annotated, one as the last line
+    "model res:\n    conv2d 8\n    relu\n    residual:  @keep\n        conv2d 8\n        batchnorm\n"
+    "        residual shortcut=conv:\n            conv2d 16 stride=2  @deny(remove)\n            relu\n"
+    "        conv2d 16\n    flatten\n    residual shortcut=dense:\n        dense 32\n        relu\n    dense 10\n"
+    "    residual:\n",
 ]
 TOKENS = ["model", "data", "train", "budget", "from", ":", "=", ",", "@keep", "@allow(", ")", "(", "#", '"', "\\",
           "<=", "<", "100k", "1e999", "-1", ".5", "0.5ms", "16.0", "conv2d", "dense", "flatten", "kernel=", "\t",
           "conv3d 16", "relu 2", "padding=", '"\x00"', '"<&>"', "9" * 400,
+          "residual:", "residual shortcut=conv:", "shortcut=", "        ", "  ", "\n    residual:\n",
           "\r", "\n", "\r\n", "    ", "\x00", "é", "\ufeff", "\u2028", "𝕏", "1" * 40, "params", "size", "latency"]
 PRINTABLE = [chr(c) for c in range(32, 127)] + ["\t", "\n", "\r", "é", "\x00", "\ufffd"]
 

@@ -86,10 +86,28 @@ def test_snippets_expand_to_a_valid_document():
     assert [m.name for m in result.document.models] == ["name"]
 
 
+def test_the_residual_snippet_expands_to_a_valid_block_with_each_shortcut():
+    snippets = json.loads((GRAMMAR / "snippets.json").read_text(encoding="utf-8"))
+    body = snippets["Residual block"]["body"]
+    for choice, shortcut in (("", "identity"), (" shortcut=conv", "conv")):
+        block = expand([body[0].replace("${1|:, shortcut=conv:, shortcut=dense:|}", choice + ":"), *body[1:]])
+        lines = "".join(f"    {line}\n" for line in block.splitlines() if line)
+        filters = "16" if shortcut == "identity" else "8"
+        text = f"model m:\n    conv2d {filters}\n{lines}    flatten\n    dense 10\n"
+        result = parse(text)
+        assert result.ok, (text, result.diagnostics)
+        analysis = analyze(result.document, result.diagnostics)
+        assert analysis.diagnostics == (), (text, analysis.diagnostics)
+        (block_spec,) = result.document.models[0].blocks
+        assert block_spec.written().get("shortcut", "identity") == shortcut
+
+
 def test_model_lines_indent_and_fold():
     config = json.loads((GRAMMAR / "language-configuration.json").read_text(encoding="utf-8"))
     indent = re.compile(config["indentationRules"]["increaseIndentPattern"])
     assert indent.match("model small_wide from small:  # wider")
+    assert indent.match("    residual shortcut=conv:  @deny(unwrap)  # down")
     assert not indent.match("    conv2d 16 kernel=3")
+    assert not indent.match("    residual 2")
     assert config["comments"]["lineComment"] == "#"
     assert config["folding"]["offSide"] is True

@@ -142,7 +142,7 @@ def test_round_trip_of_generated_documents(doc):
 
 
 @settings(max_examples=50, deadline=None)
-@given(models)
+@given(models())
 def test_format_model_is_one_block_that_parses_back(model):
     text = format_model(model)
     assert text.endswith("\n") and not text.endswith("\n\n")

@@ -3,7 +3,9 @@
 On a model (its `model` line or anywhere in its block): ablate all layers, ablate the layers on the
 selected lines (the paper's brushing), generate variations, train, duplicate as a handcrafted child. On a
 layer line: remove it, replace it with another type, reparameterize it to a neighbouring grid value,
-insert a layer before or after it. Each spawning action inserts named children with `from PARENT`.
+insert a layer before or after it. Each spawning action inserts named children with `from PARENT`. On the
+selected layers (or the layer at the cursor) of a valid model, when a block may hold them: wrap them in a
+residual block, in place (the block line above them, the layers indented below it).
 
 The list is made in the thread pool, never on the event loop: titles from the analysis at the cursor, the
 quick fixes first. A client that resolves code actions lazily (`codeAction.resolveSupport.properties`) gets
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from remapdsl.editor.blocks import wrap_selection
 from remapdsl.search.spawn import (
     Offer,
     Operation,
@@ -56,6 +59,7 @@ KINDS = {
     "replace": "refactor.rewrite.remap.replace",
     "reparameterize": "refactor.rewrite.remap.reparameterize",
     "insert": "refactor.rewrite.remap.insert",
+    "wrap": "refactor.rewrite.remap.wrap",
 }
 TRAIN_KIND = "source.remap.train"
 CODE_ACTION_KINDS = [types.CodeActionKind.QuickFix, "refactor.extract.remap", "refactor.rewrite.remap", "source.remap"]
@@ -108,6 +112,14 @@ def remap_actions(ls: RemapServer, state: DocumentState, selection: types.Range)
     index = layer_at(model, first) if first == last else None
     if index is not None:
         actions += [_action(ls, state, offer) for offer in layer_offers(analysis, name, index)]
+    wrap = wrap_selection(info, selected_layers(model, first, last), state.lines)
+    if wrap is not None:
+        # every edit inserts at the start of a line: the position needs no conversion to the client's units
+        edits = [types.TextEdit(types.Range(types.Position(e.range.start.line, 0), types.Position(e.range.start.line,
+                                                                                                 0)), e.new_text)
+                 for e in wrap.edits]
+        actions.append(types.CodeAction(wrap.title, kind=KINDS["wrap"],
+                                        edit=types.WorkspaceEdit(changes={state.uri: edits})))
     return [a for a in actions if a is not None]
 
 

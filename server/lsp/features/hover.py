@@ -1,5 +1,5 @@
-"""Hover: a model's SNAC chip, facts and nearest structural neighbours, a layer's shapes and parameters, what a
-header line means."""
+"""Hover: a model's SNAC chip, facts and nearest structural neighbours, a layer's shapes and parameters, a
+block's shapes, body and shortcut, what a header line means."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from remapdsl.editor.blocks import block_hover
 from remapdsl.editor.facts import StoreFacts, store_facts
 from remapdsl.editor.hover import HEADER_HELP, layer_hover, model_hover, plain_text, planned_batch, planned_epochs
 from remapdsl.editor.navigation import name_at
@@ -69,6 +70,12 @@ def hover_text(ls: RemapServer, state: DocumentState, position: Position,
                            neighbours=ls.neighbours.closest(state, found.name), batch=planned_batch(document))
         return text, to_lsp_range(codec, state.lines, found.range)
     for model in document.models:
+        for index, block in enumerate(model.blocks):
+            if block.range.start.line == position.line:
+                info = state.analysis.models.get(model.name)
+                if info is None or info.model is not model or index >= len(info.blocks):
+                    return None
+                return block_hover(info, index), to_lsp_range(codec, state.lines, block.range)
         for index, layer in enumerate(model.layers):
             if layer.range.start.line == position.line:
                 info = state.analysis.models.get(model.name)

@@ -137,7 +137,7 @@ async def test_every_action_applied_leaves_a_valid_file_with_children_from_the_p
     for start, end, parent in places:
         # asked again after each action: an action run as a command changes the document's version
         while new := [a for a in await editor.actions(uri, start, end)
-                      if not a.kind.startswith("source") and a.title not in seen]:
+                      if not a.kind.startswith("source") and not a.kind.endswith(".wrap") and a.title not in seen]:
             seen.add(new[0].title)
             assert_valid_with_children(await outcome(editor, uri, new[0]), parent, TEXT)
     assert {"Ablate all layers of small", "Ablate selected layers of small (relu at 1, maxpool at 2)",
