@@ -144,6 +144,8 @@ def locate(data: DataSpec, base_dir: Path | None) -> Path:
     """The data line's path, `~` expanded and relative to `base_dir`; not yet probed."""
     if not data.path:
         raise DataError(f"data {data.name} needs a path, e.g. data {data.name} \"~/data/{data.name}\"")
+    if "\x00" in data.path:  # no file system names such a path, and expanduser would raise on it
+        raise DataError(f"{data.path!r}: a path cannot hold a NUL character")
     try:
         path = Path(data.path).expanduser()
     except RuntimeError as e:  # "~someone" naming no user

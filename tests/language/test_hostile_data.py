@@ -71,6 +71,13 @@ def test_a_loop_of_links_is_a_diagnostic(tmp_path):
         assert any("Too many levels of symbolic links" in m for m in messages), (kind, messages)
 
 
+def test_a_nul_character_in_a_path_is_a_diagnostic_even_after_a_tilde(tmp_path):
+    for kind in PATH_KINDS:
+        for path in ("~\x00/d", "d\x00.npz"):
+            messages = data_errors(check(f'data {kind} "{path}"\n{HEAD}', tmp_path))
+            assert any("NUL" in m for m in messages), (kind, path, messages)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not bind the superuser")
 def test_a_folder_that_cannot_be_entered_is_a_diagnostic(tmp_path):
     locked = tmp_path / "locked"
