@@ -40,6 +40,7 @@ from remapdsl.language.model import (
     ModelSpec,
     Position,
     Range,
+    SpaceSpec,
     Value,
 )
 from remapdsl.language.printer import budget_limit_text, value_text
@@ -305,10 +306,13 @@ def _check_lineage(document: Document) -> list[Diagnostic]:
             continue
         where = m.parent_range or m.name_range
         if m.parent_space:
-            if m.parent not in spaces:
+            space = document.space(m.parent)
+            if space is None:
                 hint, fix = _suggest(m.parent, spaces, m.parent_range)
                 out.append(Diagnostic(where, f"unknown space '{m.parent}'{hint}", code="parent", model=m.name,
                                       fix=fix))
+            elif space.positions:
+                out.extend(_check_path(m, space, where))
             continue
         if m.parent not in parents and m.parent in spaces:
             out.append(Diagnostic(where, f"'{m.parent}' is a space: write 'from space {m.parent}'", code="parent",
@@ -330,6 +334,22 @@ def _check_lineage(document: Document) -> list[Diagnostic]:
             out.append(Diagnostic(where, "models derive from each other in a cycle: "
                                   + " → ".join([*seen, m.name]), code="parent", model=m.name))
     return out
+
+
+def _check_path(model: ModelSpec, space: SpaceSpec, where: Range) -> list[Diagnostic]:
+    """A model drawn from a space should be one of its paths: say where it leaves the space."""
+    from remapdsl.language.spaces import find_path
+
+    found = find_path(space, model.layers)
+    if isinstance(found, tuple):
+        return []
+    if found < len(model.layers):
+        layer = model.layers[found]
+        detail = f"its layer {found + 1} ({layer.kind}) is where it leaves the space"
+    else:
+        detail = "the space goes on after its last layer"
+    return [Diagnostic(where, f"model '{model.name}' is not a path of space '{space.name}': {detail}",
+                       Severity.WARNING, "parent", model.name)]
 
 
 def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget | None = None) -> ModelInfo:

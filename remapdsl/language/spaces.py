@@ -108,6 +108,32 @@ def path_model(space: SpaceSpec, path: Path, name: str) -> ModelSpec:
     return ModelSpec(name, layers, space.name, parent_space=True)
 
 
+def find_path(space: SpaceSpec, layers: tuple[Layer, ...]) -> Path | int:
+    """The path through `space` whose layers are `layers` (compared as written, annotations aside), or, when
+    none is, how many of the first layers some path matches. Linear in positions x options x layers."""
+    wanted = [_written(layer) for layer in layers]
+    # for each number of layers matched so far, one path that matches them
+    reached: dict[int, Path] = {0: ()}
+    longest = 0
+    for index in range(len(space.positions)):
+        after: dict[int, Path] = {}
+        for matched, path in reached.items():
+            for k, option in enumerate(space.options(index)):
+                if option.kind == SKIP:
+                    after.setdefault(matched, (*path, k))
+                elif matched < len(wanted) and _written(option) == wanted[matched]:
+                    after.setdefault(matched + 1, (*path, k))
+        reached = after
+        longest = max([longest, *reached])
+    return reached.get(len(wanted), longest)
+
+
+def _written(layer: Layer) -> tuple[str, frozenset[tuple[str, object]]]:
+    ltype = LAYER_TYPES.get(layer.kind)
+    params = ltype.resolve(layer.written()) if ltype is not None else layer.written()
+    return layer.kind, frozenset(params.items())
+
+
 def describe_path(space: SpaceSpec, path: Path) -> str:
     """The options a path takes at the choices, in words: `conv2d 32 kernel=5 (line 3), skip (line 9)`."""
     shown = [f"{layer_text(space.options(i)[k])} (line {space.options(i)[k].range.start.line + 1})"

@@ -221,3 +221,20 @@ def test_hostile_spaces_give_diagnostics_never_exceptions(pieces):
     if not result.diagnostics:
         formatted = format_document(result.document)
         assert parse(formatted).document == result.document
+
+
+def test_a_model_from_a_space_is_checked_to_be_one_of_its_paths():
+    text = SMALL_CNN.replace("model m from space small_cnn:\n    conv2d 16 kernel=3\n    flatten\n    dense 10\n",
+                             "model m from space small_cnn:\n    conv2d 32 kernel=5\n    relu\n"
+                             "    conv2d 16 kernel=5 padding=same\n    flatten\n    dense 10\n"
+                             "model n from space small_cnn:\n    conv2d 32 kernel=5\n    relu\n    maxpool 3\n")
+    document = parse(text).document
+    space = document.spaces[0]
+    m, n = document.models
+    assert spaces.find_path(space, m.layers) == (2, 0, 2, 3, 0, 0)
+    assert spaces.find_path(space, n.layers) == 2
+    analysis = analyze(document)
+    warnings = [d for d in analysis.diagnostics if d.code == "parent"]
+    assert len(warnings) == 1 and warnings[0].model == "n"
+    assert "not a path of space 'small_cnn': its layer 3 (maxpool) is where it leaves the space" in warnings[0].message
+    assert spaces.path_model(space, (2, 0, 2, 3, 0, 0), "m").layers == m.layers
