@@ -59,9 +59,11 @@ GRAMMAR_PATH = Path(__file__).parents[1] / "grammar" / "remap.lark"
 # The grammar's NAME token: what may be written as a bare word (also used by the printer).
 NAME_RE = re.compile(r"[^\W\d]\w*(?:[-.]\w+)*")
 KEYWORDS = frozenset({"data", "train", "budget", "model", "space"})
-# A line with alternative values stands for every combination of them; more than this many is surely a mistake,
-# and the options of one position are held in memory.
-MAX_SHORTHAND_OPTIONS = 4096
+# A line with alternative values stands for every combination of them. A supernet holds weights for each
+# alternative, so more than this many at one position is surely a mistake; the whole file's alternatives are
+# held in memory, so they are bounded too. The parser's caches keep a line's alternatives unexpanded.
+MAX_SHORTHAND_OPTIONS = 1024
+MAX_DOCUMENT_OPTIONS = 65_536
 # Suffixes that scale a number anywhere (100k); units are for budget lines only.
 SCALE_SUFFIXES = {"k": 1000, "K": 1000, "M": 1_000_000}
 STRING_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
@@ -194,7 +196,7 @@ class _ShorthandSyntax(NamedTuple):
 
     kind: str
     kind_end: int
-    options: tuple[tuple[_ArgSyntax, ...], ...]
+    axes: tuple[tuple[_ArgSyntax, ...], ...]  # each parameter's alternatives, in catalog order
     annotations: tuple[_Ann, ...]
     end: int
 
@@ -446,8 +448,7 @@ def _shorthand(kind_token: Token, positional: _Val | _Alts | None, rest: Sequenc
         errors.append(_Error(0, end, "a parameter is written twice on this line"))
         return None
     annotations = tuple(r for r in rest if isinstance(r, _Ann))
-    options = tuple(tuple(combo) for combo in itertools.product(*axes))
-    return _ShorthandSyntax(kind, _offset(kind_token.end_pos), options, annotations, end)
+    return _ShorthandSyntax(kind, _offset(kind_token.end_pos), tuple(tuple(axis) for axis in axes), annotations, end)
 
 
 def _space(items: Sequence[Any], end: int, errors: list[_Error]) -> _SpaceSyntax:
@@ -722,6 +723,19 @@ class _Line(NamedTuple):
     end: int = 0  # a full-line comment: the column after its last character
     indent: int = 0  # the width of the line's indentation, a tab to the next multiple of four
     lead: int = 0  # how many characters the indentation has
+    shorthand: _ShorthandSyntax | None = None  # a line with alternative values, to expand
+
+
+def _expand(s: _ShorthandSyntax, choice: Choice, line: int, at: int) -> Choice:
+    """A shorthand choice with its options: one layer per combination, the first parameter varying slowest."""
+    annotations = tuple(Annotation(a.name, a.args, _span(line, at + a.start, at + a.end)) for a in s.annotations)
+    axes = [[(a.name, a.value, a.positional, _span(line, at + a.value_start, at + a.value_end),
+              _span(line, at + a.start, at + a.end)) for a in axis] for axis in s.axes]
+    options = tuple(Layer(s.kind, tuple(Arg(name, value, positional, value_range if positional else whole, value_range)
+                                        for name, value, positional, value_range, whole in combo),
+                          annotations, NO_COMMENTS, choice.range, choice.kind_range)
+                    for combo in itertools.product(*axes))
+    return replace(choice, options=options)
 
 
 _BLANK_LINE = _Line(None, ())
@@ -773,7 +787,8 @@ def _line(number: int, text: str) -> _Line:
     comments = NO_COMMENTS if comment is None else Comments((), comment)
     statement = _build(syntax.statement, number, indent, comments) if syntax.statement is not None else None
     width = indent if "\t" not in text[:indent] else len(text[:indent].expandtabs(TAB_WIDTH))
-    return _Line(statement, diagnostics, opens=syntax.opens, indent=width, lead=indent)
+    shorthand = syntax.statement if isinstance(syntax.statement, _ShorthandSyntax) else None
+    return _Line(statement, diagnostics, opens=syntax.opens, indent=width, lead=indent, shorthand=shorthand)
 
 
 _span = Range.of
@@ -795,11 +810,8 @@ _Built = Layer | Block | DataSpec | TrainSpec | Budget | ModelSpec | Choice | Sp
 def _build(s: _Statement, line: int, at: int, comments: Comments) -> _Built:
     whole = _span(line, at, at + s.end)
     if isinstance(s, _ShorthandSyntax):
-        annotations = tuple(Annotation(a.name, a.args, _span(line, at + a.start, at + a.end)) for a in s.annotations)
-        kind_range = _span(line, at, at + s.kind_end)
-        options = tuple(Layer(s.kind, _build_args(args, line, at), annotations, NO_COMMENTS, whole, kind_range)
-                        for args in s.options)
-        return Choice(options, True, comments, whole, kind_range)
+        # its options are built by the assembler (`_expand`), outside the caches
+        return Choice((), True, comments, whole, _span(line, at, at + s.kind_end))
     if isinstance(s, _ChoiceSyntax):
         return Choice((), False, comments, whole, _span(line, at, at + s.kind_end))
     if isinstance(s, _SpaceSyntax):
@@ -882,6 +894,7 @@ class _Assembler:
         self.positions: list[Layer | Choice] = []
         self.choice: _OpenChoice | None = None
         self.space_broken = False  # a line of the open space could not be read
+        self.options_read = 0  # alternatives expanded from shorthand lines so far
 
     def run(self, lines: list[str]) -> ParseResult:
         for number, text in enumerate(lines):
@@ -890,6 +903,8 @@ class _Assembler:
                 self.diagnostics.extend(line.diagnostics)
                 self.space_broken = self.space is not None
             statement = line.statement
+            if line.shorthand is not None and isinstance(statement, Choice):
+                statement = self._expanded(line.shorthand, statement, number, line.lead)
             if statement is None:
                 if line.comment is not None:
                     self.comments.append(line.comment)
@@ -937,6 +952,16 @@ class _Assembler:
         document = Document(tuple(self.models), self.data, self.train, tuple(self.budgets), tuple(self.comments),
                             tuple(self.spaces))
         return ParseResult(document, tuple(self.diagnostics))
+
+    def _expanded(self, s: _ShorthandSyntax, choice: Choice, number: int, at: int) -> Choice | None:
+        count = math.prod(len(axis) for axis in s.axes)
+        if self.options_read + count > MAX_DOCUMENT_OPTIONS:
+            self.diagnostics.append(Diagnostic(choice.range, f"the spaces of this file hold more than "
+                                               f"{MAX_DOCUMENT_OPTIONS:,} alternatives in all; this line's "
+                                               f"{count:,} are left out", code="syntax"))
+            return None
+        self.options_read += count
+        return _expand(s, choice, number, at)
 
     def _in_space(self, statement: _Built, line: _Line) -> None:
         """A layer, choice or block line while a space is open: a position, or an alternative of the choice

@@ -7,7 +7,8 @@ dynamic programming over the positions, carrying for each tensor shape that can 
 paths reach it and their smallest and largest parameter counts (a layer's parameters depend only on the shape
 it receives). The budget count also carries, per shape, how many paths have each parameter count; when more
 than `MAX_SIZES` distinct counts arise it falls back to bounds from the smallest and largest counts. The work
-is bounded by positions x options x `MAX_SHAPES`, whatever size the space declares.
+is bounded by positions x `MAX_STEPS` (and `MAX_SIZE_STEPS` for the budget), whatever size the space
+declares.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ from remapdsl.language.diagnostics import Diagnostic, Fix, Severity
 from remapdsl.language.model import SKIP, Budget, Choice, Layer, ModelSpec, Range, SpaceSpec
 from remapdsl.language.printer import budget_limit_text, layer_text
 
-# Distinct tensor shapes that may reach one position; beyond it the space is too irregular to check.
-MAX_SHAPES = 4096
-# Distinct (shape, parameter count) pairs kept for the exact budget count; beyond it the count is a range.
+# Distinct tensor shapes that may reach one position, and shapes x options tried at one position; beyond them
+# the space is too irregular to check.
+MAX_SHAPES = 1024
+MAX_STEPS = 100_000
+# Distinct (shape, parameter count) pairs kept for the exact budget count, and pairs x options added up at one
+# position; beyond them the count is a range.
 MAX_SIZES = 200_000
+MAX_SIZE_STEPS = 2_000_000
 # `paths` enumerates at most this many paths: callers that need more sample instead.
 MAX_ENUMERATED = 1_000_000
 
@@ -246,6 +251,15 @@ def _check_paths(space: SpaceSpec, dataset: DatasetInfo, budget: Budget | None, 
     first_error: tuple[int, Layer, Path, str] | None = None
     for index in range(len(space.positions)):
         options = space.options(index)
+        if len(states) * len(options) > MAX_STEPS:
+            report(space.positions[index].range, f"{len(states):,} tensor shapes reach this position and it has "
+                   f"{len(options):,} options: the space is too irregular to check its paths", "space-size",
+                   Severity.WARNING)
+            return SpaceInfo(space, tuple(out), total)
+        if counting and sizes_kept * len(options) > MAX_SIZE_STEPS:
+            counting = False
+            for state in states.values():
+                state.sizes = None
         after: dict[Shape, _State] = {}
         for shape, state in states.items():
             for k, layer in enumerate(options):
@@ -258,8 +272,8 @@ def _check_paths(space: SpaceSpec, dataset: DatasetInfo, budget: Budget | None, 
                 target = after.get(new_shape)
                 if target is None:
                     if len(after) >= MAX_SHAPES:
-                        report(space.positions[index].range, f"more than {MAX_SHAPES:,} tensor shapes reach this "
-                               "position: the space is too irregular to check its paths", "space-size",
+                        report(space.positions[index].range, f"more than {MAX_SHAPES:,} tensor shapes come out "
+                               "of this position: the space is too irregular to check its paths", "space-size",
                                Severity.WARNING)
                         return SpaceInfo(space, tuple(out), total)
                     target = after[new_shape] = _State(0, state.low + params, state.high + params,
@@ -267,7 +281,9 @@ def _check_paths(space: SpaceSpec, dataset: DatasetInfo, budget: Budget | None, 
                 target.count += state.count
                 target.low = min(target.low, state.low + params)
                 target.high = max(target.high, state.high + params)
-                if target.sizes is not None and state.sizes is not None:
+                if not counting:
+                    target.sizes = None
+                elif target.sizes is not None and state.sizes is not None:
                     for n, c in state.sizes.items():
                         key = n + params
                         if key not in target.sizes:
