@@ -44,6 +44,27 @@ def choice_hover(space: SpaceSpec, index: int) -> str:
             f"1/{len(options)} of the paths\n\n" + " · ".join(shown) + more)
 
 
+def space_folding_ranges(document: Document) -> list[tuple[int, int]]:
+    """(first line, last line) of every space and every `choice:` that spans more than its own line."""
+    out = []
+    for space in document.spaces:
+        if space.range.end.line > space.range.start.line:
+            out.append((space.range.start.line, space.range.end.line))
+        out += [(p.range.start.line, p.range.end.line) for p in space.positions
+                if isinstance(p, Choice) and p.range.end.line > p.range.start.line]
+    return out
+
+
+def position_label(space: SpaceSpec, index: int) -> str:
+    """A position as the outline lists it: its layer, or its alternatives."""
+    position = space.positions[index]
+    if not isinstance(position, Choice):
+        return f"{index} {layer_text(position)}"
+    options = space.options(index)
+    shown = " | ".join(layer_text(o) for o in options[:4]) + (" | …" if len(options) > 4 else "")
+    return f"{index} choice of {len(options)}: {shown}"
+
+
 def in_space(document: Document, line: int) -> bool:
     """Whether `line` is read as part of a space: the last space or model line at or above it is a space's."""
     starts = [(s.range.start.line, True) for s in document.spaces]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from remapdsl.editor.completion import complete
-from remapdsl.editor.spaces import choice_hover, in_space, space_hover
+from remapdsl.editor.spaces import choice_hover, in_space, position_label, space_folding_ranges, space_hover
 from remapdsl.language.analysis import analyze
 from remapdsl.language.parser import parse
 
@@ -40,3 +40,12 @@ def test_completion_offers_choice_and_skip_in_a_space_and_spaces_after_from_spac
     assert "choice" in inside and "skip" in inside and "residual" not in inside
     assert [c.label for c in complete("model n from space ", document)] == ["s"]
     assert "space" in [c.label for c in complete("", document)]
+
+
+def test_spaces_and_their_choices_fold_and_list_their_positions():
+    document = parse(TEXT).document
+    assert space_folding_ranges(document) == [(3, 11), (4, 7)]
+    space = document.spaces[0]
+    assert position_label(space, 0) == "0 choice of 3: conv2d 16 kernel=3 | conv2d 32 kernel=5 | skip"
+    assert position_label(space, 1) == "1 relu"
+    assert position_label(space, 2) == "2 choice of 2: maxpool 2 | maxpool 4"

@@ -81,3 +81,21 @@ async def test_completion_offers_choice_and_skip_inside_a_space_only(session: Se
     labels = [i.label for i in (in_model.items if isinstance(in_model, types.CompletionList) else in_model)]
     assert "residual" in labels and "choice" not in labels
     editor.close(uri)
+
+
+async def test_spaces_fold_and_appear_in_the_outline_with_their_positions(session: Session, client: LanguageClient,
+                                                                          editor: Editor):
+    uri = editor.open(session.path("space-outline.remap"), TEXT)
+    ranges = await client.text_document_folding_range_async(types.FoldingRangeParams(
+        types.TextDocumentIdentifier(uri)))
+    assert ranges is not None
+    assert sorted((r.start_line, r.end_line) for r in ranges) == [(SPACE, 10), (CHOICE, 6), (12, 14)]
+    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        types.TextDocumentIdentifier(uri)))
+    assert symbols is not None
+    space = next(s for s in symbols if s.name == "small_cnn")
+    assert isinstance(space, types.DocumentSymbol) and space.detail is not None and "4 paths" in space.detail
+    assert [c.name for c in space.children or []] == [
+        "0 choice of 2: conv2d 16 kernel=3 | conv2d 32 kernel=5", "1 relu", "2 choice of 2: maxpool 2 | maxpool 4",
+        "3 flatten", "4 dense 10"]
+    editor.close(uri)
