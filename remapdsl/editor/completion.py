@@ -76,6 +76,8 @@ def complete(before: str, document: Document | None = None, in_space: bool = Fal
             itself = done[1] if len(done) == 3 else None
             models = [Completion(m.name, "model", f"{len(m.layers)} layers") for m in document.models
                       if m.name != itself] if document is not None else []
+            if document is None or not document.spaces:
+                return models
             return [*models, Completion("space", "keyword", "the space this model is a path of", "space ")]
         return [Completion("from", "keyword", "the parent this model was derived from")] if len(done) == 2 else []
     layer = LAYER_TYPES.get(head) if indented else None

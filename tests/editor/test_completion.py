@@ -28,7 +28,7 @@ def test_what_each_place_offers():
     assert "optimizer=" in labels("train epochs=3 ") and labels("train optimizer=") == \
         ["optimizer=adam", "optimizer=adamw", "optimizer=sgd"]
     assert labels("data ")[0] == "digits" and labels("budget ") == ["params", "latency", "size"]
-    assert labels("model c from ") == ["a", "b", "space"] and labels("model b from ") == ["a", "space"]
+    assert labels("model c from ") == ["a", "b"] and labels("model b from ") == ["a"]
     assert labels("    relu @") == ["@keep", "@allow", "@deny"]
     assert labels("    relu @allow(remove, ") == ["prepend", "remove", "replace", "reparameterize", "wrap", "unwrap"]
     assert labels("    relu  # note ") == [] and labels("    conv3d ") == []

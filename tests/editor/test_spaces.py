@@ -39,6 +39,7 @@ def test_completion_offers_choice_and_skip_in_a_space_and_spaces_after_from_spac
     inside = [c.label for c in complete("    ", document, in_space=True)]
     assert "choice" in inside and "skip" in inside and "residual" not in inside
     assert [c.label for c in complete("model n from space ", document)] == ["s"]
+    assert [c.label for c in complete("model n from ", document)] == ["m", "space"]
     assert "space" in [c.label for c in complete("", document)]
 
 
