@@ -7,8 +7,7 @@ dynamic programming over the positions, carrying for each tensor shape that can 
 paths reach it and their smallest and largest parameter counts (a layer's parameters depend only on the shape
 it receives). The budget count also carries, per shape, how many paths have each parameter count; when more
 than `MAX_SIZES` distinct counts arise it falls back to bounds from the smallest and largest counts. The work
-is bounded by positions x `MAX_STEPS` (and `MAX_SIZE_STEPS` for the budget), whatever size the space
-declares.
+is bounded by `MAX_STEPS` (and `MAX_SIZE_STEPS` for the budget), whatever size the space declares.
 """
 
 from __future__ import annotations
@@ -25,12 +24,12 @@ from remapdsl.language.diagnostics import Diagnostic, Fix, Severity
 from remapdsl.language.model import SKIP, Budget, Choice, Layer, ModelSpec, Range, SpaceSpec
 from remapdsl.language.printer import budget_limit_text, layer_text
 
-# Distinct tensor shapes that may reach one position, and shapes x options tried at one position; beyond them
-# the space is too irregular to check.
+# Distinct tensor shapes that may reach one position, and shapes x options tried over the whole space (about a
+# second of work); beyond them the space is too irregular to check.
 MAX_SHAPES = 1024
-MAX_STEPS = 100_000
-# Distinct (shape, parameter count) pairs kept for the exact budget count, and pairs x options added up at one
-# position; beyond them the count is a range.
+MAX_STEPS = 200_000
+# Distinct (shape, parameter count) pairs kept for the exact budget count, and pairs x options added up over
+# the whole space; beyond them the count is a range.
 MAX_SIZES = 200_000
 MAX_SIZE_STEPS = 2_000_000
 # `paths` enumerates at most this many paths: callers that need more sample instead.
@@ -248,15 +247,18 @@ def _check_paths(space: SpaceSpec, dataset: DatasetInfo, budget: Budget | None, 
     states: dict[Shape, _State] = {
         dataset.input_shape: _State(1, 0, 0, None, {0: 1} if counting else None)}
     sizes_kept = 1
+    steps = size_steps = 0
     first_error: tuple[int, Layer, Path, str] | None = None
     for index in range(len(space.positions)):
         options = space.options(index)
-        if len(states) * len(options) > MAX_STEPS:
+        steps += len(states) * len(options)
+        if steps > MAX_STEPS:
             report(space.positions[index].range, f"{len(states):,} tensor shapes reach this position and it has "
-                   f"{len(options):,} options: the space is too irregular to check its paths", "space-size",
-                   Severity.WARNING)
+                   f"{len(options):,} options: the space is too irregular to check its paths (more than "
+                   f"{MAX_STEPS:,} steps)", "space-size", Severity.WARNING)
             return SpaceInfo(space, tuple(out), total)
-        if counting and sizes_kept * len(options) > MAX_SIZE_STEPS:
+        size_steps += sizes_kept * len(options)
+        if counting and size_steps > MAX_SIZE_STEPS:
             counting = False
             for state in states.values():
                 state.sizes = None

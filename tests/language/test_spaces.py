@@ -255,3 +255,16 @@ def test_hostile_sizes_stay_bounded_in_time_and_memory():
     assert info.size == 1024**64
     assert any(d.code == "space-size" for d in analysis.diagnostics)  # too many shapes: checked as far as it can
     assert info.valid is None and "about 10^192 paths" in info.summary()
+
+
+def test_the_work_of_checking_a_space_is_bounded_over_all_its_positions():
+    # 300 shapes meet 300 options at each of twenty positions: the check stops at its step budget
+    wide = "dense " + "|".join(str(i) for i in range(1, 301))
+    lines = "".join(f"    {wide}\n" for _ in range(20))
+    text = f"data digits\nspace s:\n    flatten\n{lines}    dense 10\n"
+    start = time.perf_counter()
+    analysis = analyze(parse(text).document)
+    assert time.perf_counter() - start < 10
+    (warning,) = [d for d in analysis.diagnostics if d.code == "space-size"]
+    # 90,000 steps a position after the first: the third such position (line 7) passes 200,000
+    assert warning.range.start.line == 6 and "more than 200,000 steps" in warning.message
