@@ -13,7 +13,9 @@ Scopes follow the TextMate conventions themes know: a layer type is `support.fun
 `entity.name.type.model`, a parent after `from` `entity.other.inherited-class`, an annotation
 `storage.type.annotation`, a number `constant.numeric` with its k/M or unit suffix `keyword.other.unit`, a
 block line's kind (`residual shortcut=conv:`) `keyword.control.block` and its colon
-`punctuation.section.block.begin`.
+`punctuation.section.block.begin`, a space's name `entity.name.type.space`, a `choice:` line's word
+`keyword.control.choice`, `skip` `keyword.control.skip` and the bar between alternatives (16|32)
+`punctuation.separator.alternatives`.
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ def grammar() -> dict[str, Any]:
             {"include": "#train-line"},
             {"include": "#budget-line"},
             {"include": "#model-line"},
+            {"include": "#space-line"},
+            {"include": "#choice-line"},
+            {"include": "#skip-line"},
             {"include": "#block-line"},
             {"include": "#layer-line"},
         ],
@@ -113,14 +118,43 @@ def grammar() -> dict[str, Any]:
             "model-line": {
                 "name": "meta.model.remap",
                 "begin": (rf"{LINE_START}(model){WORD_END}(?:\s+({NAME}))?"
-                          rf"(?:\s+(from){WORD_END}(?:\s+({NAME}))?)?\s*(:)?"),
+                          rf"(?:\s+(from){WORD_END}(?:\s+(space){WORD_END})?(?:\s+({NAME}))?)?\s*(:)?"),
                 "beginCaptures": {
                     "1": {"name": "storage.type.model.remap"},
                     "2": {"name": "entity.name.type.model.remap"},
                     "3": {"name": "keyword.other.from.remap"},
-                    "4": {"name": "entity.other.inherited-class.remap"},
-                    "5": {"name": "punctuation.section.model.begin.remap"},
+                    "4": {"name": "storage.type.space.remap"},
+                    "5": {"name": "entity.other.inherited-class.remap"},
+                    "6": {"name": "punctuation.section.model.begin.remap"},
                 },
+                "end": "$",
+                "patterns": [{"include": "#comment"}],
+            },
+            "space-line": {
+                "name": "meta.space.remap",
+                "begin": rf"{LINE_START}(space){WORD_END}(?:\s+({NAME}))?\s*(:)?",
+                "beginCaptures": {
+                    "1": {"name": "storage.type.space.remap"},
+                    "2": {"name": "entity.name.type.space.remap"},
+                    "3": {"name": "punctuation.section.space.begin.remap"},
+                },
+                "end": "$",
+                "patterns": [{"include": "#comment"}],
+            },
+            "choice-line": {
+                "name": "meta.choice.remap",
+                "begin": rf"{LINE_START}(choice){WORD_END}\s*(:)",
+                "beginCaptures": {
+                    "1": {"name": "keyword.control.choice.remap"},
+                    "2": {"name": "punctuation.section.choice.begin.remap"},
+                },
+                "end": "$",
+                "patterns": [{"include": "#comment"}],
+            },
+            "skip-line": {
+                "name": "meta.skip.remap",
+                "begin": rf"{LINE_START}(skip){WORD_END}",
+                "beginCaptures": {"1": {"name": "keyword.control.skip.remap"}},
                 "end": "$",
                 "patterns": [{"include": "#comment"}],
             },
@@ -191,6 +225,7 @@ def grammar() -> dict[str, Any]:
                     {"name": "constant.language.remap", "match": rf"(?<![-.\w])(?:{words(value_words())}){WORD_END}"},
                     {"name": "string.unquoted.remap", "match": rf"(?<![-.\w]){NAME}"},
                     {"name": "punctuation.separator.comma.remap", "match": ","},
+                    {"name": "punctuation.separator.alternatives.remap", "match": r"\|"},
                 ],
             },
             "number": {

@@ -9,6 +9,7 @@ on the digits data with residual blocks (nested, with and without projection sho
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
 from hypothesis import strategies as st
@@ -22,15 +23,17 @@ from remapdsl.language.model import (
     Arg,
     Block,
     Budget,
+    Choice,
     Comments,
     DataSpec,
     Document,
     Layer,
     ModelSpec,
+    SpaceSpec,
     TrainSpec,
     Value,
 )
-from remapdsl.language.parser import KEYWORDS, NAME_RE, data_option_names, layer_param_names, order_args
+from remapdsl.language.parser import KEYWORDS, NAME_RE, data_option_names, layer_param_names, order_args, parse
 
 # Mostly ASCII with a few non-ASCII letters, so that unicode names are covered without drowning in them.
 _FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_éµß"
@@ -116,6 +119,31 @@ def models(draw: st.DrawFn) -> ModelSpec:
                      final_comments=tuple(draw(st.lists(comment_texts, max_size=2))), blocks=blocks)
 
 
+SHORTHANDS = ("conv2d 8|16 kernel=3|5", "dense 32|64", "maxpool 2|3 stride=1|2", "dropout 0.1|0.25|0.5",
+              "conv2d 8 kernel=1|3|5 padding=same|valid", "dense 10|20  @keep")
+
+
+@st.composite
+def choices(draw: st.DrawFn) -> Choice:
+    """A `choice:` over random layers (skip among them), or a shorthand line with alternative values."""
+    if draw(st.booleans()):
+        line = draw(st.sampled_from(SHORTHANDS))
+        position = parse(f"space s:\n    {line}\n").document.spaces[0].positions[0]
+        assert isinstance(position, Choice)
+        return replace(position, comments=draw(comments))
+    options = draw(st.lists(layers() | st.builds(Layer, st.just("skip"), comments=comments), min_size=1, max_size=4))
+    return Choice(tuple(options), False, draw(comments))
+
+
+spaces = st.builds(
+    SpaceSpec,
+    any_names,
+    st.lists(layers() | choices(), min_size=1, max_size=5).map(tuple),
+    comments,
+    final_comments=st.lists(comment_texts, max_size=2).map(tuple),
+)
+
+
 data_specs = st.sampled_from(sorted(DATASET_KINDS)).flatmap(
     lambda name: st.builds(DataSpec, st.just(name), st.none() | st.text(max_size=20),
                            _args(data_option_names(name), None), comments)
@@ -142,6 +170,17 @@ documents = st.builds(
     st.none() | train_specs,
     budgets(),
     st.lists(comment_texts, max_size=2).map(tuple),
+)
+
+# Documents with spaces: the canonical text puts the spaces before the models.
+documents_with_spaces = st.builds(
+    Document,
+    st.lists(models(), max_size=2).map(tuple),
+    st.none() | data_specs,
+    st.none() | train_specs,
+    budgets(),
+    st.lists(comment_texts, max_size=2).map(tuple),
+    st.lists(spaces, min_size=1, max_size=2).map(tuple),
 )
 
 

@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             print(d.format(path))
             errors += d.severity == Severity.ERROR
             warnings += d.severity == Severity.WARNING
+        for info in analysis.spaces.values():
+            print(f"{path}: space {info.space.name}: {info.summary()}", file=sys.stderr)
     files = _plural(len(args.files) - unreadable, "file")
     if errors or warnings:
         counts = [_plural(n, word) for n, word in ((errors, "error"), (warnings, "warning")) if n]

@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
 def _parent(args: argparse.Namespace, analysis: Analysis, child: Loaded) -> Loaded | None:
     if args.diff is None:
         return None
-    name = args.diff or child.info.model.parent
+    model = child.info.model
+    name = args.diff or (None if model.parent_space else model.parent)
     if not name:
         raise UsageError(f"model '{child.info.model.name}' has no parent (no `from` in {args.file}); "
                          "name the model to compare with: --diff PARENT")

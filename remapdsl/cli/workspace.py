@@ -469,14 +469,17 @@ def write_children(source: Source, children: Sequence[Child], notes: Sequence[st
 
 
 def _own_document(source: Source, children: Sequence[Child]) -> Document:
-    """FILE's header, the parent with its ancestors (so `from` resolves), and the children."""
+    """FILE's header, the parent with its ancestors (so `from` resolves: the space too, when the first of them
+    was drawn from one), and the children."""
     document = source.analysis.document
     lineage = [source.parent.model]
-    while (parent := lineage[0].parent) is not None and (model := document.model(parent)) is not None \
-            and model not in lineage:
+    while (parent := lineage[0].parent) is not None and not lineage[0].parent_space \
+            and (model := document.model(parent)) is not None and model not in lineage:
         lineage.insert(0, model)
+    root = lineage[0]
+    space = document.space(root.parent) if root.parent is not None and root.parent_space else None
     return Document(models=(*lineage, *(c.model for c in children)), data=document.data, train=document.train,
-                    budgets=document.budgets)
+                    budgets=document.budgets, spaces=(space,) if space is not None else ())
 
 
 def _plural(n: int, word: str) -> str:

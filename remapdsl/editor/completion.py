@@ -15,7 +15,9 @@ from remapdsl.language.model import Document
 from remapdsl.language.printer import value_text
 
 HEADER_WORDS = {"data": "the data set to train on", "train": "training settings", "budget": "a bound on every model",
-                "model": "a new model block"}
+                "model": "a new model block", "space": "a search space: positions that are layers or choices"}
+SPACE_WORDS = {"choice": ("alternatives for one position, indented below it", "choice:"),
+               "skip": ("the alternative that leaves the position out", "skip")}
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,10 @@ def token_start(before: str) -> int:
     return max(before.rfind(c) for c in stops) + 1
 
 
-def complete(before: str, document: Document | None = None) -> list[Completion]:
+def complete(before: str, document: Document | None = None, in_space: bool = False) -> list[Completion]:
     """What may follow `before`, the text of the cursor's line up to the cursor; each item replaces the text
-    from `token_start(before)` to the cursor."""
+    from `token_start(before)` to the cursor. `in_space`: the line is inside a space, where choices and skip
+    are written rather than blocks."""
     if "#" in before:
         return []
     indented = before[:1] in (" ", "\t")
@@ -47,8 +50,10 @@ def complete(before: str, document: Document | None = None) -> list[Completion]:
         return _annotation_items(before)
     if not done:
         if indented:
-            return [Completion(k, "layer", t.doc.split(".")[0]) for k, t in LAYER_TYPES.items()] + [
-                Completion(k, "keyword", BLOCK_DOCS[k], f"{k}:") for k in BLOCK_KINDS]
+            layers = [Completion(k, "layer", t.doc.split(".")[0]) for k, t in LAYER_TYPES.items()]
+            if in_space:
+                return layers + [Completion(k, "keyword", doc, text) for k, (doc, text) in SPACE_WORDS.items()]
+            return layers + [Completion(k, "keyword", BLOCK_DOCS[k], f"{k}:") for k in BLOCK_KINDS]
         return [Completion(w, "keyword", d) for w, d in HEADER_WORDS.items()]
     head = done[0]
     if not indented and head == "data":
@@ -64,10 +69,16 @@ def complete(before: str, document: Document | None = None) -> list[Completion]:
                                f"{m} <= ") for m, units in BUDGET_UNITS.items()]
         return _budget_items(done[1], done[2:], current)
     if not indented and head == "model":
-        if done[-1] == "from" and document is not None:
+        if done[-1] == "space" and len(done) >= 3 and done[-2] == "from":
+            return [Completion(s.name, "model", f"a space of {len(s.positions)} positions")
+                    for s in document.spaces] if document is not None else []
+        if done[-1] == "from":
             itself = done[1] if len(done) == 3 else None
-            return [Completion(m.name, "model", f"{len(m.layers)} layers") for m in document.models
-                    if m.name != itself]
+            models = [Completion(m.name, "model", f"{len(m.layers)} layers") for m in document.models
+                      if m.name != itself] if document is not None else []
+            if document is None or not document.spaces:
+                return models
+            return [*models, Completion("space", "keyword", "the space this model is a path of", "space ")]
         return [Completion("from", "keyword", "the parent this model was derived from")] if len(done) == 2 else []
     layer = LAYER_TYPES.get(head) if indented else None
     if layer is not None:

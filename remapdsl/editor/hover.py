@@ -44,7 +44,8 @@ def model_hover(info: ModelInfo, *, images: bool, facts: StoreFacts | None = Non
     """The model's chip, size and shape, estimated or actual training, accuracy, classes and parent delta, and
     the models closest in structure (`neighbours`: names and OTMANN distances, nearest first)."""
     name = info.model.name
-    parts = [f"**{name}**" + (f" — from `{info.model.parent}`" if info.model.parent else "")]
+    lineage = "space " if info.model.parent_space else ""
+    parts = [f"**{name}**" + (f" — from {lineage}`{info.model.parent}`" if info.model.parent else "")]
     if images:
         parts.append(f"![SNAC chip of {name}]({data_uri(render_svg(info, size=HOVER_CHIP))})")
     else:

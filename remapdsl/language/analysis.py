@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from remapdsl.language.annotations import ANNOTATIONS, VARIATION_OPS
 from remapdsl.language.blocks import BLOCK_KINDS, Shortcut, shortcut, shortcut_kind
@@ -41,9 +41,13 @@ from remapdsl.language.model import (
     ModelSpec,
     Position,
     Range,
+    SpaceSpec,
     Value,
 )
 from remapdsl.language.printer import budget_limit_text, value_text
+
+if TYPE_CHECKING:
+    from remapdsl.language.spaces import SpaceInfo
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Analysis:
     models: dict[str, ModelInfo]
     diagnostics: tuple[Diagnostic, ...]
     duplicates: tuple[ModelInfo, ...] = ()
+    spaces: dict[str, SpaceInfo] = field(default_factory=dict)  # by name, of its first definition
 
     @property
     def valid(self) -> bool:
@@ -203,9 +208,29 @@ def _analyze(document: Document, syntax: tuple[Diagnostic, ...] | list[Diagnosti
             continue
         models[model.name] = info
         first_line[model.name] = model.name_range.start.line
+    spaces = _check_spaces(document, dataset, budget, diagnostics)
     diagnostics.extend(_check_lineage(document))
     diagnostics.sort(key=lambda d: d.range)  # ranges order as (start, end)
-    return Analysis(document, dataset, models, tuple(diagnostics), tuple(duplicates))
+    return Analysis(document, dataset, models, tuple(diagnostics), tuple(duplicates), spaces)
+
+
+def _check_spaces(document: Document, dataset: DatasetInfo | None, budget: Budget | None,
+                  out: list[Diagnostic]) -> dict[str, SpaceInfo]:
+    if not document.spaces:
+        return {}
+    # spaces build on this module's checks of a layer, so the import waits until a document has a space
+    from remapdsl.language.spaces import analyze_space
+
+    found: dict[str, SpaceInfo] = {}
+    for space in document.spaces:
+        info = analyze_space(space, dataset, budget)
+        out.extend(info.diagnostics)
+        if space.name in found:
+            out.append(Diagnostic(space.name_range, f"space '{space.name}' is already defined at line "
+                                  f"{found[space.name].space.name_range.start.line + 1}", code="duplicate-space"))
+            continue
+        found[space.name] = info
+    return found
 
 
 def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | None) -> DatasetInfo | None:
@@ -279,10 +304,25 @@ def _check_lineage(document: Document) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     names = [m.name for m in document.models]
     parents = {m.name: m.parent for m in document.models}
+    spaces = [s.name for s in document.spaces]
     for m in document.models:
         if m.parent is None:
             continue
         where = m.parent_range or m.name_range
+        if m.parent_space:
+            space = document.space(m.parent)
+            if space is None:
+                hint, fix = _suggest(m.parent, spaces, m.parent_range)
+                out.append(Diagnostic(where, f"unknown space '{m.parent}'{hint}", code="parent", model=m.name,
+                                      fix=fix))
+            elif space.positions:
+                out.extend(_check_path(m, space, where))
+            continue
+        if m.parent not in parents and m.parent in spaces:
+            out.append(Diagnostic(where, f"'{m.parent}' is a space: write 'from space {m.parent}'", code="parent",
+                                  model=m.name, fix=Fix(f"Write 'from space {m.parent}'",
+                                                        (TextEdit(where, f"space {m.parent}"),))))
+            continue
         if m.parent not in parents:
             # a model is never its own parent: its name is no suggestion
             hint, fix = _suggest(m.parent, [n for n in names if n != m.name], m.parent_range)
@@ -298,6 +338,22 @@ def _check_lineage(document: Document) -> list[Diagnostic]:
             out.append(Diagnostic(where, "models derive from each other in a cycle: "
                                   + " → ".join([*seen, m.name]), code="parent", model=m.name))
     return out
+
+
+def _check_path(model: ModelSpec, space: SpaceSpec, where: Range) -> list[Diagnostic]:
+    """A model drawn from a space should be one of its paths: say where it leaves the space."""
+    from remapdsl.language.spaces import find_path
+
+    found = find_path(space, model.layers)
+    if isinstance(found, tuple):
+        return []
+    if found < len(model.layers):
+        layer = model.layers[found]
+        detail = f"its layer {found + 1} ({layer.kind}) is where it leaves the space"
+    else:
+        detail = "the space goes on after its last layer"
+    return [Diagnostic(where, f"model '{model.name}' is not a path of space '{space.name}': {detail}",
+                       Severity.WARNING, "parent", model.name)]
 
 
 def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget | None = None) -> ModelInfo:

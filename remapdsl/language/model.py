@@ -179,10 +179,48 @@ class ModelSpec:
     final_comments: tuple[str, ...] = ()
     # Residual blocks over spans of `layers`, outer before inner; empty for a sequential model.
     blocks: tuple[Block, ...] = ()
+    # `model m from space s:`: the parent is a space (a path through it), not a model.
+    parent_space: bool = False
 
     def depth(self, index: int) -> int:
         """How many blocks hold layer `index`."""
         return sum(1 for b in self.blocks if b.start <= index < b.stop)
+
+
+SKIP = "skip"  # the alternative of a choice that leaves the position out (identity)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One position of a space that holds alternatives: a `choice:` line and the layer lines indented below it
+    (`skip` among them leaves the position out), or, when `shorthand`, one layer line with alternative values
+    (`conv2d 16|32 kernel=3|5`), whose `options` are every combination, the first value varying slowest."""
+
+    options: tuple[Layer, ...]
+    shorthand: bool = False
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()  # noqa: RUF009
+    kind_range: Range = _range()  # noqa: RUF009
+
+
+SpacePosition = Layer | Choice
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """`space NAME:` and its positions, in order: a path through the space takes one option at each choice."""
+
+    name: str
+    positions: tuple[SpacePosition, ...]
+    comments: Comments = NO_COMMENTS
+    range: Range = _range()  # noqa: RUF009
+    name_range: Range = _range()  # noqa: RUF009
+    final_comments: tuple[str, ...] = ()
+
+    def options(self, index: int) -> tuple[Layer, ...]:
+        """The options at position `index`: its alternatives, or its one layer."""
+        position = self.positions[index]
+        return position.options if isinstance(position, Choice) else (position,)
 
 
 @dataclass(frozen=True)
@@ -244,6 +282,13 @@ class Document:
     budgets: tuple[Budget, ...] = ()
     # Comments after the last statement of the file.
     final_comments: tuple[str, ...] = ()
+    spaces: tuple[SpaceSpec, ...] = ()
+
+    def space(self, name: str) -> SpaceSpec | None:
+        for s in self.spaces:
+            if s.name == name:
+                return s
+        return None
 
     def model(self, name: str) -> ModelSpec | None:
         for m in self.models:

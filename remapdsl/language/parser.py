@@ -16,6 +16,7 @@ that model (`ModelSpec.final_comments`); the comments after the last statement a
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,7 @@ from remapdsl.language.model import (
     Arg,
     Block,
     Budget,
+    Choice,
     Comments,
     DataSpec,
     Document,
@@ -47,6 +49,7 @@ from remapdsl.language.model import (
     ModelSpec,
     Position,
     Range,
+    SpaceSpec,
     TrainSpec,
     Value,
 )
@@ -56,7 +59,12 @@ GRAMMAR_PATH = Path(__file__).parents[1] / "grammar" / "remap.lark"
 
 # The grammar's NAME token: what may be written as a bare word (also used by the printer).
 NAME_RE = re.compile(r"[^\W\d]\w*(?:[-.]\w+)*")
-KEYWORDS = frozenset({"data", "train", "budget", "model"})
+KEYWORDS = frozenset({"data", "train", "budget", "model", "space"})
+# A line with alternative values stands for every combination of them. A supernet holds weights for each
+# alternative, so more than this many at one position is surely a mistake; the whole file's alternatives are
+# held in memory, so they are bounded too. The parser's caches keep a line's alternatives unexpanded.
+MAX_SHORTHAND_OPTIONS = 1024
+MAX_DOCUMENT_OPTIONS = 65_536
 # Suffixes that scale a number anywhere (100k); units are for budget lines only.
 SCALE_SUFFIXES = {"k": 1000, "K": 1000, "M": 1_000_000}
 STRING_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
@@ -140,10 +148,18 @@ class _Val(NamedTuple):
     end: int
 
 
+class _Alts(NamedTuple):
+    """`16|32`: alternative values, written only in a space's layers."""
+
+    values: tuple[_Val, ...]
+    start: int
+    end: int
+
+
 class _Opt(NamedTuple):
     name: str
     start: int
-    value: _Val
+    value: _Val | _Alts
 
 
 class _Ann(NamedTuple):
@@ -179,6 +195,28 @@ class _BlockSyntax(NamedTuple):
     end: int
 
 
+class _ShorthandSyntax(NamedTuple):
+    """A layer line with alternative values: one option per combination."""
+
+    kind: str
+    kind_end: int
+    axes: tuple[tuple[_ArgSyntax, ...], ...]  # each parameter's alternatives, in catalog order
+    annotations: tuple[_Ann, ...]
+    end: int
+
+
+class _ChoiceSyntax(NamedTuple):
+    kind_end: int
+    end: int
+
+
+class _SpaceSyntax(NamedTuple):
+    name: str
+    name_start: int
+    name_end: int
+    end: int
+
+
 class _DataSyntax(NamedTuple):
     name: str
     path: str | None
@@ -209,9 +247,11 @@ class _ModelSyntax(NamedTuple):
     parent_start: int
     parent_end: int
     end: int
+    parent_space: bool = False
 
 
-_Statement = _LayerSyntax | _BlockSyntax | _DataSyntax | _TrainSyntax | _BudgetSyntax | _ModelSyntax
+_Statement = (_LayerSyntax | _BlockSyntax | _DataSyntax | _TrainSyntax | _BudgetSyntax | _ModelSyntax
+              | _ShorthandSyntax | _ChoiceSyntax | _SpaceSyntax)
 
 
 class _Error(NamedTuple):
@@ -253,6 +293,9 @@ class _ToSyntax(Transformer[Token, Any]):
         joined: Value | _Bad = bad if bad else values[0] if len(values) == 1 else tuple(values)  # type: ignore[arg-type]
         return _Val(joined, _offset(items[0].start_pos), _offset(items[-1].end_pos))
 
+    def alternatives(self, items: list[_Val]) -> _Alts:
+        return _Alts(tuple(items), items[0].start, items[-1].end)
+
     def option(self, items: list[Any]) -> _Opt:
         key, val = items
         return _Opt(str(key), key.start_pos, val)
@@ -278,6 +321,9 @@ class _ToSyntax(Transformer[Token, Any]):
 
     def model_line(self, items: list[Any]) -> tuple[Any, ...]:
         return ("model", *items)
+
+    def space_line(self, items: list[Any]) -> tuple[Any, ...]:
+        return ("space", *items)
 
     def line(self, items: list[Any]) -> tuple[Any, ...]:
         return cast("tuple[Any, ...]", items[0])
@@ -308,10 +354,16 @@ def _code_syntax(code: str) -> _CodeSyntax:
     return _CodeSyntax(statement, ())
 
 
+_ALTERNATIVES_HERE = "alternatives ('a|b') are written only in the layers of a space"
+
+
 def _args(options: Iterable[_Opt], errors: list[_Error]) -> list[_ArgSyntax]:
     out = []
     for opt in options:
         v = opt.value
+        if isinstance(v, _Alts):
+            errors.append(_Error(v.start, v.end, _ALTERNATIVES_HERE))
+            continue
         if isinstance(v.value, _Bad):
             errors.append(_Error(v.start, v.end, v.value.message))
             continue
@@ -325,15 +377,29 @@ def _ordered(args: list[_ArgSyntax], names: Sequence[str]) -> tuple[_ArgSyntax, 
     return tuple(sorted(args, key=lambda a: index.get(a.name, last)))
 
 
-def _layer(items: Sequence[Any], end: int, errors: list[_Error]) -> _LayerSyntax | _BlockSyntax | None:
+def _layer(items: Sequence[Any], end: int,
+           errors: list[_Error]) -> _LayerSyntax | _BlockSyntax | _ShorthandSyntax | _ChoiceSyntax | None:
     kind_token, positional, *rest = items
     kind = str(kind_token)
     colon = next((r for r in rest if isinstance(r, Token)), None)
+    alternatives = [v for v in (positional, *(r.value for r in rest if isinstance(r, _Opt))) if isinstance(v, _Alts)]
+    if alternatives and colon is not None:
+        errors.append(_Error(alternatives[0].start, alternatives[0].end, _ALTERNATIVES_HERE))
+        return None
+    if kind == "choice" and colon is not None:
+        if positional is not None or len(rest) > 1:
+            errors.append(_Error(_offset(kind_token.end_pos), _offset(colon.start_pos),
+                                 "a choice line is just 'choice:'; its alternatives are the layer lines below it"))
+            return None
+        return _ChoiceSyntax(_offset(kind_token.end_pos), end)
     if colon is not None:
         return _block(kind_token, positional, rest, colon, end, errors)
+    if alternatives:
+        return _shorthand(kind_token, positional, rest, end, errors)
     ltype = LAYER_TYPES.get(kind)
     args: list[_ArgSyntax] = []
     if positional is not None:
+        assert isinstance(positional, _Val)  # alternatives went to _shorthand
         if isinstance(positional.value, _Bad):
             errors.append(_Error(positional.start, positional.end, positional.value.message))
         else:
@@ -346,7 +412,55 @@ def _layer(items: Sequence[Any], end: int, errors: list[_Error]) -> _LayerSyntax
     return _LayerSyntax(kind, kind_token.end_pos, _ordered(args, layer_param_names(kind)), annotations, end)
 
 
-def _block(kind_token: Token, positional: _Val | None, rest: Sequence[Any], colon: Token, end: int,
+def _shorthand(kind_token: Token, positional: _Val | _Alts | None, rest: Sequence[Any], end: int,
+               errors: list[_Error]) -> _ShorthandSyntax | None:
+    """A layer line with alternative values, as one option per combination (the first parameter varying
+    slowest, in catalog order)."""
+    kind = str(kind_token)
+    ltype = LAYER_TYPES.get(kind)
+    axes: list[list[_ArgSyntax]] = []
+    written = [("" if ltype is None or ltype.positional is None else ltype.positional.name, True, positional,
+                positional.start if positional is not None else 0)]
+    written += [(r.name, False, r.value, r.start) for r in rest if isinstance(r, _Opt)]
+    for name, is_positional, v, start in written:
+        if v is None:
+            continue
+        vals = v.values if isinstance(v, _Alts) else (v,)
+        axis: list[_ArgSyntax] = []
+        seen: list[Value] = []
+        for val in vals:
+            if isinstance(val.value, _Bad):
+                errors.append(_Error(val.start, val.end, val.value.message))
+                return None
+            if val.value in seen:
+                errors.append(_Error(val.start, val.end, f"the alternative {_short(str(val.value))} is written twice"))
+                return None
+            seen.append(val.value)
+            # each option's value ranges over the whole `16|32`, where the user edits the alternatives
+            axis.append(_ArgSyntax(name, val.value, is_positional, v.start if is_positional else start, v.end,
+                                   v.start, v.end))
+        axes.append(axis)
+    order = {n: i for i, n in enumerate(layer_param_names(kind))}
+    axes.sort(key=lambda axis: (not axis[0].positional, order.get(axis[0].name, len(order))))
+    count = math.prod(len(axis) for axis in axes)
+    if count > MAX_SHORTHAND_OPTIONS:
+        errors.append(_Error(0, end, f"this line stands for {count:,} alternatives; at most "
+                                     f"{MAX_SHORTHAND_OPTIONS:,} fit one position: split it into positions"))
+        return None
+    names = [axis[0].name for axis in axes]
+    if len(set(names)) != len(names):
+        errors.append(_Error(0, end, "a parameter is written twice on this line"))
+        return None
+    annotations = tuple(r for r in rest if isinstance(r, _Ann))
+    return _ShorthandSyntax(kind, _offset(kind_token.end_pos), tuple(tuple(axis) for axis in axes), annotations, end)
+
+
+def _space(items: Sequence[Any], end: int, errors: list[_Error]) -> _SpaceSyntax:
+    _keyword, name, _colon = items
+    return _SpaceSyntax(str(name), name.start_pos, name.end_pos, end)
+
+
+def _block(kind_token: Token, positional: _Val | _Alts | None, rest: Sequence[Any], colon: Token, end: int,
            errors: list[_Error]) -> _BlockSyntax | None:
     kind = str(kind_token)
     if kind not in BLOCK_KINDS:
@@ -361,6 +475,7 @@ def _block(kind_token: Token, positional: _Val | None, rest: Sequence[Any], colo
         return None
     args: list[_ArgSyntax] = []
     if positional is not None:
+        assert isinstance(positional, _Val)  # a block line with alternatives was refused by _layer
         if isinstance(positional.value, _Bad):
             errors.append(_Error(positional.start, positional.end, positional.value.message))
         else:
@@ -416,17 +531,19 @@ def _budget(items: Sequence[Any], end: int, errors: list[_Error]) -> _BudgetSynt
 
 
 def _model(items: Sequence[Any], end: int, errors: list[_Error]) -> _ModelSyntax:
-    name, parent, _colon = items
+    name, space, parent, _colon = items
     if parent is None:
         return _ModelSyntax(str(name), name.start_pos, name.end_pos, None, 0, 0, end)
-    return _ModelSyntax(str(name), name.start_pos, name.end_pos, str(parent), parent.start_pos, parent.end_pos, end)
+    return _ModelSyntax(str(name), name.start_pos, name.end_pos, str(parent), parent.start_pos, parent.end_pos, end,
+                        space is not None)
 
 
 _Converter = Callable[[Sequence[Any], int, list[_Error]], _Statement | None]
 _CONVERTERS: dict[str, _Converter] = {"layer": _layer, "data": _data, "train": _train, "budget": _budget,
-                                      "model": _model}
+                                      "model": _model, "space": _space}
 
-_MODEL_FALLBACK = re.compile(rf"model[{_BLANK}]+({NAME_RE.pattern})(?:[{_BLANK}]+from[{_BLANK}]+({NAME_RE.pattern}))?")
+_MODEL_FALLBACK = re.compile(rf"model[{_BLANK}]+({NAME_RE.pattern})(?:[{_BLANK}]+from[{_BLANK}]+"
+                             rf"(space[{_BLANK}]+)?({NAME_RE.pattern}))?")
 
 
 def _model_line_fallback(code: str) -> _ModelSyntax | None:
@@ -434,8 +551,9 @@ def _model_line_fallback(code: str) -> _ModelSyntax | None:
     m = _MODEL_FALLBACK.match(code)
     if m is None:
         return None
-    parent_start, parent_end = m.span(2) if m.group(2) else (0, 0)
-    return _ModelSyntax(m.group(1), m.start(1), m.end(1), m.group(2), parent_start, parent_end, len(code))
+    parent_start, parent_end = m.span(3) if m.group(3) else (0, 0)
+    return _ModelSyntax(m.group(1), m.start(1), m.end(1), m.group(3), parent_start, parent_end, len(code),
+                        m.group(3) is not None and m.group(2) is not None)
 
 
 def _one_of(names: Iterable[str], empty: str = "") -> str:
@@ -603,7 +721,7 @@ def _open_annotation(before: str) -> str:
 class _Line(NamedTuple):
     """A line of the file: a statement with ranges, a comment line, or nothing."""
 
-    statement: Layer | Block | DataSpec | TrainSpec | Budget | ModelSpec | None
+    statement: _Built | None
     diagnostics: tuple[Diagnostic, ...]
     comment: str | None = None  # the text of a full-line comment
     opens: bool = False
@@ -611,6 +729,19 @@ class _Line(NamedTuple):
     end: int = 0  # a full-line comment: the column after its last character
     indent: int = 0  # the width of the line's indentation, a tab to the next multiple of four
     lead: int = 0  # how many characters the indentation has
+    shorthand: _ShorthandSyntax | None = None  # a line with alternative values, to expand
+
+
+def _expand(s: _ShorthandSyntax, choice: Choice, line: int, at: int) -> Choice:
+    """A shorthand choice with its options: one layer per combination, the first parameter varying slowest."""
+    annotations = tuple(Annotation(a.name, a.args, _span(line, at + a.start, at + a.end)) for a in s.annotations)
+    axes = [[(a.name, a.value, a.positional, _span(line, at + a.value_start, at + a.value_end),
+              _span(line, at + a.start, at + a.end)) for a in axis] for axis in s.axes]
+    options = tuple(Layer(s.kind, tuple(Arg(name, value, positional, value_range if positional else whole, value_range)
+                                        for name, value, positional, value_range, whole in combo),
+                          annotations, NO_COMMENTS, choice.range, choice.kind_range)
+                    for combo in itertools.product(*axes))
+    return replace(choice, options=options)
 
 
 _BLANK_LINE = _Line(None, ())
@@ -662,7 +793,8 @@ def _line(number: int, text: str) -> _Line:
     comments = NO_COMMENTS if comment is None else Comments((), comment)
     statement = _build(syntax.statement, number, indent, comments) if syntax.statement is not None else None
     width = indent if "\t" not in text[:indent] else len(text[:indent].expandtabs(TAB_WIDTH))
-    return _Line(statement, diagnostics, opens=syntax.opens, indent=width, lead=indent)
+    shorthand = syntax.statement if isinstance(syntax.statement, _ShorthandSyntax) else None
+    return _Line(statement, diagnostics, opens=syntax.opens, indent=width, lead=indent, shorthand=shorthand)
 
 
 _span = Range.of
@@ -678,9 +810,18 @@ def _build_args(args: tuple[_ArgSyntax, ...], line: int, at: int) -> tuple[Arg, 
     return tuple(out)
 
 
-def _build(s: _Statement, line: int, at: int,
-           comments: Comments) -> Layer | Block | DataSpec | TrainSpec | Budget | ModelSpec:
+_Built = Layer | Block | DataSpec | TrainSpec | Budget | ModelSpec | Choice | SpaceSpec
+
+
+def _build(s: _Statement, line: int, at: int, comments: Comments) -> _Built:
     whole = _span(line, at, at + s.end)
+    if isinstance(s, _ShorthandSyntax):
+        # its options are built by the assembler (`_expand`), outside the caches
+        return Choice((), True, comments, whole, _span(line, at, at + s.kind_end))
+    if isinstance(s, _ChoiceSyntax):
+        return Choice((), False, comments, whole, _span(line, at, at + s.kind_end))
+    if isinstance(s, _SpaceSyntax):
+        return SpaceSpec(s.name, (), comments, whole, _span(line, at + s.name_start, at + s.name_end))
     if isinstance(s, _LayerSyntax | _BlockSyntax):
         annotations = tuple(Annotation(a.name, a.args, _span(line, at + a.start, at + a.end))
                             for a in s.annotations) if s.annotations else ()
@@ -692,7 +833,7 @@ def _build(s: _Statement, line: int, at: int,
     if isinstance(s, _ModelSyntax):
         parent_range = _span(line, at + s.parent_start, at + s.parent_end) if s.parent is not None else None
         return ModelSpec(s.name, (), s.parent, comments, whole, _span(line, at + s.name_start, at + s.name_end),
-                         parent_range)
+                         parent_range, parent_space=s.parent_space)
     if isinstance(s, _DataSyntax):
         return DataSpec(s.name, s.path, _build_args(s.args, line, at), comments, whole,
                         _span(line, at + s.name_start, at + s.name_end))
@@ -706,6 +847,19 @@ def _build(s: _Statement, line: int, at: int,
 _HEADER_AFTER_MODEL = "header lines (data, train, budget) must come before the first model"
 _ORPHAN_LAYER = "a layer line must follow a model line such as 'model small:'"
 _ORPHAN_BLOCK = "a block line must be inside a model, below a line such as 'model small:'"
+_CHOICE_OUTSIDE = "choices belong in a space, below a line such as 'space small_cnn:'; a model is one path"
+_BLOCK_IN_SPACE = "residual blocks are not written inside a space; a space's positions are layers and choices"
+
+
+class _OpenChoice:
+    """A choice whose alternatives are being read (`choice` None: a broken line ending in ':')."""
+
+    __slots__ = ("choice", "indent", "options")
+
+    def __init__(self, choice: Choice | None, indent: int) -> None:
+        self.choice = choice
+        self.indent = indent
+        self.options: list[Layer] = []
 
 
 class _OpenBlock:
@@ -741,32 +895,54 @@ class _Assembler:
         self.blocks: list[Block | None] = []  # None: a block that turned out empty
         self.open: list[_OpenBlock] = []  # the blocks around the line being read, innermost last
         self.in_model = False  # False before the first model line and under a model line that cannot be read
+        self.spaces: list[SpaceSpec] = []
+        self.space: SpaceSpec | None = None  # the space whose positions are being read
+        self.positions: list[Layer | Choice] = []
+        self.choice: _OpenChoice | None = None
+        self.space_broken = False  # a line of the open space could not be read
+        self.options_read = 0  # alternatives expanded from shorthand lines so far
 
     def run(self, lines: list[str]) -> ParseResult:
         for number, text in enumerate(lines):
             line = _line(number, text)
             if line.diagnostics:
                 self.diagnostics.extend(line.diagnostics)
+                self.space_broken = self.space is not None
             statement = line.statement
+            if line.shorthand is not None and isinstance(statement, Choice):
+                statement = self._expanded(line.shorthand, statement, number, line.lead)
             if statement is None:
                 if line.comment is not None:
                     self.comments.append(line.comment)
                     self.comment_places.append((number, line.indented, line.end))
+                elif line.opens and self.space is not None and not text.lstrip(_BLANK).startswith(("model", "space")):
+                    # a broken choice line: the lines below it are its alternatives, not positions
+                    self._close_choice()
+                    self.choice = _OpenChoice(None, line.indent)
                 elif line.opens and self.header is not None and line.indent > self.model_indent:
                     self._indentation(number, line)
                     self.open.append(_OpenBlock(None, number, line.indent, len(self.layers), -1))
                 elif line.opens:
                     self._close_model()
+                    self._close_space()
                     self.in_model = True
                 elif self.open and self.header is not None:
                     self._indentation(number, line)
                 continue
-            if isinstance(statement, ModelSpec):
+            if isinstance(statement, ModelSpec | SpaceSpec):
                 self._close_model()  # first: it takes the indented comments that end the model above
+            if self.space is not None and not isinstance(statement, Layer | Choice | Block):
+                self._close_space()
             if self.comments:
                 statement = replace(statement, comments=Comments(tuple(self.comments), statement.comments.trailing))
                 self.comments, self.comment_places = [], []
-            if isinstance(statement, Layer):
+            if self.space is not None:
+                self._in_space(statement, line)
+            elif isinstance(statement, SpaceSpec):
+                self.space, self.in_model = statement, True
+            elif isinstance(statement, Choice):
+                self.diagnostics.append(Diagnostic(statement.range, _CHOICE_OUTSIDE, code="syntax"))
+            elif isinstance(statement, Layer):
                 if self.open and self.header is not None:
                     self._indentation(number, line)
                 self._layer(statement, bool(line.diagnostics))
@@ -778,8 +954,82 @@ class _Assembler:
             else:
                 self._header_line(statement)
         self._close_model()
-        document = Document(tuple(self.models), self.data, self.train, tuple(self.budgets), tuple(self.comments))
+        self._close_space()
+        document = Document(tuple(self.models), self.data, self.train, tuple(self.budgets), tuple(self.comments),
+                            tuple(self.spaces))
         return ParseResult(document, tuple(self.diagnostics))
+
+    def _expanded(self, s: _ShorthandSyntax, choice: Choice, number: int, at: int) -> Choice | None:
+        count = math.prod(len(axis) for axis in s.axes)
+        if self.options_read + count > MAX_DOCUMENT_OPTIONS:
+            self.diagnostics.append(Diagnostic(choice.range, f"the spaces of this file hold more than "
+                                               f"{MAX_DOCUMENT_OPTIONS:,} alternatives in all; this line's "
+                                               f"{count:,} are left out", code="syntax"))
+            return None
+        self.options_read += count
+        return _expand(s, choice, number, at)
+
+    def _in_space(self, statement: _Built, line: _Line) -> None:
+        """A layer, choice or block line while a space is open: a position, or an alternative of the choice
+        above it when indented deeper than the choice line."""
+        open_choice = self.choice
+        inside = open_choice is not None and line.indent > open_choice.indent
+        if isinstance(statement, Block):
+            self.diagnostics.append(Diagnostic(statement.range, _BLOCK_IN_SPACE, code="syntax"))
+        elif isinstance(statement, Layer):
+            if inside:
+                assert open_choice is not None
+                open_choice.options.append(statement)
+            else:
+                self._close_choice()
+                self.positions.append(statement)
+        elif isinstance(statement, Choice) and statement.shorthand:
+            if inside:
+                assert open_choice is not None
+                open_choice.options.extend(statement.options)  # its alternatives join the choice's
+            else:
+                self._close_choice()
+                self.positions.append(statement)
+        elif isinstance(statement, Choice):
+            if inside:
+                self.diagnostics.append(Diagnostic(statement.range, "a choice cannot hold another choice: write "
+                                                   "its alternatives in the choice above", code="syntax"))
+                return
+            self._close_choice()
+            self.choice = _OpenChoice(statement, line.indent)
+
+    def _close_choice(self) -> None:
+        open_choice, self.choice = self.choice, None
+        if open_choice is None or open_choice.choice is None:
+            return
+        choice = open_choice.choice
+        if not open_choice.options:
+            self.diagnostics.append(Diagnostic(choice.range, "this choice is empty: indent its alternatives below "
+                                               "it (skip leaves the position out)", code="empty-choice"))
+            return
+        end = open_choice.options[-1].range.end
+        self.positions.append(replace(choice, options=tuple(open_choice.options),
+                                      range=Range(choice.range.start, end)))
+
+    def _close_space(self) -> None:
+        self._close_choice()
+        space = self.space
+        if space is None:
+            return
+        last = self.positions[-1].range.end if self.positions else space.range.end
+        final = 0
+        while final < len(self.comments) and self.comment_places[final][1]:
+            final += 1
+        if final:
+            line, _, column = self.comment_places[final - 1]
+            last = Position(line, column)
+        if not self.positions and not self.space_broken:
+            self.diagnostics.append(Diagnostic(space.name_range, f"space '{space.name}' has no positions: indent "
+                                               "its layers and choices below it", code="empty"))
+        self.spaces.append(replace(space, positions=tuple(self.positions), range=Range(space.range.start, last),
+                                   final_comments=tuple(self.comments[:final])))
+        del self.comments[:final], self.comment_places[:final]
+        self.space, self.positions, self.space_broken = None, [], False
 
     def _layer(self, layer: Layer, reported: bool) -> None:
         if self.header is not None:
@@ -853,7 +1103,7 @@ class _Assembler:
             blocks = tuple(b for b in self.blocks if b is not None) if self.blocks else ()
             self.models.append(ModelSpec(header.name, tuple(self.layers), header.parent, header.comments,
                                          Range(header.range.start, end), header.name_range, header.parent_range,
-                                         tuple(self.comments[:final]), blocks))
+                                         tuple(self.comments[:final]), blocks, header.parent_space))
             del self.comments[:final], self.comment_places[:final]
         self.header, self.layers, self.blocks = None, [], []
 

@@ -18,11 +18,13 @@ from remapdsl.language.model import (
     Arg,
     Block,
     Budget,
+    Choice,
     Comments,
     DataSpec,
     Document,
     Layer,
     ModelSpec,
+    SpaceSpec,
     TrainSpec,
     Value,
 )
@@ -49,6 +51,7 @@ def format_document(doc: Document) -> str:
     for budget in doc.budgets:
         header += _statement(budget_text(budget), budget.comments)
     blocks = ["\n".join(header)] if header else []
+    blocks += [format_space(s).rstrip("\n") for s in doc.spaces]
     blocks += [format_model(m).rstrip("\n") for m in doc.models]
     if doc.final_comments:
         blocks.append("\n".join(_comment(c) for c in doc.final_comments))
@@ -57,7 +60,9 @@ def format_document(doc: Document) -> str:
 
 def format_model(model: ModelSpec) -> str:
     """One model block: its comment lines, the model line and its layers, ending in a newline."""
-    head = f"model {model.name}" + (f" from {model.parent}" if model.parent is not None else "") + ":"
+    parent = "" if model.parent is None else f" from space {model.parent}" if model.parent_space else \
+        f" from {model.parent}"
+    head = f"model {model.name}{parent}:"
     lines = _statement(head, model.comments)
     if model.blocks:
         lines += _block_lines(model)
@@ -67,6 +72,43 @@ def format_model(model: ModelSpec) -> str:
     # indented, so that they read back as the end of this model rather than the start of the next
     lines += [INDENT + _comment(c) for c in model.final_comments]
     return "\n".join(lines) + "\n"
+
+
+def format_space(space: SpaceSpec) -> str:
+    """One space: its comment lines, the space line and its positions (a choice's alternatives four spaces
+    deeper), ending in a newline."""
+    lines = _statement(f"space {space.name}:", space.comments)
+    for position in space.positions:
+        if isinstance(position, Choice) and not position.shorthand:
+            lines += _statement("choice:", position.comments, INDENT)
+            for option in position.options:
+                lines += _statement(layer_text(option), option.comments, INDENT * 2)
+        elif isinstance(position, Choice):
+            lines += _statement(shorthand_text(position), position.comments, INDENT)
+        else:
+            lines += _statement(layer_text(position), position.comments, INDENT)
+    lines += [INDENT + _comment(c) for c in space.final_comments]
+    return "\n".join(lines) + "\n"
+
+
+def shorthand_text(choice: Choice) -> str:
+    """`conv2d 16|32 kernel=3|5`: a shorthand choice's options folded back into one line, each parameter's
+    alternatives in the order they were written."""
+    first = choice.options[0]
+    values: dict[tuple[str, bool], list[Value]] = {}
+    for option in choice.options:
+        for a in order_args(layer_param_names(option.kind), option.args):
+            seen = values.setdefault((a.name, a.positional), [])
+            if a.value not in seen:
+                seen.append(a.value)
+    parts = [first.kind]
+    parts += ["|".join(value_text(v) for v in vs) for (_, positional), vs in values.items() if positional]
+    parts += [f"{name}=" + "|".join(value_text(v) for v in vs) for (name, positional), vs in values.items()
+              if not positional]
+    text = " ".join(parts)
+    if first.annotations:
+        text += "  " + " ".join(annotation_text(a) for a in first.annotations)
+    return text
 
 
 def _block_lines(model: ModelSpec) -> list[str]:

@@ -373,7 +373,8 @@ def describe_models(document: Document, names: Sequence[str] | None = None, *, o
         info = analysis.models[name]
         model = info.model
         found_origin, changes = model_origin(model)
-        parent = model.parent if model.parent in hashes else None
+        # a space is no model: a path drawn from one has no parent in the store
+        parent = model.parent if model.parent in hashes and not model.parent_space else None
         text = format_model(replace(model, parent=None, comments=Comments()))
         out.append((Registered(name, hashes[name], origin or found_origin, changes, info.param_count, info.flops,
                                parent), text))

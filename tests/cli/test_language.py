@@ -32,6 +32,16 @@ def test_check_ok_prints_a_summary(tmp_path, capsys):
     assert err.strip() == "ok: 1 model in 1 file"
 
 
+def test_check_gives_each_space_its_size_and_parameter_range(tmp_path, capsys):
+    text = ("data digits\nbudget params <= 3k\n\nspace s:\n    conv2d 8|16 kernel=3\n    relu\n    choice:\n"
+            "        maxpool 2\n        skip\n    flatten\n    dense 10\n")
+    path = write(tmp_path, "space.remap", text)
+    assert main(["check", path]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == f"{path}:4:7: info: 2 of 4 valid paths are over the budget of 3k parameters and are left out"
+    assert f"{path}: space s: 4 paths, 1,370 to 10,410 parameters, 2 over the budget" in err
+
+
 def test_check_prints_every_diagnostic_compiler_style(tmp_path, capsys):
     good = write(tmp_path, "good.remap", GOOD)
     bad = write(tmp_path, "bad.remap", BAD)

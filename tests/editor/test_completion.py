@@ -18,7 +18,7 @@ def labels(before: str) -> list[str]:
 
 
 def test_what_each_place_offers():
-    assert labels("") == ["data", "train", "budget", "model"]
+    assert labels("") == ["data", "train", "budget", "model", "space"]
     assert labels("    ") == [*LAYER_TYPES, "residual"]
     assert labels("    residual ") == ["shortcut="] and labels("    residual: ") == []
     assert labels("    conv2d ")[:4] == ["16", "32", "64", "128"] and "kernel=" in labels("    conv2d ")

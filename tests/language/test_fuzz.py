@@ -45,11 +45,16 @@ SEEDS = [
     "        residual shortcut=conv:\n            conv2d 16 stride=2  @deny(remove)\n            relu\n"
     "        conv2d 16\n    flatten\n    residual shortcut=dense:\n        dense 32\n        relu\n    dense 10\n"
     "    residual:\n",
+    # a space: choices, a shorthand, skip, a model that names it as its parent
+    "data digits\nbudget params <= 20k\n\nspace s:  # c\n    choice:\n        conv2d 16 kernel=3\n        # w\n"
+    "        conv2d 32 kernel=5\n    relu\n    choice:\n        maxpool 2\n        skip\n"
+    "    conv2d 8|16 kernel=3|5 padding=same\n    flatten\n    dense 10\n\nmodel m from space s:\n    dense 10\n",
 ]
 TOKENS = ["model", "data", "train", "budget", "from", ":", "=", ",", "@keep", "@allow(", ")", "(", "#", '"', "\\",
           "<=", "<", "100k", "1e999", "-1", ".5", "0.5ms", "16.0", "conv2d", "dense", "flatten", "kernel=", "\t",
           "conv3d 16", "relu 2", "padding=", '"\x00"', '"<&>"', "9" * 400,
-          "residual:", "residual shortcut=conv:", "shortcut=", "        ", "  ", "\n    residual:\n",
+          "residual:", "residual shortcut=conv:", "space s:", "choice:", "skip", "|", "8|16", "from space",
+          "shortcut=", "        ", "  ", "\n    residual:\n",
           "\r", "\n", "\r\n", "    ", "\x00", "é", "\ufeff", "\u2028", "𝕏", "1" * 40, "params", "size", "latency"]
 PRINTABLE = [chr(c) for c in range(32, 127)] + ["\t", "\n", "\r", "é", "\x00", "\ufffd"]
 

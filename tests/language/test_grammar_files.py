@@ -39,7 +39,7 @@ def test_committed_grammar_is_the_generated_one():
 def test_grammar_layer_names_are_the_catalog():
     begin = tm_grammar()["repository"]["layer-line"]["begin"]
     # The first list is the keywords a layer line may not start with; the second the layer types.
-    assert alternation(begin, 0) == {"data", "train", "budget", "model"}
+    assert alternation(begin, 0) == {"data", "train", "budget", "model", "space"}
     assert alternation(begin, 1) == set(LAYER_TYPES)
 
 
@@ -111,3 +111,20 @@ def test_model_lines_indent_and_fold():
     assert not indent.match("    residual 2")
     assert config["comments"]["lineComment"] == "#"
     assert config["folding"]["offSide"] is True
+
+
+def test_the_space_snippet_expands_to_a_valid_space():
+    snippets = json.loads((GRAMMAR / "snippets.json").read_text(encoding="utf-8"))
+    text = expand(snippets["Header"]["body"]) + "\n" + expand(snippets["Space"]["body"])
+    result = parse(text)
+    assert result.ok, result.diagnostics
+    analysis = analyze(result.document, result.diagnostics)
+    assert analysis.diagnostics == (), analysis.diagnostics
+    assert analysis.spaces["name"].size == 6
+
+
+def test_space_and_choice_lines_indent():
+    config = json.loads((GRAMMAR / "language-configuration.json").read_text(encoding="utf-8"))
+    indent = re.compile(config["indentationRules"]["increaseIndentPattern"])
+    assert indent.match("space small_cnn:  # the first")
+    assert indent.match("    choice:")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from remapdsl.editor.completion import complete, token_start
+from remapdsl.editor.spaces import in_space
 from remapdsl.language.parser import split_lines
 
 from ..convert import from_lsp_position
@@ -39,7 +40,8 @@ def register(server: RemapServer) -> None:
         # model names may come from an older version of the text: never wait for a new analysis while typing
         uri = params.text_document.uri
         state = ls.documents_cached(uri) or await ls.run_blocking(ls.document_state, uri)
-        items = complete(before, state.analysis.document if state else None)
+        document_now = state.analysis.document if state else None
+        items = complete(before, document_now, document_now is not None and in_space(document_now, at.line))
         start = ls.workspace.position_codec.position_to_client_units(
             lines, types.Position(at.line, token_start(before)))
         replace = types.Range(start, params.position)

@@ -1,4 +1,5 @@
-"""Folding ranges: each model, and each residual block from its line to its last layer."""
+"""Folding ranges: each model, and each residual block from its line to its last layer; each space and each
+choice in it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from remapdsl.editor.blocks import folding_ranges
+from remapdsl.editor.spaces import space_folding_ranges
 
 if TYPE_CHECKING:
     from ..server import RemapServer
@@ -19,4 +21,5 @@ def register(server: RemapServer) -> None:
         if state is None:
             return None
         return [types.FoldingRange(start, end, kind=types.FoldingRangeKind.Region)
-                for start, end in folding_ranges(state.analysis.document)]
+                for start, end in [*folding_ranges(state.analysis.document),
+                                   *space_folding_ranges(state.analysis.document)]]

@@ -11,6 +11,7 @@ from remapdsl.editor.blocks import block_hover
 from remapdsl.editor.facts import StoreFacts, store_facts
 from remapdsl.editor.hover import HEADER_HELP, layer_hover, model_hover, plain_text, planned_batch, planned_epochs
 from remapdsl.editor.navigation import name_at
+from remapdsl.editor.spaces import choice_hover, space_hover
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.model import Position
 from remapdsl.store.db import Store
@@ -59,7 +60,8 @@ def hover_text(ls: RemapServer, state: DocumentState, position: Position,
         info = state.analysis.models.get(found.name)
         if info is None:
             return None
-        parent = state.analysis.models.get(info.model.parent) if info.model.parent else None
+        parent = state.analysis.models.get(info.model.parent) if info.model.parent and \
+            not info.model.parent_space else None
         hashes = [architecture_hash(info.model)] + ([architecture_hash(parent.model)] if parent else [])
         facts = read_facts(ls.store(state.uri), hashes, data_line(document))
         parent_facts = facts[1] if parent else None
@@ -69,6 +71,15 @@ def hover_text(ls: RemapServer, state: DocumentState, position: Position,
                            parent_acc=parent_facts.trained.val_acc if parent_facts and parent_facts.trained else None,
                            neighbours=ls.neighbours.closest(state, found.name), batch=planned_batch(document))
         return text, to_lsp_range(codec, state.lines, found.range)
+    for space in document.spaces:
+        space_info = state.analysis.spaces.get(space.name)
+        if space_info is None or space_info.space is not space:
+            continue
+        if space.range.start.line == position.line:
+            return space_hover(space_info), to_lsp_range(codec, state.lines, space.name_range)
+        for index, item in enumerate(space.positions):
+            if item.range.start.line == position.line and space.options(index) != (item,):
+                return choice_hover(space, index), to_lsp_range(codec, state.lines, item.kind_range)
     for model in document.models:
         for index, block in enumerate(model.blocks):
             if block.range.start.line == position.line:

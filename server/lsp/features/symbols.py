@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
+from remapdsl.editor.spaces import position_label
 from remapdsl.language.model import Document, Range
 from remapdsl.language.printer import layer_text
 
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 
 
 def outline(document: Document, codec: PositionCodec, lines: Sequence[str],
-            params: dict[str, int]) -> list[types.DocumentSymbol]:
+            params: dict[str, int], sizes: dict[str, str] | None = None) -> list[types.DocumentSymbol]:
+    """Header lines, spaces (their size as detail, positions as children) and models (layers as children)."""
+    sizes = sizes or {}
+
     def r(x: Range) -> types.Range:
         return to_lsp_range(codec, lines, x)
 
@@ -32,6 +36,11 @@ def outline(document: Document, codec: PositionCodec, lines: Sequence[str],
     for budget in document.budgets:
         out.append(types.DocumentSymbol(f"budget {budget.metric}", types.SymbolKind.Constant, r(budget.range),
                                         r(budget.range)))
+    for space in document.spaces:
+        positions = [types.DocumentSymbol(position_label(space, i), types.SymbolKind.Field, r(p.range),
+                                          r(p.kind_range)) for i, p in enumerate(space.positions)]
+        out.append(types.DocumentSymbol(space.name, types.SymbolKind.Namespace, r(space.range), r(space.name_range),
+                                        detail=sizes.get(space.name), children=positions))
     for model in document.models:
         layers = [types.DocumentSymbol(f"{i} {layer_text(layer)}", types.SymbolKind.Field, r(layer.range),
                                        r(layer.kind_range))
@@ -50,4 +59,5 @@ def register(server: RemapServer) -> None:
         if state is None:
             return []
         counts = {name: info.param_count for name, info in state.analysis.models.items() if info.valid}
-        return outline(state.analysis.document, ls.workspace.position_codec, state.lines, counts)
+        sizes = {name: info.summary() for name, info in state.analysis.spaces.items()}
+        return outline(state.analysis.document, ls.workspace.position_codec, state.lines, counts, sizes)
