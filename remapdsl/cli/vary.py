@@ -10,7 +10,7 @@ import argparse
 
 from remapdsl.cli.options import MAX_CHANGES, MAX_CHILDREN, UsageError, add_output_option, check_count
 from remapdsl.cli.workspace import load_source, write_children
-from remapdsl.language.analysis import did_you_mean
+from remapdsl.language.layer_checks import did_you_mean
 from remapdsl.language.annotations import DEFAULT_OPS, VARIATION_OPS
 from remapdsl.search.variation import vary
 

@@ -6,19 +6,15 @@ fix is obvious, the diagnostic carries it as a text edit.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 from remapdsl.language.annotations import ANNOTATIONS, VARIATION_OPS
 from remapdsl.language.blocks import BLOCK_KINDS, Shortcut, shortcut, shortcut_kind
 from remapdsl.language.catalog import (
     LAYER_TYPES,
     LayerType,
-    ParamSpec,
     Shape,
     ShapeError,
     describe_shape,
@@ -30,9 +26,17 @@ from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, ch
 from remapdsl.language.diagnostics import Diagnostic, Fix, Severity, TextEdit
 from remapdsl.language.gcpause import collection_paused
 from remapdsl.language.header import TRAIN_OPTIONS
+from remapdsl.language.layer_checks import (
+    Report,
+    check_args,
+    did_you_mean,
+    layer_examples,
+    name_range,
+    suggest,
+    value_hint,
+)
 from remapdsl.language.model import (
     Annotation,
-    Arg,
     Block,
     Budget,
     DataSpec,
@@ -45,9 +49,7 @@ from remapdsl.language.model import (
     Value,
 )
 from remapdsl.language.printer import budget_limit_text, value_text
-
-if TYPE_CHECKING:
-    from remapdsl.language.spaces import SpaceInfo
+from remapdsl.language.spaces import SpaceInfo, analyze_space
 
 
 @dataclass(frozen=True)
@@ -136,40 +138,6 @@ class Analysis:
         return not any(d.severity == Severity.ERROR for d in self.diagnostics)
 
 
-def suggestion(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
-    """The choice closest to a mistyped `word`, if one is close enough to be what was meant."""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = suggestion(word, choices)
-    return f"; did you mean '{close}'?" if close else ""
-
-
-def replace_fix(rng: Range, word: str) -> Fix:
-    """The quick fix of a did-you-mean: the mistyped text at `rng` replaced by `word`."""
-    return Fix(f"Replace with '{word}'", (TextEdit(rng, word),))
-
-
-def _suggest(word: str, choices: list[str] | tuple[str, ...], rng: Range | None) -> tuple[str, Fix | None]:
-    """The did-you-mean text for a message about `word` (written at `rng`), and the fix that applies it."""
-    close = suggestion(word, choices)
-    if close is None:
-        return "", None
-    return f"; did you mean '{close}'?", replace_fix(rng, close) if rng is not None else None
-
-
-def _name_range(arg: Arg) -> Range:
-    """Where a named arg's name is written: the start of `name=value`."""
-    line, start = arg.range.start
-    return Range.of(line, start, start + len(arg.name))
-
-
-def layer_examples() -> str:
-    return "conv2d, dense, maxpool"
-
-
 # Given a model, the data's description and the params budget: an earlier analysis of the same model that
 # still holds, or None to analyse it afresh (see remapdsl.language.reanalysis).
 Reuse = Callable[[ModelSpec, DatasetInfo | None, Budget | None], ModelInfo | None]
@@ -218,8 +186,6 @@ def _check_spaces(document: Document, dataset: DatasetInfo | None, budget: Budge
                   out: list[Diagnostic]) -> dict[str, SpaceInfo]:
     if not document.spaces:
         return {}
-    # spaces build on this module's checks of a layer, so the import waits until a document has a space
-    from remapdsl.language.spaces import analyze_space
 
     found: dict[str, SpaceInfo] = {}
     for space in document.spaces:
@@ -239,7 +205,7 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
         kind = DATASET_KINDS.get(data.name)
         if kind is None:
             names = list(DATASET_KINDS)
-            hint, fix = _suggest(data.name, names, data.name_range)
+            hint, fix = suggest(data.name, names, data.name_range)
             out.append(Diagnostic(data.range, f"unknown data set '{data.name}'; expected one of "
                                   f"{', '.join(names)}{hint}", code="data", fix=fix))
             return None
@@ -247,12 +213,12 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
         for arg in data.args:
             spec = known.get(arg.name)
             if spec is None:
-                hint, fix = _suggest(arg.name, list(known), _name_range(arg))
+                hint, fix = suggest(arg.name, list(known), name_range(arg))
                 out.append(Diagnostic(arg.range, f"data {kind.name} has no option '{arg.name}'"
                                       f"{hint} (options: {', '.join(known) or 'none'})", code="data", fix=fix))
             elif spec.type is not str and (msg := spec.check(arg.value)) is not None:
                 # free-form options (quickdraw class names) are checked against the data when it is loaded
-                hint, fix = _value_hint(arg, spec)
+                hint, fix = value_hint(arg, spec)
                 out.append(Diagnostic(arg.value_range, msg + hint, code="value", fix=fix))
         if kind.needs_path and not data.path:
             out.append(Diagnostic(data.range, f"data {kind.name} needs a path: data {kind.name} \"PATH\"",
@@ -277,11 +243,11 @@ def _check_header(document: Document, out: list[Diagnostic], base_dir: Path | No
         spec = TRAIN_OPTIONS.get(arg.name)
         if spec is None:
             names = list(TRAIN_OPTIONS)
-            hint, fix = _suggest(arg.name, names, _name_range(arg))
+            hint, fix = suggest(arg.name, names, name_range(arg))
             out.append(Diagnostic(arg.range, f"train has no option '{arg.name}'{hint} (options: {', '.join(names)})",
                                   code="train", fix=fix))
         elif (msg := spec.check(arg.value)) is not None:
-            hint, fix = _value_hint(arg, spec)
+            hint, fix = value_hint(arg, spec)
             out.append(Diagnostic(arg.value_range, msg + hint, code="value", fix=fix))
     try:
         return describe(data, base_dir)
@@ -312,7 +278,7 @@ def _check_lineage(document: Document) -> list[Diagnostic]:
         if m.parent_space:
             space = document.space(m.parent)
             if space is None:
-                hint, fix = _suggest(m.parent, spaces, m.parent_range)
+                hint, fix = suggest(m.parent, spaces, m.parent_range)
                 out.append(Diagnostic(where, f"unknown space '{m.parent}'{hint}", code="parent", model=m.name,
                                       fix=fix))
             elif space.positions:
@@ -325,7 +291,7 @@ def _check_lineage(document: Document) -> list[Diagnostic]:
             continue
         if m.parent not in parents:
             # a model is never its own parent: its name is no suggestion
-            hint, fix = _suggest(m.parent, [n for n in names if n != m.name], m.parent_range)
+            hint, fix = suggest(m.parent, [n for n in names if n != m.name], m.parent_range)
             out.append(Diagnostic(where, f"unknown parent model '{m.parent}'{hint}", code="parent", model=m.name,
                                   fix=fix))
             continue
@@ -381,13 +347,13 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
             shape = None
             continue
         if ltype is None:
-            hint, fix = _suggest(layer.kind, list(LAYER_TYPES), layer.kind_range)
+            hint, fix = suggest(layer.kind, list(LAYER_TYPES), layer.kind_range)
             report(layer.kind_range, f"expected a layer such as {layer_examples()}; found '{layer.kind}'{hint}",
                    "unknown-layer", fix=fix)
             infos.append(LayerInfo(layer, None, {}, shape, None, 0, 0))
             shape = None
             continue
-        params_ok = _check_args(layer, ltype, report)
+        params_ok = check_args(layer, ltype, report)
         _check_annotations(layer.annotations, report)
         params = ltype.resolve(layer.written())
         if not params_ok or shape is None:
@@ -442,18 +408,11 @@ def analyze_model(model: ModelSpec, dataset: DatasetInfo | None, budget: Budget 
     return ModelInfo(model, info.layers, tuple(out), info.input_shape, block_infos)
 
 
-class _Report(Protocol):
-    """How the checks of one model add a diagnostic to it."""
-
-    def __call__(self, rng: Range, message: str, code: str, severity: Severity = ...,
-                 fix: Fix | None = ...) -> None: ...
-
-
 class _Blocks:
     """The blocks of one model while its layers are analysed in order: each block notes the shape that enters
     it, and where it ends, adds that input (through its shortcut) to its body's output."""
 
-    def __init__(self, model: ModelSpec, report: _Report) -> None:
+    def __init__(self, model: ModelSpec, report: Report) -> None:
         self.model = model
         self.report = report
         self.inputs: dict[int, Shape | None] = {}  # by the block's place in model.blocks
@@ -515,7 +474,7 @@ def _shortcut_fix(block: Block, in_shape: Shape, out_shape: Shape) -> Fix | None
     return Fix(f"Project the input with shortcut={kind}", (TextEdit(Range(at, at), f" shortcut={kind}"),))
 
 
-def _check_block_args(block: Block, report: _Report) -> bool:
+def _check_block_args(block: Block, report: Report) -> bool:
     specs = BLOCK_KINDS.get(block.kind, ())
     names = [p.name for p in specs]
     ok = True
@@ -528,7 +487,7 @@ def _check_block_args(block: Block, report: _Report) -> bool:
             continue
         spec = next((p for p in specs if p.name == arg.name), None)
         if spec is None:
-            hint, fix = _suggest(arg.name, names, _name_range(arg))
+            hint, fix = suggest(arg.name, names, name_range(arg))
             report(arg.range, f"{block.kind} has no option '{arg.name}'{hint} (options: {', '.join(names)})",
                    "unknown-param", fix=fix)
             ok = False
@@ -536,64 +495,11 @@ def _check_block_args(block: Block, report: _Report) -> bool:
             report(arg.range, f"{arg.name} is given twice", "duplicate-param")
             ok = False
         elif (msg := spec.check(arg.value)) is not None:
-            hint, fix = _value_hint(arg, spec)
+            hint, fix = value_hint(arg, spec)
             report(arg.value_range, msg + hint, "value", fix=fix)
             ok = False
         seen.add(arg.name)
     return ok
-
-
-def _check_args(layer: Layer, ltype: LayerType, report: _Report) -> bool:
-    ok = True
-    seen: set[str] = set()
-    names = [p.name for p in ltype.params]
-    for arg in layer.args:
-        if arg.positional and arg.name == "":
-            report(arg.range, f"{ltype.name} takes no positional value" + (
-                f"; name it, e.g. {names[0]}=..." if names else ""), "unknown-param")
-            ok = False
-            continue
-        spec = ltype.param(arg.name)
-        if spec is None:
-            listing = f" (parameters: {', '.join(names)})" if names else " (it takes no parameters)"
-            hint, fix = _suggest(arg.name, names, _name_range(arg))
-            report(arg.range, f"{ltype.name} has no parameter '{arg.name}'{hint}{listing}", "unknown-param",
-                   fix=fix)
-            ok = False
-            continue
-        if arg.name in seen:
-            report(arg.range, f"{arg.name} is given twice", "duplicate-param")
-            ok = False
-            continue
-        seen.add(arg.name)
-        if (msg := spec.check(arg.value)) is not None:
-            hint, fix = _value_hint(arg, spec)
-            report(arg.value_range, msg + hint, "value", fix=fix)
-            ok = False
-    for spec in ltype.params:
-        if spec.required and spec.name not in seen:
-            example = spec.grid[0] if spec.grid else 1
-            report(layer.kind_range, f"{ltype.name} needs {spec.name}, e.g. {ltype.name} {example}", "missing-param")
-            ok = False
-    return ok
-
-
-def _value_hint(arg: Arg, spec: ParamSpec) -> tuple[str, Fix | None]:
-    """For a value `spec` refuses: a did-you-mean for a mistyped word (`sme` → `same`), else the nearest grid
-    value as a fix (the message already says what is allowed)."""
-    if isinstance(arg.value, str):
-        return _suggest(arg.value, spec.words, arg.value_range) if spec.words else ("", None)
-    return "", _nearest_value_fix(arg, spec)
-
-
-def _nearest_value_fix(arg: Arg, spec: ParamSpec) -> Fix | None:
-    written = arg.value
-    if not spec.grid or isinstance(written, str | tuple):
-        return None
-    # exact distances: a written int may be far beyond what a float holds (a grid holds numbers only, which
-    # the catalog's Value type cannot say)
-    nearest = min(spec.grid, key=lambda g: abs(Fraction(g) - Fraction(written)))  # type: ignore[arg-type]
-    return Fix(f"Set {spec.name} to {nearest}", (TextEdit(arg.value_range, str(nearest)),))
 
 
 def _set_param_fix(layer: Layer, param: str, value: Value) -> Fix | None:
@@ -605,12 +511,12 @@ def _set_param_fix(layer: Layer, param: str, value: Value) -> Fix | None:
     return Fix(f"Set {param} to {value_text(value)}", (TextEdit(arg.value_range, value_text(value)),))
 
 
-def _check_annotations(annotations: tuple[Annotation, ...], report: _Report) -> None:
+def _check_annotations(annotations: tuple[Annotation, ...], report: Report) -> None:
     for a in annotations:
         if a.name not in ANNOTATIONS:
             names = list(ANNOTATIONS)
             line, start = a.range.start
-            hint, fix = _suggest(a.name, names, Range.of(line, start + 1, start + 1 + len(a.name)))  # after '@'
+            hint, fix = suggest(a.name, names, Range.of(line, start + 1, start + 1 + len(a.name)))  # after '@'
             report(a.range, f"unknown annotation '@{a.name}'{hint}; expected " + ", ".join("@" + n for n in names),
                    "annotation", fix=fix)
         elif a.name == "keep" and a.args:
@@ -624,7 +530,7 @@ def _check_annotations(annotations: tuple[Annotation, ...], report: _Report) -> 
                            f"expected {', '.join(VARIATION_OPS)}", "annotation")
 
 
-def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report: _Report) -> None:
+def _check_head(model: ModelSpec, infos: list[LayerInfo], classes: int, report: Report) -> None:
     last = infos[-1]
     if last.type is not None and last.type.name == "dense":
         units = last.params.get("units")

@@ -17,10 +17,10 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from remapdsl.language.analysis import _check_args, _Report, layer_examples
 from remapdsl.language.catalog import LAYER_TYPES, Shape, ShapeError, describe_shape, is_spatial
 from remapdsl.language.datasets import DatasetInfo
 from remapdsl.language.diagnostics import Diagnostic, Fix, Severity
+from remapdsl.language.layer_checks import Report, check_args, layer_examples
 from remapdsl.language.model import SKIP, Budget, Choice, Layer, ModelSpec, Range, SpaceSpec
 from remapdsl.language.printer import budget_limit_text, layer_text
 
@@ -213,7 +213,7 @@ def analyze_space(space: SpaceSpec, dataset: DatasetInfo | None, budget: Budget 
     return _check_paths(space, dataset, budget, total, report, out)
 
 
-def _check_options(space: SpaceSpec, report: _Report) -> bool:
+def _check_options(space: SpaceSpec, report: Report) -> bool:
     ok = True
     for position in space.positions:
         if isinstance(position, Layer) and position.kind == SKIP:
@@ -231,7 +231,7 @@ def _check_options(space: SpaceSpec, report: _Report) -> bool:
                        f"'{layer.kind}'", "unknown-layer")
                 ok = False
                 continue
-            ok = _check_args(layer, ltype, report) and ok
+            ok = check_args(layer, ltype, report) and ok
         if isinstance(position, Choice) and not position.shorthand:
             texts = [layer_text(o) for o in position.options]
             for k, text in enumerate(texts):
@@ -241,7 +241,7 @@ def _check_options(space: SpaceSpec, report: _Report) -> bool:
     return ok
 
 
-def _check_paths(space: SpaceSpec, dataset: DatasetInfo, budget: Budget | None, total: int, report: _Report,
+def _check_paths(space: SpaceSpec, dataset: DatasetInfo, budget: Budget | None, total: int, report: Report,
                  out: list[Diagnostic]) -> SpaceInfo:
     counting = budget is not None
     states: dict[Shape, _State] = {
