@@ -11,10 +11,10 @@ import sys
 
 from remapdsl.cli.options import MAX_SAMPLED, UsageError, check_count
 from remapdsl.cli.workspace import write_atomic
-from remapdsl.language.layer_checks import did_you_mean
 from remapdsl.language.catalog import describe_shape
 from remapdsl.language.datasets import DATASET_KINDS, DataError, DatasetInfo, describe
 from remapdsl.language.header import BUDGET_UNITS, TRAIN_OPTIONS
+from remapdsl.language.layer_checks import did_you_mean
 from remapdsl.language.model import Arg, DataSpec, Document, TrainSpec
 from remapdsl.language.printer import format_document
 from remapdsl.search.sampler import sample_models

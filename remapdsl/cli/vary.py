@@ -10,8 +10,8 @@ import argparse
 
 from remapdsl.cli.options import MAX_CHANGES, MAX_CHILDREN, UsageError, add_output_option, check_count
 from remapdsl.cli.workspace import load_source, write_children
-from remapdsl.language.layer_checks import did_you_mean
 from remapdsl.language.annotations import DEFAULT_OPS, VARIATION_OPS
+from remapdsl.language.layer_checks import did_you_mean
 from remapdsl.search.variation import vary
 
 DEFAULT_CHILDREN = 10
