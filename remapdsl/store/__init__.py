@@ -6,8 +6,10 @@ All of the toolkit's SQL lives here; everything above asks the store in these na
 
 from __future__ import annotations
 
+from remapdsl.store.changes import Change, ChangeBatch, change_cursor, changes_since
 from remapdsl.store.db import (
     ACTIVE,
+    CHANGES_KEPT,
     ENDED,
     FINISHED,
     ORIGINS,
@@ -26,6 +28,15 @@ from remapdsl.store.estimate import TimeModel, Timing, Work, fit, time_model
 from remapdsl.store.layouts import LayoutTable, Position
 from remapdsl.store.pareto import ModelScore, ParetoError, pareto_front
 from remapdsl.store.poller import JobCursor, JobUpdate, StorePoller, job_updates
+from remapdsl.store.population import (
+    UNTRAINED,
+    ModelDetail,
+    OnnxFigures,
+    Population,
+    model_detail,
+    per_class_accuracy,
+    read_population,
+)
 from remapdsl.store.queue import (
     DEFAULT_LEASE_SECONDS,
     MOVES,
@@ -43,13 +54,17 @@ from remapdsl.store.status import NOT_TRAINED, ModelStatus, QueueProgress, Train
 
 __all__ = [
     "ACTIVE",
+    "CHANGES_KEPT",
     "DEFAULT_LEASE_SECONDS",
     "ENDED",
     "FINISHED",
     "MOVES",
     "NOT_TRAINED",
     "ORIGINS",
+    "UNTRAINED",
     "ArtifactRow",
+    "Change",
+    "ChangeBatch",
     "DistanceRow",
     "DistanceTable",
     "Enqueued",
@@ -59,10 +74,13 @@ __all__ = [
     "JobUpdate",
     "LayoutTable",
     "MissingCheckpoint",
+    "ModelDetail",
     "ModelRow",
     "ModelScore",
     "ModelStatus",
+    "OnnxFigures",
     "ParetoError",
+    "Population",
     "Position",
     "Queue",
     "QueueError",
@@ -78,16 +96,21 @@ __all__ = [
     "Timing",
     "Training",
     "Work",
+    "change_cursor",
+    "changes_since",
     "data_line",
     "default_store_path",
     "describe_models",
     "fit",
     "format_table",
     "job_updates",
+    "model_detail",
     "model_statuses",
     "pareto_front",
     "pareto_rows",
+    "per_class_accuracy",
     "queue_progress",
+    "read_population",
     "register_models",
     "result_rows",
     "rows_json",
