@@ -24,6 +24,7 @@ from remapdsl.store.db import (
     default_store_path,
 )
 from remapdsl.store.distances import DistanceRow, DistanceTable
+from remapdsl.store.drawer import MAX_DRAWER, Drawer, DrawerError
 from remapdsl.store.estimate import TimeModel, Timing, Work, fit, time_model
 from remapdsl.store.layouts import LayoutTable, Position
 from remapdsl.store.pareto import ModelScore, ParetoError, pareto_front
@@ -50,6 +51,16 @@ from remapdsl.store.queue import (
     register_models,
 )
 from remapdsl.store.results import ResultRow, format_table, pareto_rows, result_rows, rows_json
+from remapdsl.store.services import (
+    OVERVIEW,
+    Service,
+    ServiceError,
+    heartbeat_service,
+    record_service,
+    remove_service,
+    running_service,
+    running_services,
+)
 from remapdsl.store.status import NOT_TRAINED, ModelStatus, QueueProgress, Training, model_statuses, queue_progress
 
 __all__ = [
@@ -58,15 +69,19 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "ENDED",
     "FINISHED",
+    "MAX_DRAWER",
     "MOVES",
     "NOT_TRAINED",
     "ORIGINS",
+    "OVERVIEW",
     "UNTRAINED",
     "ArtifactRow",
     "Change",
     "ChangeBatch",
     "DistanceRow",
     "DistanceTable",
+    "Drawer",
+    "DrawerError",
     "Enqueued",
     "EpochRow",
     "Job",
@@ -89,6 +104,8 @@ __all__ = [
     "ResultRow",
     "RunRow",
     "RunStatus",
+    "Service",
+    "ServiceError",
     "Store",
     "StoreError",
     "StorePoller",
@@ -103,6 +120,7 @@ __all__ = [
     "describe_models",
     "fit",
     "format_table",
+    "heartbeat_service",
     "job_updates",
     "model_detail",
     "model_statuses",
@@ -111,8 +129,12 @@ __all__ = [
     "per_class_accuracy",
     "queue_progress",
     "read_population",
+    "record_service",
     "register_models",
+    "remove_service",
     "result_rows",
     "rows_json",
+    "running_service",
+    "running_services",
     "time_model",
 ]
