@@ -60,6 +60,7 @@ def sample_into(path: str | Path, n: int, seed: int, *, target: str | Path | Non
     file = Path(path)
     folder = file.resolve().parent
     new_file = None if target is None else _new_file(Path(target), folder, file)
+    notes: tuple[str, ...] = ()
     for attempt in range(2):
         source = _read(file)
         analysis = analysed(source.text, folder)
@@ -72,7 +73,7 @@ def sample_into(path: str | Path, n: int, seed: int, *, target: str | Path | Non
                 document = Document(models=tuple(models), data=analysis.document.data,
                                     train=analysis.document.train, budgets=analysis.document.budgets)
                 write_new(new_file, format_document(document))
-                written, notes, text = new_file, (), format_document(document)
+                written, text = new_file, format_document(document)
             else:
                 models, notes = _fresh(analysis, models)
                 if not models:
