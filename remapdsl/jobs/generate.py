@@ -35,7 +35,7 @@ from remapdsl.language.parser import parse
 from remapdsl.search import edits
 from remapdsl.search.ablation import ablate
 from remapdsl.search.changes import Change, describe_changes, new_layer_text, over_budget, unique_name
-from remapdsl.search.children import Parent, block_text, line_ending, parent_of
+from remapdsl.search.children import Parent, appended, block_text, line_ending, parent_of
 from remapdsl.search.spawn import DEFAULT_VARIATIONS, checked, insertion, read_layer
 from remapdsl.search.variation import vary
 from remapdsl.snac.diff import ADDED, CHANGED, REMOVED, diff_models
@@ -528,3 +528,35 @@ def _with_children(text: str, base_dir: Path, parent: ModelSpec, children: Seque
 
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
+
+
+# --- a stored model into the file ------------------------------------------------------------------------------
+
+
+def append_model(path: str | Path, model_text: str, name: str) -> str:
+    """Append the model block `model_text` (a stored model's text) to the file at `path` under `name`, or
+    `name_2`... when the file has that name already; the name used. GenerateError when the file has the
+    architecture already (under the name it says), or cannot be written."""
+    result = parse(model_text)
+    if result.diagnostics or len(result.document.models) != 1:
+        raise GenerateError("the model's text does not read as one model; nothing was written")
+    model = result.document.models[0]
+    file = Path(path)
+    for attempt in range(2):
+        source = _read(file)
+        document = parse(source.text).document
+        key = architecture_hash(model)
+        same = next((m.name for m in document.models if architecture_hash(m) == key), None)
+        if same is not None:
+            raise GenerateError(f"{file.name} has this architecture already, as '{same}'; nothing was written")
+        named = replace(model, name=unique_name(name, {m.name for m in document.models}))
+        try:
+            replace_text(source, appended(source.text, [named]))
+            return named.name
+        except FileChanged as e:
+            if attempt == 1:
+                raise GenerateError(f"{e}, twice while the model was being written; nothing was written: "
+                                    "try again") from None
+        except FileProblem as e:
+            raise GenerateError(str(e)) from None
+    raise AssertionError("unreachable")

@@ -258,3 +258,15 @@ def test_line_endings_and_the_byte_order_mark_are_kept(tmp_path: Path) -> None:
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and b"\n" not in raw.replace(b"\r\n", b"")
     assert "model base_abl0 from base:" in read_text(path).text
+
+
+def test_a_stored_model_is_appended_under_a_free_name_unless_the_file_has_it(tmp_path: Path) -> None:
+    path = workspace(tmp_path)
+    stored = "model base:\n    flatten\n    dense 32\n    relu\n    dense 10\n"
+    assert gen.append_model(path, stored, "base") == "base_2"
+    after = path.read_text()
+    assert after.startswith(TEXT.rstrip()) and after.endswith("\nmodel base_2:\n    flatten\n    dense 32\n"
+                                                              "    relu\n    dense 10\n")
+    with pytest.raises(GenerateError, match="has this architecture already, as 'base_2'; nothing was written"):
+        gen.append_model(path, stored, "again")
+    assert path.read_text() == after
