@@ -31,6 +31,7 @@ COMMANDS = (
     "queue",
     "results",
     "demo",
+    "serve",
     "lsp",
 )
 
@@ -46,6 +47,8 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "onnxscript": "onnx",
     "cairosvg": "png",
+    "bokeh": "overview",
+    "tornado": "overview",
 }
 
 
