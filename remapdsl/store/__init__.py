@@ -27,7 +27,7 @@ from remapdsl.store.distances import DistanceRow, DistanceTable
 from remapdsl.store.drawer import MAX_DRAWER, Drawer, DrawerError
 from remapdsl.store.estimate import TimeModel, Timing, Work, fit, time_model
 from remapdsl.store.layouts import LayoutTable, Position
-from remapdsl.store.pareto import ModelScore, ParetoError, pareto_front
+from remapdsl.store.pareto import ModelScore, ParetoError, ParetoFront, pareto_front, pareto_mask
 from remapdsl.store.poller import JobCursor, JobUpdate, StorePoller, job_updates
 from remapdsl.store.population import (
     UNTRAINED,
@@ -95,6 +95,7 @@ __all__ = [
     "ModelStatus",
     "OnnxFigures",
     "ParetoError",
+    "ParetoFront",
     "Population",
     "Position",
     "Queue",
@@ -125,6 +126,7 @@ __all__ = [
     "model_detail",
     "model_statuses",
     "pareto_front",
+    "pareto_mask",
     "pareto_rows",
     "per_class_accuracy",
     "queue_progress",
