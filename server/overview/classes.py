@@ -41,24 +41,28 @@ def panel(state: OverviewState) -> Panel:
 
 
 def _strip(state: OverviewState, names: list[str]) -> Any:
-    """Sample images in one figure, a column per class (images side by side under its name)."""
+    """Sample images in one figure: under each class name its images, two by two."""
     samples = state.samples
     if samples is None or not len(samples):
         return None
     k = samples.shape[1]
+    across = 2
+    down = (k + across - 1) // across
     images, xs, ys = [], [], []
-    for c in range(min(len(names), samples.shape[0])):
+    n = min(len(names), samples.shape[0])
+    for c in range(n):
         for j in range(k):
             images.append(np.flipud(samples[c, j]))  # image rows go up in Bokeh
-            xs.append(c + 0.05)
-            ys.append(j * 1.0)
-    source = ColumnDataSource({"image": images, "x": xs, "y": ys, "dw": [0.9] * len(xs), "dh": [0.95] * len(xs)})
-    n = len(names)
-    p = figure(width=760, height=k * 22 + 40, x_range=Range1d(start=0, end=n), y_range=Range1d(start=0, end=k),
-               toolbar_location=None, tools="", name="class_samples")
+            xs.append(c * (across + 0.5) + j % across)
+            ys.append(float(down - 1 - j // across))
+    source = ColumnDataSource({"image": images, "x": xs, "y": ys, "dw": [0.94] * len(xs), "dh": [0.94] * len(xs)})
+    width = n * (across + 0.5) - 0.5
+    pixels = min(34.0, 740 / max(width, 1))  # an image's side on screen
+    p = figure(width=760, height=int(down * pixels) + 34, x_range=Range1d(start=-0.2, end=width + 0.2),
+               y_range=Range1d(start=0, end=down), toolbar_location=None, tools="", name="class_samples")
     p.image(image="image", x="x", y="y", dw="dw", dh="dh", source=source, palette=list(reversed(Greys256)))
-    p.xaxis.ticker = FixedTicker(ticks=[c + 0.5 for c in range(n)])
-    p.xaxis.major_label_overrides = {c + 0.5: names[c] for c in range(n)}
+    p.xaxis.ticker = FixedTicker(ticks=[c * (across + 0.5) + across / 2 for c in range(n)])
+    p.xaxis.major_label_overrides = {c * (across + 0.5) + across / 2: names[c] for c in range(n)}
     p.yaxis.visible = False
     p.grid.visible = False
     p.outline_line_color = None

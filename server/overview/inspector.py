@@ -33,7 +33,8 @@ class Inspector:
         self.chip = Div(text="", width=WIDTH, name="inspector_chip")
         self.family = Select(title="parent and children", options=[], value="", width=320, name="family")
         self.family.on_change("value", state.guard("parent or child", self._go))
-        self.confusion = ColumnDataSource({"true": [], "predicted": [], "count": [], "share": [], "label": []},
+        self.confusion = ColumnDataSource({"true": [], "predicted": [], "count": [], "share": [], "label": [],
+                                           "ink": []},
                                           name="confusion")
         self.curves = ColumnDataSource({"epoch": [], "train_loss": [], "val_loss": [], "train_acc": [],
                                         "val_acc": []}, name="curves")
@@ -56,7 +57,7 @@ class Inspector:
         p.rect(x="predicted", y="true", width=1, height=1, source=self.confusion,
                fill_color={"field": "share", "transform": mapper}, line_color="#ffffff")
         p.text(x="predicted", y="true", text="label", source=self.confusion, text_align="center",
-               text_baseline="middle", text_font_size="9px", text_color="#222222")
+               text_baseline="middle", text_font_size="9px", text_color="ink")
         p.xaxis.axis_label = "predicted"
         p.grid.visible = False
         return p
@@ -180,7 +181,8 @@ class Inspector:
         t, p = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
         self.confusion.data = {"true": [names[i] for i in t.ravel()], "predicted": [names[j] for j in p.ravel()],
                                "count": matrix.ravel().astype(int).tolist(), "share": share.ravel().tolist(),
-                               "label": [str(int(v)) if v else "" for v in matrix.ravel()]}
+                               "label": [str(int(v)) if v else "" for v in matrix.ravel()],
+                               "ink": ["#ffffff" if v > 0.5 else "#222222" for v in share.ravel()]}
         self.heatmap.title.text = "confusion (rows: true class)"
 
 

@@ -71,7 +71,7 @@ def columns(state: OverviewState) -> dict[str, Any]:
         "origin": np.asarray(pop.origin).astype(str), "changes": np.asarray(pop.changes).astype(str),
         "status": status, "params": params, "acc": acc, "latency": latency, "size_bytes": size,
         "ax": logp, "ay": ay, "sx": nan.copy(), "sy": nan.copy(), "px": nan.copy(), "py": nan.copy(),
-        "radius": 5 + 2.2 * logp,
+        "radius": 3 + 3 * logp,
         "score": acc.copy(),
         "fill_alpha": np.where(active, 0.0, SHOWN),
         "line_alpha": np.full(n, SHOWN),
@@ -160,6 +160,9 @@ class Scatter:
                                   selection_line_color="#CC79A7", selection_line_width=3,
                                   nonselection_fill_alpha="fill_alpha", nonselection_line_alpha="line_alpha")
         p.add_tools(HoverTool(renderers=[self.renderer], tooltips=TOOLTIP))
+        # the view fits the models of the projection shown, not the front or lines of another
+        p.x_range.renderers = p.y_range.renderers = [self.renderer]
+        p.x_range.range_padding = p.y_range.range_padding = 0.12
         p.legend.location = "bottom_right"
         p.legend.background_fill_alpha = 0.6
         return p
@@ -186,6 +189,9 @@ class Scatter:
                        title=label, width=240, name=f"budget_{metric}")
             s.on_change("value_throttled", self.state.guard("budget slider",
                                                             lambda _attr, _old, _new: self.apply_budgets()))
+            if not len(finite) and metric not in limits:
+                s.disabled, s.show_value = True, False
+                s.title = f"{label}: not measured yet"
             out.append(s)
         return out
 
@@ -201,7 +207,7 @@ class Scatter:
         x, y = COLUMNS[projection]
         self.renderer.glyph.update(x=x, y=y)
         self.figure.xaxis.axis_label, self.figure.yaxis.axis_label = AXES[projection]
-        self.front_renderer.visible = projection == "accuracy"
+        self.front_renderer.visible = self.figure.legend.visible = projection == "accuracy"
         if projection != "accuracy" and np.isnan(np.asarray(self.source.data[x], dtype=float)).any():
             self.place(projection)
         self.draw_lines()
@@ -266,7 +272,17 @@ class Scatter:
         self.source.data["score"] = self.state.score(classes)
         self.update_front()
 
+    def fit_colours(self) -> None:
+        """Darkness spans the accuracies shown: the worst model lightest, the best darkest."""
+        score = np.asarray(self.source.data["score"], dtype=float)
+        score = score[~np.isnan(score)]
+        low, high = (float(score.min()), float(score.max())) if len(score) else (0.0, 1.0)
+        if high - low < 0.02:
+            low = max(0.0, high - 0.02)
+        self.mapper.update(low=low, high=high)
+
     def update_front(self) -> None:
+        self.fit_colours()
         data = self.source.data
         score = np.asarray(data["score"], dtype=float)
         params = np.asarray(data["params"], dtype=float)
