@@ -591,3 +591,26 @@ def comparable() -> Iterator[None]:
         yield
     except PredictionError as e:
         raise UsageError(str(e)) from None
+
+
+# --- serving the overview -------------------------------------------------------------------------------
+
+
+def serve_file(file: Path | None, store_path: Path, args: argparse.Namespace) -> int:
+    """Serve the overview of `store_path` (with `file`'s header) as the serve options of `args` ask."""
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535; found {args.port}")
+    from remapdsl_server.overview.app import config_for
+    from remapdsl_server.overview.serve import PortInUse, serve
+    from remapdsl_server.overview.workspace import HeaderError, check_file
+
+    if file is not None:
+        try:
+            check_file(file)
+        except HeaderError as e:
+            raise UsageError(str(e)) from None
+    try:
+        return serve(config_for(store_path, file), host=args.host, port=args.port, worker=args.worker,
+                     browser=args.browser)
+    except PortInUse as e:
+        raise UsageError(str(e)) from None

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.models import ColumnDataSource, DataRange1d, HoverTool, LinearColorMapper
 from bokeh.models.widgets import Checkbox, Div, RadioButtonGroup, Slider
 from bokeh.plotting import figure
 from remapdsl_server.overview import positions
@@ -147,8 +147,10 @@ class Scatter:
     # --- building ---------------------------------------------------------------------------------
 
     def _figure(self) -> Any:
-        p = figure(width=760, height=560, output_backend="webgl", tools="pan,wheel_zoom,box_select,tap,reset,save",
-                   active_scroll="wheel_zoom", name="overview", toolbar_location="above")
+        x_range, y_range = DataRange1d(range_padding=0.12), DataRange1d(range_padding=0.12)
+        p = figure(width=760, height=560, output_backend="webgl", x_range=x_range, y_range=y_range,
+                   tools="pan,wheel_zoom,box_select,tap,reset,save", active_scroll="wheel_zoom", name="overview",
+                   toolbar_location="above")
         p.xaxis.axis_label, p.yaxis.axis_label = AXES["accuracy"]
         self.front_renderer = p.step(x="x", y="y", source=self.front, mode="after", line_color="#D55E00",
                                      line_width=2, line_alpha=0.8, legend_label="Pareto front")
@@ -161,8 +163,7 @@ class Scatter:
                                   nonselection_fill_alpha="fill_alpha", nonselection_line_alpha="line_alpha")
         p.add_tools(HoverTool(renderers=[self.renderer], tooltips=TOOLTIP))
         # the view fits the models of the projection shown, not the front or lines of another
-        p.x_range.renderers = p.y_range.renderers = [self.renderer]
-        p.x_range.range_padding = p.y_range.range_padding = 0.12
+        x_range.renderers = y_range.renderers = [self.renderer]
         p.legend.location = "bottom_right"
         p.legend.background_fill_alpha = 0.6
         return p
