@@ -17,7 +17,20 @@ from bokeh.document import Document as BokehDocument
 from bokeh.layouts import column, row
 from bokeh.models import TabPanel, Tabs
 from bokeh.models.widgets import Div
-from remapdsl_server.overview import classes, drawer, errors, inspector, link, live, queue, scatter
+from remapdsl_server.overview import (
+    children_table,
+    classes,
+    drawer,
+    errors,
+    generate,
+    inspector,
+    link,
+    live,
+    model_text,
+    queue,
+    sample,
+    scatter,
+)
 from remapdsl_server.overview.state import OverviewState, PanelFactory, ServeConfig
 
 from remapdsl.store.changes import change_cursor
@@ -27,7 +40,8 @@ from remapdsl.store.population import read_population
 log = logging.getLogger("remapdsl.overview")
 
 # The panels in screen order. Model overview and data selection are the main column; the rest are tabs.
-PANELS: tuple[PanelFactory, ...] = (scatter.panel, classes.panel, inspector.panel, drawer.panel, queue.panel)
+PANELS: tuple[PanelFactory, ...] = (scatter.panel, sample.panel, classes.panel, inspector.panel, drawer.panel,
+                                    queue.panel, generate.panel, children_table.panel, model_text.panel)
 TITLE = "remap overview"
 
 

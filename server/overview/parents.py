@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from remapdsl_server.overview.state import OverviewState
+
 from remapdsl.jobs.files import FileProblem, read_text
 from remapdsl.language.hashing import architecture_hash
 from remapdsl.language.parser import parse
-from remapdsl_server.overview.state import OverviewState
 
 
 @dataclass(frozen=True)
