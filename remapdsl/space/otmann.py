@@ -31,6 +31,7 @@ weigh ``T = M₁ + M₂``. With ``Z`` the optimal plan of the transport problem 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import sys
 import threading
@@ -38,6 +39,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -419,6 +421,69 @@ class ProfileSet:
             raise IndexError(f"profile {i} of a set of {n}")
         out = [*self._batch.row(i, 0, i), OtmannDistance(0.0, 0.0), *self._batch.row(i, i + 1, n)]
         return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
+
+
+class RowPool:
+    """Whole rows of distances (one profile against every profile of a set), each shared among `workers`
+    processes by spans of columns: what landmark MDS asks, one row after another. A context manager; the worker
+    processes start at the first large row and stop when it closes."""
+
+    def __init__(self, profiles: Sequence[OtmannProfile], workers: int = 2) -> None:
+        self._batch = _Batch(list(profiles))
+        self.workers = max(1, workers)
+        self._pool: multiprocessing.pool.Pool | None = None
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def row(self, i: int) -> DistanceMatrices:
+        """Distances from profile i to every profile of the set (0 at i itself)."""
+        n = len(self._batch)
+        if not 0 <= i < n:
+            raise IndexError(f"profile {i} of a set of {n}")
+        spans = [(i, lo, hi) for lo, hi in _spans(n, self.workers * 2)]
+        if self.workers > 1 and n >= _PARALLEL_MIN_ROW:
+            if self._pool is None:
+                context = _process_context()
+                self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self._batch,))
+            parts = self._pool.map(_worker_span, spans)
+        else:
+            parts = [_span(self._batch, *span) for span in spans]
+        lp = np.concatenate([part[0] for part in parts])
+        emd = np.concatenate([part[1] for part in parts])
+        lp[i] = emd[i] = 0.0
+        return DistanceMatrices(lp, emd)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> RowPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Below this many columns a row is solved in this process.
+_PARALLEL_MIN_ROW = 2_000
+
+
+def _spans(n: int, parts: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, n, max(1, min(parts, n)) + 1).astype(int)
+    return [(int(lo), int(hi)) for lo, hi in pairwise(edges.tolist()) if hi > lo]
+
+
+def _span(batch: _Batch, i: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    out = batch.row(i, lo, hi)
+    return np.array([d.lp for d in out]), np.array([d.emd for d in out])
+
+
+def _worker_span(span: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    assert _WORKER_BATCH is not None
+    return _span(_WORKER_BATCH, *span)
 
 
 def distances_to(target: OtmannProfile, profiles: Sequence[OtmannProfile]) -> DistanceMatrices:

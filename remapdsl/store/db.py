@@ -87,7 +87,8 @@ def _model_of(run: str) -> str:
 # What the overview needs of the store. A log of changes that triggers fill, so that a reader asks what changed
 # since its cursor instead of rereading everything (`remapdsl.store.changes`); it keeps the newest
 # `CHANGES_KEPT` entries or more, pruned a thousand at a time. The drawer of kept models (`remapdsl.store.drawer`)
-# and the running services (`remap serve`) with their URLs (`remapdsl.store.services`). A job's heartbeat
+# and the running services (`remap serve`) with their URLs (`remapdsl.store.services`). A position in a layout says
+# whether its model is a landmark of a landmark-MDS layout (`remapdsl.space.landmarks`). A job's heartbeat
 # (heartbeat, lease_until) is not a change worth logging: only the job's other columns are.
 CHANGES_KEPT = 20_000
 _OVERVIEW_TABLES = f"""
@@ -113,6 +114,7 @@ _OVERVIEW_TABLES = f"""
         heartbeat REAL NOT NULL,
         PRIMARY KEY(kind, host, pid)
     );
+    ALTER TABLE layouts ADD COLUMN landmark INTEGER NOT NULL DEFAULT 0;
     CREATE TRIGGER changes_pruned AFTER INSERT ON changes WHEN NEW.seq % 1000 = 0
     BEGIN DELETE FROM changes WHERE seq <= NEW.seq - {CHANGES_KEPT}; END;
 """ + "".join((
