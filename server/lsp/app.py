@@ -11,6 +11,7 @@ from .features import (
     hover,
     lens,
     navigation,
+    overview,
     symbols,
     training,
 )
@@ -20,6 +21,6 @@ from .server import RemapServer
 def build_server() -> RemapServer:
     server = RemapServer()
     for feature in (configuration, diagnostics, hover, completion, formatting, symbols, navigation, actions, lens,
-                    training):
+                    training, overview):
         feature.register(server)
     return server

@@ -138,12 +138,23 @@ async def test_a_model_hover_links_to_the_running_overview(session: Session, cli
         link = f"http://127.0.0.1:5999/?model={model_hash}"
         text = result.contents.value
         assert f"[show in overview]({link})" in text if result.contents.kind == "markdown" else link in text
+        # the editor's "Open model overview" asks for the running one instead of starting another
+        assert await overview_url(client, uri) == "http://127.0.0.1:5999/"
     finally:
         with Store(session.store) as store:
             remove_service(store, "overview", pid=os.getpid())
     result = await hover(client, uri, SMALL, 8)
     assert result is not None and "show in overview" not in result.contents.value
+    assert await overview_url(client, uri) is None
+    with pytest.raises(JsonRpcException, match="uri"):
+        await client.workspace_execute_command_async(types.ExecuteCommandParams("remap.overviewUrl", [42]))
     editor.close(uri)
+
+
+async def overview_url(client: LanguageClient, uri: str) -> str | None:
+    answer = await client.workspace_execute_command_async(types.ExecuteCommandParams("remap.overviewUrl", [uri]))
+    assert answer is None or isinstance(answer, str)
+    return answer
 
 
 NEIGHBOURHOOD = TEXT + """
