@@ -131,4 +131,5 @@ def _colour(line: str) -> str:
 
 
 def panel(state: OverviewState) -> Panel:
-    return Panel("Drawer", DrawerPanel(state).layout(), "tab")
+    part = state.parts["drawer"] = DrawerPanel(state)
+    return Panel("Drawer", part.layout(), "tab")

@@ -203,4 +203,5 @@ def _onnx_text(d: ModelDetail) -> str:
 
 
 def panel(state: OverviewState) -> Panel:
-    return Panel("Inspector", Inspector(state).layout(), "tab")
+    part = state.parts["inspector"] = Inspector(state)
+    return Panel("Inspector", part.layout(), "tab")

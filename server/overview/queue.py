@@ -127,4 +127,5 @@ class QueuePanel:
 
 
 def panel(state: OverviewState) -> Panel:
-    return Panel("Queue", QueuePanel(state).layout(), "tab")
+    part = state.parts["queue"] = QueuePanel(state)
+    return Panel("Queue", part.layout(), "tab")

@@ -25,6 +25,7 @@ from remapdsl_server.overview.state import OverviewState, Panel
 
 from remapdsl.space.distance_cache import PREDICTIONS, STRUCTURAL
 from remapdsl.store.pareto import pareto_mask
+from remapdsl.store.population import Population
 
 PROJECTIONS = ("accuracy", STRUCTURAL, PREDICTIONS)
 LABELS = ("Accuracy × parameters", "Structure (OTMANN)", "Predictions")
@@ -50,14 +51,13 @@ TOOLTIP = """
 """
 
 
-def columns(state: OverviewState) -> dict[str, Any]:
-    """The scatter's columns for the whole population (NumPy, vectorised: no work per model in Python
-    beyond string formatting of the hover texts)."""
-    pop = state.population
+def columns(pop: Population) -> dict[str, Any]:
+    """The scatter's columns for a population (NumPy, vectorised: no work per model in Python beyond the
+    formatting of the hover texts). Text columns are object arrays, so a patch can lengthen a value."""
     params = np.asarray(pop.params, dtype=float)
     params[params < 0] = np.nan
     acc = np.asarray(pop.val_acc, dtype=float)
-    status = np.asarray(pop.status).astype(str)
+    status = np.asarray(pop.status, dtype=object)
     logp = np.log10(np.maximum(np.nan_to_num(params, nan=1.0), 1.0))
     trained = ~np.isnan(acc)
     ay = np.where(trained, acc, UNTRAINED_Y)
@@ -67,15 +67,15 @@ def columns(state: OverviewState) -> dict[str, Any]:
     n = len(params)
     nan = np.full(n, np.nan)
     return {
-        "hash": np.asarray(pop.hash).astype(str), "name": np.asarray(pop.name).astype(str),
-        "origin": np.asarray(pop.origin).astype(str), "changes": np.asarray(pop.changes).astype(str),
+        "hash": np.asarray(pop.hash, dtype=object), "name": np.asarray(pop.name, dtype=object),
+        "origin": np.asarray(pop.origin, dtype=object), "changes": np.asarray(pop.changes, dtype=object),
         "status": status, "params": params, "acc": acc, "latency": latency, "size_bytes": size,
         "ax": logp, "ay": ay, "sx": nan.copy(), "sy": nan.copy(), "px": nan.copy(), "py": nan.copy(),
         "radius": 3 + 3 * logp,
         "score": acc.copy(),
         "fill_alpha": np.where(active, 0.0, SHOWN),
         "line_alpha": np.full(n, SHOWN),
-        "line": np.where(status == "running", RUNNING, np.where(status == "queued", QUEUED, "#333333")),
+        "line": np.where(status == "running", RUNNING, np.where(status == "queued", QUEUED, "#333333")).astype(object),
         "params_text": np.array([_si(p) for p in params], dtype=object),
         "acc_text": _acc_texts(acc, status, np.asarray(pop.epoch, dtype=float), np.asarray(pop.epochs, dtype=float)),
         "measured": _measured(latency, size),
@@ -122,7 +122,7 @@ class Scatter:
     def __init__(self, state: OverviewState) -> None:
         self.state = state
         self.projection = "accuracy"
-        self.source = ColumnDataSource(data=columns(state), name="model_source")
+        self.source = ColumnDataSource(data=columns(state.population), name="model_source")
         self.front = ColumnDataSource(data={"x": [], "y": []}, name="front")
         self.lines = ColumnDataSource(data={"x0": [], "y0": [], "x1": [], "y1": []}, name="lineage")
         self.pending: dict[str, concurrent.futures.Future[positions.Positions]] = {}
@@ -186,7 +186,9 @@ class Scatter:
                 end, value = max(top, limit) / 1024 * 1.05 + 1, limit / 1024
             else:
                 end, value = max(top, limit) * 1.05 + 0.01, limit
-            s = Slider(start=0, end=round(end, 3), value=round(min(value, end), 3), step=(end / 200) or 0.01,
+            end = math.ceil(end * 1000) / 1000
+            # at its end a slider sets no limit: models that arrive later with more are not dimmed by it
+            s = Slider(start=0, end=end, value=min(value, end) if metric in limits else end, step=end / 200,
                        title=label, width=240, name=f"budget_{metric}")
             s.on_change("value_throttled", self.state.guard("budget slider",
                                                             lambda _attr, _old, _new: self.apply_budgets()))
@@ -247,7 +249,15 @@ class Scatter:
 
         future.add_done_callback(done)
 
+    def finish_pending(self, timeout: float | None = None) -> None:
+        """Wait for the layouts being computed and apply them now (what the session does on its next tick)."""
+        for space, future in list(self.pending.items()):
+            future.result(timeout)
+            self._placed(space, future)
+
     def _placed(self, space: str, future: concurrent.futures.Future[positions.Positions]) -> None:
+        if self.pending.get(space) is not future:
+            return  # applied already
         self.pending.pop(space, None)
         found = future.result()
         if len(found.x) == len(self.source.data["hash"]):
@@ -298,7 +308,7 @@ class Scatter:
 
     def apply_budgets(self) -> None:
         data = self.source.data
-        params_limit, latency_limit, size_limit = (s.value for s in self.sliders)
+        params_limit, latency_limit, size_limit = (math.inf if s.value >= s.end else s.value for s in self.sliders)
         logp = np.asarray(data["ax"], dtype=float)
         latency = np.asarray(data["latency"], dtype=float)
         size = np.asarray(data["size_bytes"], dtype=float) / 1024
@@ -339,17 +349,18 @@ class Scatter:
 
     def on_population(self, rows: np.ndarray) -> None:
         """Rows changed or were added: patch the changed ones, stream the new ones, then recolour and refront."""
-        fresh = columns(self.state)
         n_old = len(self.source.data["hash"])
         rows = np.asarray(rows, dtype=int)
         old_rows = rows[rows < n_old]
+        new_rows = rows[rows >= n_old]
         keep_positions = ("sx", "sy", "px", "py", "note")
         if len(old_rows):
-            patch = {name: [(int(i), _plain(fresh[name][i])) for i in old_rows]
+            fresh = columns(self.state.population.take(old_rows))
+            patch = {name: [(int(i), _plain(v)) for i, v in zip(old_rows, fresh[name], strict=True)]
                      for name in fresh if name not in keep_positions}
             self.source.patch(patch)
-        if len(fresh["hash"]) > n_old:
-            new: dict[str, Any] = {name: np.asarray(values)[n_old:] for name, values in fresh.items()}
+        if len(new_rows):
+            new: dict[str, Any] = columns(self.state.population.take(np.sort(new_rows)))
             self.source.stream(new)
             for space in (STRUCTURAL, PREDICTIONS):
                 self.place(space)
@@ -376,4 +387,5 @@ EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_pref
 
 def panel(state: OverviewState) -> Panel:
     scatter = Scatter(state)
+    state.parts["scatter"] = scatter
     return Panel("Model overview", scatter.layout(), "main")

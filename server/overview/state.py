@@ -78,6 +78,7 @@ class OverviewState:
     selected: str | None = None
     classes: tuple[int, ...] = ()
     errors: list[str] = field(default_factory=list)
+    parts: dict[str, Any] = field(default_factory=dict)  # panels' objects by name, for tests and benchmarks
     _class_accuracy: np.ndarray | None = None  # per-class accuracy by population row, read when first needed
     _handlers: dict[str, list[Callable[..., None]]] = field(default_factory=lambda: defaultdict(list))
     _error_sinks: list[Callable[[str], None]] = field(default_factory=list)
