@@ -31,7 +31,7 @@ from remapdsl_server.overview import (
     sample,
     scatter,
 )
-from remapdsl_server.overview.state import OverviewState, PanelFactory, ServeConfig
+from remapdsl_server.overview.state import OverviewState, Panel, PanelFactory, ServeConfig
 
 from remapdsl.store.changes import change_cursor
 from remapdsl.store.db import Store
@@ -67,7 +67,7 @@ def build_document(doc: BokehDocument, config: ServeConfig, panels: tuple[PanelF
     state = open_state(config, doc)
     doc.title = TITLE
     error_line = errors.error_line(state)
-    built = [factory(state) for factory in panels]
+    built = [_built(factory, state) for factory in panels]
     main = [p.view for p in built if p.area == "main"]
     tabs = Tabs(tabs=[TabPanel(child=p.view, title=p.title) for p in built if p.area == "tab"], name="tabs",
                 width=700)
@@ -81,6 +81,26 @@ def build_document(doc: BokehDocument, config: ServeConfig, panels: tuple[PanelF
     return state
 
 
+def _built(factory: PanelFactory, state: OverviewState) -> Panel:
+    """The factory's panel; one that fails is a panel saying so (and the failure is logged), the rest are shown."""
+    try:
+        return factory(state)
+    except Exception as e:
+        where = getattr(factory, "__module__", "panel").rpartition(".")[2]
+        state.report(f"the {where} panel", e)
+        return Panel(where, Div(text=f"<i>The {_escape(where)} panel could not be built: "
+                                     f"{_escape(type(e).__name__)}: {_escape(str(e))}</i>", width=680), "tab")
+
+
+def failed_document(doc: BokehDocument, config: ServeConfig, error: Exception) -> None:
+    """The page when the store cannot be read at all: what went wrong, in words."""
+    log.error("the overview of %s cannot be built", config.store_path, exc_info=error)
+    doc.title = TITLE
+    doc.add_root(Div(text=f"<b>remap overview</b><p style='color:#a40000'>The store {_escape(str(config.store_path))} "
+                          f"cannot be read: {_escape(type(error).__name__)}: {_escape(str(error))}</p>"
+                          "<p>Reload the page once it is fixed.</p>", name="errors", width=900))
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -92,7 +112,11 @@ def make_document_handler(config: ServeConfig) -> Callable[[BokehDocument], None
         context = doc.session_context
         request = getattr(context, "request", None)  # None for a document built outside a server
         arguments = dict(request.arguments) if request is not None else {}
-        build_document(doc, config, arguments=arguments)
+        try:
+            build_document(doc, config, arguments=arguments)
+        except Exception as e:  # the store unreadable or damaged: said in the page, the server goes on
+            doc.clear()
+            failed_document(doc, config, e)
 
     return handler
 
