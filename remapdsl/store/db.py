@@ -115,6 +115,7 @@ _OVERVIEW_TABLES = f"""
         PRIMARY KEY(kind, host, pid)
     );
     ALTER TABLE layouts ADD COLUMN landmark INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX artifacts_model ON artifacts(model_hash, kind);
     CREATE TRIGGER changes_pruned AFTER INSERT ON changes WHEN NEW.seq % 1000 = 0
     BEGIN DELETE FROM changes WHERE seq <= NEW.seq - {CHANGES_KEPT}; END;
 """ + "".join((

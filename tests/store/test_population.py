@@ -125,6 +125,14 @@ def test_per_class_accuracy_has_one_row_per_run_asked_and_nan_without_a_matrix(s
     np.testing.assert_allclose(acc[2, :2], [0.8, 0.9])
     assert np.isnan(acc[2, 2])  # a class without validation examples
     assert per_class_accuracy(store, []).shape == (0, 0)
+    # a damaged row among good ones costs only itself
+    add(store, "c")
+    run_c = train(store, "c", [0.8])
+    store.conn.execute("UPDATE confusion SET per_class = '[0.5, oops' WHERE run_id = ?", (run_c,))
+    again = per_class_accuracy(store, [run_a, run_c, run_b])
+    np.testing.assert_allclose(again[0, :2], [0.8, 0.9])
+    np.testing.assert_allclose(again[1, :2], [0.8, 0.9])  # read from its matrix instead
+    np.testing.assert_allclose(again[2, :2], [0.5, 1.0])
 
 
 def test_the_detail_of_a_model_has_its_curve_matrix_lineage_and_onnx_figures(store: Store):
