@@ -370,7 +370,7 @@ class ModelSpace:
         space, column = members.space, _COLUMN[measure]
         compute = self._compute(members)
         reference = self._reference(members, measure, kept, stored, refined, landmarks)
-        among_landmarks = len(reference.keys) < len(kept)
+        among_landmarks = not landmarks.isdisjoint(reference.keys) or len(reference.keys) < len(kept)
         if among_landmarks:
             wanted = [(n, o) for n in new for o in reference.keys]
         else:
@@ -395,7 +395,7 @@ class ModelSpace:
 
         space, column = members.space, _COLUMN[measure]
         chosen = [k for k in kept if k in landmarks]
-        if len(chosen) < 3 and len(kept) > self.landmark_threshold:
+        if not chosen and len(kept) > self.landmark_threshold:
             start = min(range(len(kept)), key=kept.__getitem__)
             with self._rows(members, kept, measure) as rows:
                 picked, _ = maxmin(len(kept), self.landmarks, rows.row, start)
@@ -403,7 +403,8 @@ class ModelSpace:
             chosen = [kept[i] for i in picked]
             self.layouts.write(space, measure, [Position(k, float(stored[k][0]), float(stored[k][1]), refined, True)
                                                 for k in chosen])
-        keys = chosen if len(chosen) >= 3 else kept
+        # (fewer than L landmarks when the other models all sit on one of them)
+        keys = chosen if chosen else kept
         cached = self._references.get((space, measure))
         if cached is not None and len(cached.keys) == len(keys) and set(cached.keys) == set(keys) and \
                 np.array_equal(cached.coords, np.array([stored[k] for k in cached.keys])):
