@@ -73,3 +73,19 @@ def test_bad_records_are_refused(store: Store):
     with pytest.raises(ServiceError, match="kind"):
         record_service(store, "", "http://127.0.0.1:5006/")
     assert running_services(store, "overview") == []
+
+
+def test_a_store_of_an_older_schema_has_no_running_service(tmp_path: Path):
+    import sqlite3
+
+    from remapdsl.store import db
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for script in db.MIGRATIONS[:2]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store.open_read_only(path) as reader:  # read-only: not migrated, and asked all the same
+        assert running_service(reader, "overview") is None
