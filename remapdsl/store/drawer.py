@@ -42,6 +42,7 @@ class Drawer:
         """Append models at the end, in the order given; those already kept stay where they are. The hashes
         newly added. DrawerError, and nothing added, when a hash is no model of the store or the drawer would
         hold more than `MAX_DRAWER`."""
+        self._writable()
         wanted = list(dict.fromkeys(hashes))
         if any(not isinstance(h, str) for h in wanted):
             raise DrawerError("a drawer holds models by their architecture hash (text)")
@@ -69,6 +70,7 @@ class Drawer:
     def remove(self, hash: str) -> bool:
         """Take a model out of the drawer; False when it was not in it (another view took it out first).
         DrawerError when the store has no such model."""
+        self._writable()
         with self.store.transaction() as c:
             if c.execute("DELETE FROM drawer WHERE hash = ?", (hash,)).rowcount:
                 return True
@@ -81,6 +83,7 @@ class Drawer:
         DrawerError when the model is not in the drawer or the index is negative."""
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise DrawerError(f"a position in the drawer is a whole number from 0; found {index!r}")
+        self._writable()
         with self.store.transaction():
             order = self.hashes()
             if hash not in order:
@@ -92,8 +95,13 @@ class Drawer:
 
     def clear(self) -> int:
         """Empty the drawer; the number of models taken out."""
+        self._writable()
         with self.store.transaction() as c:
             return int(c.execute("DELETE FROM drawer").rowcount)
+
+    def _writable(self) -> None:
+        if self.store.read_only:
+            raise DrawerError(f"the store at {self.store.path} is open read-only; the drawer cannot change")
 
     def _renumber(self, order: list[str]) -> None:
         current = dict(self.store.conn.execute("SELECT hash, position FROM drawer").fetchall())

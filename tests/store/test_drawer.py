@@ -41,6 +41,8 @@ def test_a_second_connection_sees_the_same_drawer_and_learns_of_changes_from_the
         Drawer(store).add(["h-d"])
         Drawer(store).move("h-d", 0)
         assert Drawer(other).hashes() == ["h-d", "h-a"]
+        with pytest.raises(DrawerError, match="read-only"):
+            Drawer(other).add(["h-b"])
         batch = changes_since(other, cursor)
         assert batch.tables() == {"drawer"} and batch.model_hashes() == {"h-a", "h-d"}
 
