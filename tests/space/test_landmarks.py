@@ -140,3 +140,18 @@ def test_the_predictions_space_is_laid_out_by_landmarks_too():
 def test_too_few_landmarks_are_refused():
     with pytest.raises(ValueError, match="at least 3 landmarks"):
         ModelSpace(landmarks=2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_whole_rows_equal_the_rows_of_the_prepared_set(monkeypatch: pytest.MonkeyPatch, workers: int):
+    from remapdsl.space import otmann
+
+    profiles = [otmann.profile(m) for m in population(40).values()]
+    monkeypatch.setattr(otmann, "_PARALLEL_MIN_ROW", 0)  # the worker processes, even for a small set
+    prepared = otmann.ProfileSet(profiles)
+    with otmann.RowPool(profiles, workers) as pool:
+        for i in (0, 17, 39):
+            row, expected = pool.row(i), prepared.distances_from(i)
+            assert row.emd.tolist() == expected.emd.tolist() and row.lp.tolist() == expected.lp.tolist()
+    with pytest.raises(IndexError):
+        otmann.RowPool(profiles, 1).row(40)
