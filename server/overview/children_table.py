@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, CustomJS
 from bokeh.models.widgets import DataTable, Div, HTMLTemplateFormatter, NumberFormatter, TableColumn
 from remapdsl_server.overview.state import OverviewState, Panel
 
@@ -41,6 +41,10 @@ class ChildrenTable:
                                      index_position=None, sortable=False, name="children_parent_table")
         self.table = DataTable(source=self.source, columns=_columns(), width=WIDTH, height=300, index_position=None,
                                sortable=True, selectable=True, name="children_table")
+        for table in (self.parent_view, self.table):
+            # BokehJS redraws a table when its view's indices change, so new values in as many rows as before
+            # would stay unseen: redraw on every new data
+            table.source.js_on_change("data", CustomJS(args={"table": table}, code="table.view.change.emit()"))
         self.source.selected.on_change("indices", state.guard("children row", self._on_row))
         state.on("select", self.on_select)
         for event in ("population", "jobs", "epochs"):
@@ -72,12 +76,9 @@ class ChildrenTable:
         self.parent_source.data = _data([parent])
         hashes = [r.hash for r in children]
         data = _data(children)
-        if hashes == self.hashes:
-            # the same rows: patch the values in place, so sorting and the selection stay as the user left them
-            self.source.patch({k: [(slice(0, len(hashes)), v)] for k, v in data.items() if k != "hash"})
-        else:
-            self.source.data = data
-            self.hashes = hashes
+        if data != self.source.data:
+            self.source.data = data  # rows keep their order, so a selected row stays selected
+        self.hashes = hashes
 
     def _on_row(self, _attr: str, _old: list[int], new: list[int]) -> None:
         if len(new) == 1 and 0 <= new[0] < len(self.source.data["hash"]):

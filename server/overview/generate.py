@@ -5,7 +5,7 @@ same model with the same name and change record.
 - Ablations: a toggle per layer of the parent's chip (all that ablation takes by default) and one button.
 - Variations: per layer, toggles for the operators it allows (prefilled from `@keep`/`@allow`/`@deny`); the
   number of children, changes per child and a seed.
-- Handcraft: the draft child's chip as handles (＋ before every layer and after the last; a layer to remove or
+- Handcraft: the draft child's chip as handles (+ before every layer and after the last; a layer to remove or
   reparameterize within the catalog's ranges; a handle to insert a layer of any kind) beside its DSL text,
   checked as the user types with the language's own diagnostics, its shapes and parameters; a child with
   errors is not queued, and the page says why.
@@ -129,7 +129,7 @@ class GeneratePanel:
             self.ablate_layers, self.ablate_button,
             Div(text=section("Variations") + " <span style='color:#666'>operators each layer allows</span>"),
             self.ops, row(self.count, self.changes, self.seed, column(Div(text="&nbsp;"), self.vary_button)),
-            Div(text=section("Handcraft") + " <span style='color:#666'>＋ inserts a layer; a layer can be removed "
+            Div(text=section("Handcraft") + " <span style='color:#666'>+ inserts a layer; a layer can be removed "
                                             "or reparameterized</span>"),
             self.handles, self.insert_row, self.layer_row,
             row(self.text, self.shapes), self.diagnostics, row(self.queue_button, self.new_draft_button),
@@ -153,7 +153,7 @@ class GeneratePanel:
         self.layer_count = len(model.layers)
         head = self.layer_count - 1
         labels = [f"{i} {layer_text(layer)}" for i, layer in enumerate(model.layers)]
-        self.title.text = (f"<b style='font-size:15px'>Children of {html.escape(found.name)}</b> "
+        self.title.text = (f"<b style='font-size:15px'>Generate from {html.escape(found.name)}</b> "
                            f"<span style='color:#666'>in {html.escape(found.path.name)} · "
                            f"{info.param_count:,} parameters</span>")
         self.chip.text = f"<img src='chip/{model_hash}/compact.svg' alt='SNAC chip of {html.escape(found.name)}'>"
@@ -355,7 +355,7 @@ class GeneratePanel:
     def insert(self) -> None:
         active = self.handles.active
         if active is None or active % 2 == 1:
-            self._say("choose a ＋ handle to insert at", error=True)
+            self._say("choose a + handle to insert at", error=True)
             return
         layer = f"{self.kind.value} {self.args.value.strip()}".strip()
         self._edit("insert", active // 2, layer=layer)
@@ -398,9 +398,9 @@ def _current_text(parent: FileModel) -> str:
 
 
 def _handle_labels(layers: list[str]) -> list[str]:
-    out = ["＋"]
+    out = ["+"]
     for i, text in enumerate(layers):
-        out += [f"{i} {text}", "＋"]
+        out += [f"{i} {text}", "+"]
     return out
 
 

@@ -157,7 +157,7 @@ def test_handcrafting_through_a_handle_and_through_the_text(session: Any) -> Non
     state, doc, path = session
     state.select(base_hash())
     handles = widget(doc, "handcraft_handles")
-    assert handles.labels[:3] == ["＋", "0 conv2d 16", "＋"]
+    assert handles.labels[:3] == ["+", "0 conv2d 16", "+"]
     handles.active = 6  # the handle before layer 3 (flatten)
     widget(doc, "insert_kind").value = "dropout"
     assert widget(doc, "insert_args").value == "0.25"
