@@ -211,3 +211,31 @@ def test_sampling_and_appending_from_the_page(session: Any) -> None:
     assert widget(doc, "dsl_text").value.startswith("model base:\n    conv2d 16")
     click(doc, "dsl_append")
     assert "has this architecture already, as 'base'" in said(doc, "dsl_message")
+
+
+def test_a_child_over_the_budget_is_held_back_until_the_box_is_ticked(tmp_path: Path) -> None:
+    text = TEXT.replace("budget params <= 100k", "budget params <= 50k")
+    path = tmp_path / "w.remap"
+    path.write_text(text)
+    store_path = tmp_path / ".remap" / "remap.db"
+    store_path.parent.mkdir()
+    Store(store_path).close()
+    doc = BokehDocument()
+    state = app.build_document(doc, app.config_for(store_path, path), panels=(generate.panel,))
+    try:
+        result = parse(text)
+        with Store(store_path) as store:
+            queue_document(store, check_models(path, analyze(result.document, result.diagnostics, tmp_path),
+                                               ["base"]), epochs=None, device="cpu", force=False)
+        live.tick(state)
+        state.select(base_hash())
+        widget(doc, "ablate_layers").active = [2]
+        click(doc, "ablate_button")
+        assert "held back until confirmed: base_abl2" in said(doc, "generate_message")
+        assert "over the budget" in said(doc, "generate_message") and "base_abl2" not in path.read_text()
+        widget(doc, "confirm_budget").active = True
+        click(doc, "ablate_button")
+        assert "added 1 child of 'base': base_abl2" in said(doc, "generate_message")
+        assert "model base_abl2 from base:" in path.read_text()
+    finally:
+        state.store.close()
