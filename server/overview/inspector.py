@@ -73,6 +73,8 @@ class Inspector:
         acc.line("epoch", "val_acc", source=self.curves, color="#D55E00", legend_label="validation")
         acc.scatter("epoch", "val_acc", source=self.curves, color="#D55E00", size=4)
         for p in (loss, acc):
+            p.xaxis[0].ticker.min_interval = 1  # whole epochs
+            p.xaxis.axis_label = "epoch"
             p.legend.location = "center_right"
             p.legend.label_text_font_size = "9px"
             p.legend.background_fill_alpha = 0.5
@@ -138,6 +140,9 @@ class Inspector:
             facts.append("not trained")
         if m.changes:
             facts.append(m.changes)
+        family = self._family_text(d)
+        if family:
+            facts.append(family)
         self.title.text = (f"<b style='font-size:15px'>{html.escape(d.name)}</b> "
                            f"<code style='color:#666'>{m.hash[:12]}</code><br>"
                            + " · ".join(html.escape(str(f)) for f in facts))
@@ -156,6 +161,23 @@ class Inspector:
         self.onnx.text = _onnx_text(d)
         self.text.text = (f"<pre style='font-size:12px;background:#f6f6f6;padding:6px;max-height:240px;"
                           f"overflow:auto'>{html.escape(m.text)}</pre>")
+
+    def _family_text(self, d: ModelDetail) -> str:
+        names = self.state.population.index
+        pop = self.state.population
+
+        def name(h: str) -> str:
+            i = names.get(h)
+            return str(pop.name[i]) if i is not None else h[:8]
+
+        parts = []
+        if d.parent is not None:
+            parts.append(f"parent {name(d.parent.hash)}")
+        if d.children:
+            shown = ", ".join(name(h) for h in d.children[:8])
+            more = f" and {len(d.children) - 8} more" if len(d.children) > 8 else ""
+            parts.append(f"children {shown}{more}")
+        return "; ".join(parts)
 
     def _fill_family(self, d: ModelDetail) -> None:
         names = dict(zip(self.state.population.hash.tolist(), self.state.population.name.tolist(), strict=True))

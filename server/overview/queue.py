@@ -48,6 +48,7 @@ class QueuePanel:
         ]
         self.table = DataTable(source=self.source, columns=columns, width=680, height=420, index_position=None,
                                selectable=True, name="job_table")
+        self._redraws = 0
         self.message = Div(text="", width=680, name="queue_message")
         self.counts = Div(text="", width=680, name="queue_counts")
         self.buttons = []
@@ -96,11 +97,20 @@ class QueuePanel:
                  *[j for j in active if j.status == "queued"], *ended][:MAX_ROWS]
         ids = list(self.source.data["id"])
         selected = [ids[i] for i in self.source.selected.indices if i < len(ids)]
-        self.source.data = self._columns(shown)
-        new_ids = [j.id for j in shown]
-        self.source.selected.indices = [new_ids.index(i) for i in selected if i in new_ids]
         counts = self.queue.counts()
         self.counts.text = " · ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
+        fresh = self._columns(shown)
+        if fresh == {k: list(v) for k, v in self.source.data.items()}:
+            return
+        same_length = len(fresh["id"]) == len(ids)
+        self.source.data = fresh
+        if same_length:
+            # Bokeh's table redraws when its view of the source changes, and new data of the same length leaves the
+            # view's indices as they were: a new tag makes the table itself change, which redraws it.
+            self._redraws += 1
+            self.table.tags = [self._redraws]
+        new_ids = [j.id for j in shown]
+        self.source.selected.indices = [new_ids.index(i) for i in selected if i in new_ids]
 
     def act(self, action: str) -> None:
         ids = list(self.source.data["id"])
