@@ -168,7 +168,11 @@ class GeneratePanel:
         self.ops.children = [row(Div(text=f"<code>{html.escape(label)}</code>", width=200), group)
                              for label, group in zip(labels, self.op_groups, strict=True)]
         self._enable(True)
-        self.reset_draft()
+        try:
+            self.reset_draft()
+        except GenerateError as e:  # a parent with errors: the tab says so, and generating says it again
+            self._say(str(e), error=True)
+            self.queue_button.disabled = True
 
     def _no_parent(self, text: str) -> None:
         self.parent = None

@@ -239,3 +239,42 @@ def test_a_child_over_the_budget_is_held_back_until_the_box_is_ticked(tmp_path: 
         assert "model base_abl2 from base:" in path.read_text()
     finally:
         state.store.close()
+
+
+def test_per_layer_operator_toggles_reach_the_variations(session: Any) -> None:
+    state, doc, path = session
+    state.select(base_hash())
+    for i in range(7):  # only the dense layer's units may change
+        widget(doc, f"vary_ops_{i}").active = [3] if i == 4 else []
+    widget(doc, "vary_n").value = 2
+    click(doc, "vary_button")
+    models = parse(path.read_text()).document.models
+    children = [m for m in models if m.parent == "base"]
+    assert len(children) == 2
+    for child in children:
+        assert [layer.kind for layer in child.layers] == [layer.kind for layer in models[0].layers]
+        assert child.comments.leading[0].startswith("variation: units at 4 from 64 to ")
+        assert [a.name for a in child.layers[0].annotations] == ["keep"]
+
+
+def test_a_parent_with_errors_says_so(tmp_path: Path) -> None:
+    text = TEXT + "\nmodel broken:\n    conv2d 16\n    dense 10\n"
+    path = tmp_path / "w.remap"
+    path.write_text(text)
+    store_path = tmp_path / ".remap" / "remap.db"
+    store_path.parent.mkdir()
+    Store(store_path).close()
+    doc = BokehDocument()
+    state = app.build_document(doc, app.config_for(store_path, path), panels=(generate.panel,))
+    try:
+        broken = architecture_hash(parse(text).document.models[-1])
+        with Store(store_path) as store:
+            store.add_model(broken, "model broken:\n    conv2d 16\n    dense 10\n", name="broken", source=str(path))
+        live.tick(state)
+        state.select(broken)
+        assert "model 'broken' has errors; fix them first" in said(doc, "generate_message")
+        assert widget(doc, "handcraft_queue").disabled
+        click(doc, "ablate_button")
+        assert "model 'broken' has errors" in said(doc, "generate_message") and path.read_text() == text
+    finally:
+        state.store.close()
