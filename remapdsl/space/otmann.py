@@ -368,7 +368,8 @@ class _Batch:
         return len(self.masses)
 
     def row(self, i: int, first: int, stop: int) -> list[OtmannDistance]:
-        """Distances from profile i to profiles first..stop-1."""
+        """Distances from profile i to profiles first..stop-1, pair by pair: the plain form of `row_values`, which
+        the batches use, kept as its reference."""
         if first >= stop:
             return []
         lo, hi = self.offsets[first], self.offsets[stop]
@@ -453,8 +454,9 @@ class ProfileSet:
         n = len(self._batch)
         if not 0 <= i < n:
             raise IndexError(f"profile {i} of a set of {n}")
-        out = [*self._batch.row(i, 0, i), OtmannDistance(0.0, 0.0), *self._batch.row(i, i + 1, n)]
-        return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
+        before, after = self._batch.row_values(i, 0, i), self._batch.row_values(i, i + 1, n)
+        return DistanceMatrices(np.concatenate((before[0], [0.0], after[0])),
+                                np.concatenate((before[1], [0.0], after[1])))
 
 
 class RowPool:
@@ -522,8 +524,8 @@ def _worker_span(span: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
 def distances_to(target: OtmannProfile, profiles: Sequence[OtmannProfile]) -> DistanceMatrices:
     """Distances from one profile to each of `profiles` (vectors of length n): an incremental add costs n."""
     batch = _Batch([target, *profiles])
-    out = batch.row(0, 1, len(batch))
-    return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
+    lp, emd = batch.row_values(0, 1, len(batch))
+    return DistanceMatrices(lp, emd)
 
 
 # Below this many pairs, starting processes costs more than it saves.
@@ -607,9 +609,9 @@ def _rows(batch: _Batch, rows: list[int]) -> tuple[list[int], list[np.ndarray], 
     n = len(batch)
     all_lp, all_emd = [], []
     for i in rows:
-        out = batch.row(i, i + 1, n)
-        all_lp.append(np.array([d.lp for d in out]))
-        all_emd.append(np.array([d.emd for d in out]))
+        lp, emd = batch.row_values(i, i + 1, n)
+        all_lp.append(lp)
+        all_emd.append(emd)
     return rows, all_lp, all_emd
 
 

@@ -143,15 +143,16 @@ def test_too_few_landmarks_are_refused():
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_whole_rows_equal_the_rows_of_the_prepared_set(monkeypatch: pytest.MonkeyPatch, workers: int):
+def test_whole_rows_equal_the_pairs_solved_one_by_one(monkeypatch: pytest.MonkeyPatch, workers: int):
     from remapdsl.space import otmann
 
     profiles = [otmann.profile(m) for m in population(40).values()]
     monkeypatch.setattr(otmann, "_PARALLEL_MIN_ROW", 0)  # the worker processes, even for a small set
-    prepared = otmann.ProfileSet(profiles)
+    batch = otmann._Batch(profiles)
     with otmann.RowPool(profiles, workers) as pool:
         for i in (0, 17, 39):
-            row, expected = pool.row(i), prepared.distances_from(i)
-            assert row.emd.tolist() == expected.emd.tolist() and row.lp.tolist() == expected.lp.tolist()
+            row, expected = pool.row(i), batch.row(i, 0, 40)  # the pair-by-pair reference
+            assert row.emd.tolist() == [0.0 if j == i else d.emd for j, d in enumerate(expected)]
+            assert row.lp.tolist() == [0.0 if j == i else d.lp for j, d in enumerate(expected)]
     with pytest.raises(IndexError):
         otmann.RowPool(profiles, 1).row(40)
