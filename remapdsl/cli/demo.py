@@ -24,7 +24,15 @@ from remapdsl.cli.options import (
     positive_int,
     worker_options,
 )
-from remapdsl.cli.workspace import open_store, print_results, read_models, report_plan, serve_file, train_jobs
+from remapdsl.cli.workspace import (
+    check_serving,
+    open_store,
+    print_results,
+    read_models,
+    report_plan,
+    serve_file,
+    train_jobs,
+)
 from remapdsl.jobs.enqueue import Plan, queue_document
 from remapdsl.store.db import Store
 
@@ -75,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     check_count("--models", args.models, 1, MAX_DEMO_MODELS)
     check_count("--epochs", args.epochs, 1, MAX_EPOCHS)
     check_count("--jobs", args.jobs, 1, MAX_PROCESSES)
+    if args.serve:  # before an hour of training, not after
+        check_serving(None, args)
     folder: Path = args.dir
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from remapdsl.cli.options import UsageError, add_serve_options
-from remapdsl.cli.workspace import serve_file
+from remapdsl.cli.workspace import check_serving, serve_file
 from remapdsl.store.db import STORE_DIR, STORE_FILE, Store, StoreError
 
 
@@ -27,13 +27,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(run=run)
 
 
-def resolve(path: Path, store: Path | None) -> tuple[Path | None, Path]:
-    """The .remap file (None for a folder) and the store's path; UsageError when either is unusable."""
+def resolve(path: Path, store: Path | None, args: argparse.Namespace) -> tuple[Path | None, Path]:
+    """The .remap file (None for a folder) and the store's path; UsageError when either is unusable or the port is
+    taken. The store is opened last, so that nothing is touched when anything else is wrong."""
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
     file = path if path.is_file() else None
     if file is not None and file.suffix != ".remap":
         raise UsageError(f"{path} is not a .remap file or a folder")
+    check_serving(file, args)
     folder = (file.parent if file is not None else path).resolve()
     location = store if store is not None else folder / STORE_DIR / STORE_FILE
     if not location.exists():
@@ -47,5 +49,5 @@ def resolve(path: Path, store: Path | None) -> tuple[Path | None, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    file, store_path = resolve(args.path, args.store)
+    file, store_path = resolve(args.path, args.store, args)
     return serve_file(file, store_path, args)

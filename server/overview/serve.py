@@ -43,6 +43,20 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def check_port(host: str, port: int) -> None:
+    """PortInUse unless `port` can be bound on `host` now (checked before anything is opened or written)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family) as s:
+            s.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} on {host} is in use; pass another --port (0 picks a free one)") from None
+        raise PortInUse(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def origins(host: str, port: int) -> list[str]:
     """The pages allowed to open the websocket: this host's (loopback: both of its names)."""
     if host in (LOOPBACK, "localhost", "::1"):
