@@ -102,7 +102,7 @@ def test_ablate_train_and_handcraft_in_the_browser(served: tuple[str, Path]) -> 
 
         # in the queue, and in the children table, where the worker's training fills in accuracy and Δ
         page.get_by_text("Queue", exact=True).click()
-        page.get_by_text("base_abl2").first.wait_for(timeout=10_000)
+        page.locator(".slick-cell:visible", has_text="base_abl2").first.wait_for(timeout=10_000)
         page.get_by_text("Children", exact=True).click()
         page.get_by_text("Children of base").wait_for()
         with Store.open_read_only(path.parent / ".remap" / "remap.db") as store:
