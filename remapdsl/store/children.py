@@ -36,7 +36,7 @@ class ChildRow:
     val_acc: float | None
     delta_acc: float | None  # against the parent, when both have one
     estimated_seconds: float | None  # before training, from the store's past runs on the device
-    actual_seconds: float | None  # the epochs trained so far, or the whole run once finished
+    actual_seconds: float | None  # the seconds of the epochs trained so far
     status: str  # the standing run's status, or "untrained"
     epoch: int  # epochs finished
     epochs: int  # epochs planned (0 unknown)
@@ -184,9 +184,11 @@ def _estimate(timing: TimeModel | None, population: Population, i: int, detail: 
 
 
 def _actual(detail: _RunDetail | None, epochs: Sequence[tuple[float, float]]) -> float | None:
-    if detail is not None and detail.seconds is not None:
-        return detail.seconds
-    return sum(s for _, s in epochs) if epochs else None
+    """The seconds its epochs took: what the estimate predicts (a run's own total adds loading the data and
+    starting a process)."""
+    if epochs:
+        return sum(s for _, s in epochs)
+    return detail.seconds if detail is not None else None
 
 
 def _count(value: np.integer | int) -> int | None:
