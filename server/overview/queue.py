@@ -9,7 +9,7 @@ import html
 from typing import Any
 
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, CustomJS
 from bokeh.models.widgets import Button, CheckboxButtonGroup, DataTable, Div, HTMLTemplateFormatter, TableColumn
 from remapdsl_server.overview.state import OverviewState, Panel
 
@@ -48,7 +48,9 @@ class QueuePanel:
         ]
         self.table = DataTable(source=self.source, columns=columns, width=680, height=420, index_position=None,
                                selectable=True, name="job_table")
-        self._redraws = 0
+        # BokehJS redraws a table when its view's indices change, and new data of as many rows leaves them as they
+        # were: the browser says the view changed whenever the data does
+        self.source.js_on_change("data", CustomJS(args={"table": self.table}, code="table.view.change.emit()"))
         self.message = Div(text="", width=680, name="queue_message")
         self.counts = Div(text="", width=680, name="queue_counts")
         self.buttons = []
@@ -102,13 +104,7 @@ class QueuePanel:
         fresh = self._columns(shown)
         if fresh == {k: list(v) for k, v in self.source.data.items()}:
             return
-        same_length = len(fresh["id"]) == len(ids)
         self.source.data = fresh
-        if same_length:
-            # Bokeh's table redraws when its view of the source changes, and new data of the same length leaves the
-            # view's indices as they were: a new tag makes the table itself change, which redraws it.
-            self._redraws += 1
-            self.table.tags = [self._redraws]
         new_ids = [j.id for j in shown]
         self.source.selected.indices = [new_ids.index(i) for i in selected if i in new_ids]
 
