@@ -93,7 +93,8 @@ def _columns() -> list[TableColumn]:
     return [
         TableColumn(field="model", title="model", width=110),
         TableColumn(field="origin", title="origin", width=70),
-        TableColumn(field="changes", title="changes", width=170),
+        TableColumn(field="changes", title="changes", width=170,  # the whole text on hover
+                    formatter=HTMLTemplateFormatter(template="<span title='<%- value %>'><%- value %></span>")),
         TableColumn(field="params", title="params", formatter=NumberFormatter(format="0,0"), width=70),
         TableColumn(field="delta_params", title="Δparams", formatter=signed, width=65),
         TableColumn(field="val_acc", title="val acc", formatter=percent, width=55),
