@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, FactorRange, LinearColorMapper, Range1d
+from bokeh.models import BasicTicker, ColumnDataSource, FactorRange, LinearColorMapper, Range1d
 from bokeh.models.widgets import Div, Select
 from bokeh.palettes import Blues256
 from bokeh.plotting import figure
@@ -73,7 +73,7 @@ class Inspector:
         acc.line("epoch", "val_acc", source=self.curves, color="#D55E00", legend_label="validation")
         acc.scatter("epoch", "val_acc", source=self.curves, color="#D55E00", size=4)
         for p in (loss, acc):
-            p.xaxis[0].ticker.min_interval = 1  # whole epochs
+            p.xaxis[0].ticker = BasicTicker(min_interval=1)  # whole epochs
             p.xaxis.axis_label = "epoch"
             p.legend.location = "center_right"
             p.legend.label_text_font_size = "9px"

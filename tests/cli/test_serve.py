@@ -154,3 +154,12 @@ def test_two_serves_with_their_workers_never_train_a_job_twice(tmp_path: Path) -
         assert not alive(int(pid)), "a worker outlived its serve"
     with Store.open_read_only(store_path) as store:
         assert running_service(store, OVERVIEW) is None
+
+
+def test_only_loopback_pages_open_the_websocket_unless_a_host_is_named() -> None:
+    from remapdsl_server.overview.serve import origins, url_of
+
+    assert origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
+    assert origins("192.168.1.7", 8000) == ["192.168.1.7:8000"]
+    assert url_of("127.0.0.1", 5006) == "http://127.0.0.1:5006/"
+    assert url_of("::1", 5006) == "http://[::1]:5006/"
