@@ -24,7 +24,7 @@ from remapdsl_server.overview import positions
 from remapdsl_server.overview.state import OverviewState, Panel
 
 from remapdsl.space.distance_cache import PREDICTIONS, STRUCTURAL
-from remapdsl.store.pareto import pareto_mask
+from remapdsl.store.pareto import ParetoFront
 from remapdsl.store.population import Population
 
 PROJECTIONS = ("accuracy", STRUCTURAL, PREDICTIONS)
@@ -124,7 +124,8 @@ class Scatter:
         self.projection = "accuracy"
         self.source = ColumnDataSource(data=columns(state.population), name="model_source")
         self.front = ColumnDataSource(data={"x": [], "y": []}, name="front")
-        self.lines = ColumnDataSource(data={"x0": [], "y0": [], "x1": [], "y1": []}, name="lineage")
+        self.lines = ColumnDataSource(data={"x0": [], "y0": [], "x1": [], "y1": []}, name="lineage_lines")
+        self.pareto: ParetoFront | None = None
         self.pending: dict[str, concurrent.futures.Future[positions.Positions]] = {}
         self.mapper = LinearColorMapper(palette=list(PALETTE), low=0.0, high=1.0, nan_color="#ffffff")
         self.figure = self._figure()
@@ -292,19 +293,21 @@ class Scatter:
             low = max(0.0, high - 0.02)
         self.mapper.update(low=low, high=high)
 
-    def update_front(self) -> None:
+    def update_front(self, rows: np.ndarray | None = None) -> None:
+        """The Pareto front of the scores shown: built anew (O(n log n)), or with `rows` changed, kept up to date
+        one row at a time. It is drawn through its models' glyphs (by overall accuracy, where they sit)."""
         self.fit_colours()
         data = self.source.data
         score = np.asarray(data["score"], dtype=float)
         params = np.asarray(data["params"], dtype=float)
-        ok = ~np.isnan(score) & ~np.isnan(params)
-        mask = np.zeros(len(score), dtype=bool)
-        if ok.any():
-            mask[np.flatnonzero(ok)] = pareto_mask(params[ok], score[ok])
-        order = np.flatnonzero(mask)
-        order = order[np.argsort(params[order])]
-        y = np.asarray(data["ay"], dtype=float)[order] if not self.state.classes else score[order]
-        self.front.data = {"x": np.asarray(data["ax"], dtype=float)[order], "y": y}
+        if rows is None or self.pareto is None:
+            self.pareto = ParetoFront(params, score)
+        else:
+            for i in rows.tolist():
+                self.pareto.add(int(i), params[i], score[i])
+        order = np.asarray(self.pareto.indices(), dtype=int)
+        self.front.data = {"x": np.asarray(data["ax"], dtype=float)[order],
+                           "y": np.asarray(data["ay"], dtype=float)[order]}
 
     def apply_budgets(self) -> None:
         data = self.source.data
@@ -366,7 +369,7 @@ class Scatter:
                 self.place(space)
         self.source.data["score"] = self.state.score(self.state.classes)
         self.apply_budgets()
-        self.update_front()
+        self.update_front(rows)
         self._say()
 
 

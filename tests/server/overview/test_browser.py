@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,12 @@ def test_every_model_is_drawn_once_and_the_screen_is_complete(page: Any) -> None
     assert sorted(models["name"]) == sorted(MODELS)
     points = glyph_points(page)
     assert len(points) == len(MODELS) and all(math.isfinite(x) and math.isfinite(y) for x, y in points)
+    # the hover's chip and the drawer's diff chip come from the server
+    hashes = models["hash"]
+    with urllib.request.urlopen(f"{page.url.split('?')[0]}chip/{hashes[0]}/mini.svg") as reply:
+        assert reply.headers["Content-Type"] == "image/svg+xml" and reply.read().startswith(b"<svg")
+    with urllib.request.urlopen(f"{page.url.split('?')[0]}diff/{hashes[0]}/{hashes[1]}.svg") as reply:
+        assert b"<svg" in reply.read()
     shoot(page, "screen")
     shoot(page, "model-overview", "overview_panel")
     shoot(page, "data-selection", "classes_panel")

@@ -356,3 +356,16 @@ def test_the_store_written_by_a_worker_while_the_session_reads(session: Any, wor
     assert not failures and errors(doc) == ""
     data = source(doc)
     assert all(data["status"][row_of(doc, n)] == "done" for n in ("extra_a", "extra_b", "extra_c"))
+
+
+def test_lines_join_each_parent_to_its_children(session: Any) -> None:
+    _, doc = session
+    widget(doc, "lineage").active = True
+    lines = widget(doc, "lineage_lines").data
+    data = source(doc)
+    x = np.asarray(data["ax"], dtype=float)
+    pairs = {(float(a), float(b)) for a, b in zip(lines["x0"], lines["x1"], strict=True)}
+    assert pairs == {(x[row_of(doc, "conv")], x[row_of(doc, "conv_wide")]),
+                     (x[row_of(doc, "mlp")], x[row_of(doc, "mlp_tanh")])}
+    widget(doc, "lineage").active = False
+    assert widget(doc, "lineage_lines").data["x0"] == []
