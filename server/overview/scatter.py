@@ -310,7 +310,12 @@ class Scatter:
                            "y": np.asarray(data["ay"], dtype=float)[order]}
 
     def apply_budgets(self) -> None:
-        data = self.source.data
+        fill, line = self._alphas(self.source.data)
+        self.source.data.update(fill_alpha=fill, line_alpha=line)
+
+    def _alphas(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Fill and line alpha of the rows of `data` (columns): dimmed outside the sliders' bounds, hollow while
+        queued or running."""
         params_limit, latency_limit, size_limit = (math.inf if s.value >= s.end else s.value for s in self.sliders)
         logp = np.asarray(data["ax"], dtype=float)
         latency = np.asarray(data["latency"], dtype=float)
@@ -320,7 +325,7 @@ class Scatter:
         outside |= ~np.isnan(size) & (size > size_limit + 1e-9)
         active = np.isin(np.asarray(data["status"]), ("queued", "running"))
         alpha = np.where(outside, DIMMED, SHOWN)
-        self.source.data.update(fill_alpha=np.where(active, 0.0, alpha), line_alpha=alpha)
+        return np.where(active, 0.0, alpha), alpha
 
     def draw_lines(self) -> None:
         self.lines_renderer.visible = bool(self.lineage.active)
@@ -351,26 +356,31 @@ class Scatter:
             self.source.selected.indices = rows.tolist()
 
     def on_population(self, rows: np.ndarray) -> None:
-        """Rows changed or were added: patch the changed ones, stream the new ones, then recolour and refront."""
+        """Rows changed or were added: patch the changed ones and stream the new ones (only their values go to the
+        browser), then keep the colour scale and the Pareto front up to date."""
         n_old = len(self.source.data["hash"])
         rows = np.asarray(rows, dtype=int)
         old_rows = rows[rows < n_old]
-        new_rows = rows[rows >= n_old]
+        new_rows = np.sort(rows[rows >= n_old])
         keep_positions = ("sx", "sy", "px", "py", "note")
+        score = self.state.score(self.state.classes)
         if len(old_rows):
-            fresh = columns(self.state.population.take(old_rows))
+            fresh = self._rows(old_rows, score)
             patch = {name: [(int(i), _plain(v)) for i, v in zip(old_rows, fresh[name], strict=True)]
                      for name in fresh if name not in keep_positions}
             self.source.patch(patch)
         if len(new_rows):
-            new: dict[str, Any] = columns(self.state.population.take(np.sort(new_rows)))
-            self.source.stream(new)
+            self.source.stream(self._rows(new_rows, score))
             for space in (STRUCTURAL, PREDICTIONS):
                 self.place(space)
-        self.source.data["score"] = self.state.score(self.state.classes)
-        self.apply_budgets()
         self.update_front(rows)
         self._say()
+
+    def _rows(self, rows: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+        fresh = columns(self.state.population.take(rows))
+        fresh["score"] = score[rows]
+        fresh["fill_alpha"], fresh["line_alpha"] = self._alphas(fresh)
+        return fresh
 
 
 def _plain(value: Any) -> Any:
