@@ -16,6 +16,7 @@ import numpy as np
 from remapdsl.language.model import Document
 from remapdsl.language.parser import parse
 from remapdsl.store.db import Store
+from remapdsl.store.newest import newest_run
 
 SAMPLES_PER_CLASS = 4
 
@@ -68,10 +69,9 @@ def read_header(file: Path | None, store: Store | None = None) -> Header:
         return _with_data(document, str(file.parent), document)
     if store is None:
         return Header(None, None, (), None, "no file")
-    runs = store.runs()
-    if not runs:
+    newest = newest_run(store)
+    if newest is None:
         return Header(None, None, (), None, "no run in the store yet")
-    newest = runs[-1]
     return _with_data(parse(newest.data_text).document, newest.base_dir or str(store.path.parent.parent), None)
 
 
