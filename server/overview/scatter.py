@@ -274,6 +274,10 @@ class Scatter:
         text = f"{n:,} models"
         if shown < n:
             text += f", {shown:,} with a position here"
+        if self.state.classes:
+            names = self.state.class_names
+            chosen = ", ".join(names[c] if c < len(names) else str(c) for c in self.state.classes)
+            text += f" · darkness and front: accuracy on {chosen}"
         if self.pending:
             text += f" · laying out {', '.join(self.pending)}…"
         self.status.text = text
@@ -283,6 +287,7 @@ class Scatter:
     def on_classes(self, classes: tuple[int, ...]) -> None:
         self.source.data["score"] = self.state.score(classes)
         self.update_front()
+        self._say()
 
     def fit_colours(self) -> None:
         """Darkness spans the accuracies shown: the worst model lightest, the best darkest."""
