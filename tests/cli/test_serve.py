@@ -163,3 +163,31 @@ def test_only_loopback_pages_open_the_websocket_unless_a_host_is_named() -> None
     assert origins("192.168.1.7", 8000) == ["192.168.1.7:8000"]
     assert url_of("127.0.0.1", 5006) == "http://127.0.0.1:5006/"
     assert url_of("::1", 5006) == "http://[::1]:5006/"
+
+
+@pytest.mark.slow
+def test_the_demo_ends_by_serving_its_population_until_stopped(tmp_path: Path) -> None:
+    import urllib.request
+
+    process = subprocess.Popen([sys.executable, "-m", "remapdsl", "demo", "--dir", str(tmp_path / "demo"), "--models",
+                                "2", "--epochs", "1", "--jobs", "1", "--device", "cpu", "--no-onnx", "--no-browser",
+                                "--no-worker", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    assert process.stdout is not None
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            found = re.search(r"remap overview of .*demo\.remap at (http://127\.0\.0\.1:\d+/)", line)
+            if found:
+                with urllib.request.urlopen(found.group(1), timeout=120) as reply:
+                    assert reply.status == 200 and b"remap overview" in reply.read()
+                break
+        else:
+            pytest.fail("".join(lines))
+        assert any(line.startswith("results:") for line in lines)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, "".join(lines) + out
+    assert "overview stopped" in out
