@@ -62,8 +62,8 @@ def stored(store: Store, space: str, keys: np.ndarray) -> Positions:
         hit = known_sorted[idx] == keys
         x[hit] = xs[idx[hit]]
         y[hit] = ys[idx[hit]]
-    notes = np.where(np.isnan(x), "not laid out yet", "").astype(object)
-    return Positions(x, y, notes)
+    # a model without a stored position is not laid out yet: no reason to give until placing it fails
+    return Positions(x, y, np.full(n, "", dtype=object))
 
 
 def compute(store_path: Path, space: str, hashes: np.ndarray, run_ids: np.ndarray) -> Positions:

@@ -126,6 +126,8 @@ class Scatter:
         self.front = ColumnDataSource(data={"x": [], "y": []}, name="front")
         self.lines = ColumnDataSource(data={"x0": [], "y0": [], "x1": [], "y1": []}, name="lineage_lines")
         self.pareto: ParetoFront | None = None
+        n = len(state.population)
+        self.notes = {space: np.full(n, "", dtype=object) for space in (STRUCTURAL, PREDICTIONS)}
         self.pending: dict[str, concurrent.futures.Future[positions.Positions]] = {}
         self.mapper = LinearColorMapper(palette=list(PALETTE), low=0.0, high=1.0, nan_color="#ffffff")
         self.figure = self._figure()
@@ -224,15 +226,15 @@ class Scatter:
             self._apply(space, positions.stored(self.state.store, space, keys))
 
     def _apply(self, space: str, found: positions.Positions) -> None:
+        """The space's positions into its columns, and its reasons for rows without one into the hover's note."""
         x, y = COLUMNS[space]
-        data = self.source.data
-        notes = np.asarray(data["note"], dtype=object).copy()
-        mine = "structural" if space == STRUCTURAL else "prediction"
-        keep = np.array([not str(t).startswith(("no " + mine, "not laid out")) for t in notes])
-        notes = np.where(keep & (notes != ""), notes, found.notes)
-        if space == PREDICTIONS:
-            notes = np.where(np.isnan(np.asarray(data["acc"], dtype=float)) & (notes == ""), notes, notes)
-        self.source.data.update({x: found.x, y: found.y, "note": notes})
+        n = len(found.x)
+        self.notes[space] = np.asarray(found.notes, dtype=object)
+        for other, notes in self.notes.items():  # models streamed in since the other space was laid out
+            if len(notes) < n:
+                self.notes[other] = np.concatenate([notes, np.full(n - len(notes), "", dtype=object)])
+        joined = [("; ".join(n for n in pair if n)) for pair in zip(*self.notes.values(), strict=True)]
+        self.source.data.update({x: found.x, y: found.y, "note": np.array(joined, dtype=object)})
 
     def place(self, space: str) -> None:
         """Lay out the models without a position in a thread; the session picks the result up when it is done."""
