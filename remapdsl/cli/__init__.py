@@ -31,6 +31,7 @@ COMMANDS = (
     "queue",
     "results",
     "demo",
+    "serve",
     "lsp",
 )
 
@@ -47,6 +48,8 @@ EXTRAS = {
     "onnxscript": "onnx",
     "cairosvg": "png",
     "ray": "distributed",
+    "bokeh": "overview",
+    "tornado": "overview",
 }
 
 

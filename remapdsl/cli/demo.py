@@ -1,8 +1,9 @@
 """`remap demo`: the main job on the bundled digits data, end to end.
 
 Samples a population of models with the Markov chain, writes them to `demo.remap` in a work folder,
-trains them with a progress bar per model and epoch, and prints the Pareto front (accuracy against
-parameters) and the results table.
+trains them with a progress bar per model and epoch, prints the Pareto front (accuracy against
+parameters) and the results table, and serves the model overview on the population (`remap serve`)
+until stopped; `--no-serve` ends after the table.
 """
 
 from __future__ import annotations
@@ -18,11 +19,20 @@ from remapdsl.cli.options import (
     MAX_PROCESSES,
     UsageError,
     add_no_onnx_option,
+    add_serve_options,
     check_count,
     positive_int,
     worker_options,
 )
-from remapdsl.cli.workspace import open_store, print_results, read_models, report_plan, train_jobs
+from remapdsl.cli.workspace import (
+    check_serving,
+    open_store,
+    print_results,
+    read_models,
+    report_plan,
+    serve_file,
+    train_jobs,
+)
 from remapdsl.jobs.enqueue import Plan, queue_document
 from remapdsl.store.db import Store
 
@@ -46,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help=f"worker processes, 1 to {MAX_PROCESSES} (default {DEFAULT_JOBS})")
     p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
     add_no_onnx_option(p)
+    p.add_argument("--no-serve", dest="serve", action="store_false",
+                   help="end after the results table instead of serving the overview (for scripts and CI)")
+    add_serve_options(p)
     p.set_defaults(run=run)
 
 
@@ -70,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     check_count("--models", args.models, 1, MAX_DEMO_MODELS)
     check_count("--epochs", args.epochs, 1, MAX_EPOCHS)
     check_count("--jobs", args.jobs, 1, MAX_PROCESSES)
+    if args.serve:  # before an hour of training, not after
+        check_serving(None, args)
     folder: Path = args.dir
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -88,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
         _print_front(store, plan)
         print("\nresults:")
         print_results(store, plan, sys.stdout)
-    print(f"\nnext: open {path}, or `remap results {path}`; the store is {store.path}")
-    return 0
+    if not args.serve:
+        print(f"\nnext: open {path}, or `remap serve {path}`; the store is {store.path}")
+        return 0
+    print(f"\nthe store is {store.path}; serving the overview (Ctrl-C stops it)", flush=True)
+    return serve_file(path, store.path, args)
 
 
 def _print_front(store: Store, plan: Plan) -> None:

@@ -199,3 +199,18 @@ def measure_of(args: argparse.Namespace) -> str:
     except ValueError:
         raise UsageError(f"--measure {args.measure} is a structural distance; the predictions space compares "
                          "predictions, with one distance") from None
+
+
+DEFAULT_PORT = 5006  # of `remap serve`, Bokeh's own
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="P",
+                   help=f"port to listen on (default {DEFAULT_PORT}; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", metavar="H",
+                   help="address to listen on (default 127.0.0.1: this machine only). Another address exposes the "
+                        "overview, which can queue and cancel training, to that network; the websocket then accepts "
+                        "pages of that host only")
+    p.add_argument("--no-worker", dest="worker", action="store_false",
+                   help="do not start a training worker (queued jobs wait for a `remap worker`)")
+    p.add_argument("--no-browser", dest="browser", action="store_false", help="print the URL and open no browser")

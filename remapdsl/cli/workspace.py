@@ -632,3 +632,37 @@ def comparable() -> Iterator[None]:
         yield
     except PredictionError as e:
         raise UsageError(str(e)) from None
+
+
+# --- serving the overview -------------------------------------------------------------------------------
+
+
+def check_serving(file: Path | None, args: argparse.Namespace) -> None:
+    """UsageError when the overview cannot serve `file` (it has errors) on the port asked for (taken)."""
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535; found {args.port}")
+    from remapdsl_server.overview.serve import PortInUse, check_port
+    from remapdsl_server.overview.workspace import HeaderError, check_file
+
+    if file is not None:
+        try:
+            check_file(file)
+        except HeaderError as e:
+            raise UsageError(str(e)) from None
+    try:
+        check_port(args.host, args.port)
+    except PortInUse as e:
+        raise UsageError(str(e)) from None
+
+
+def serve_file(file: Path | None, store_path: Path, args: argparse.Namespace) -> int:
+    """Serve the overview of `store_path` (with `file`'s header) as the serve options of `args` ask."""
+    check_serving(file, args)
+    from remapdsl_server.overview.app import config_for
+    from remapdsl_server.overview.serve import PortInUse, serve
+
+    try:
+        return serve(config_for(store_path, file), host=args.host, port=args.port, worker=args.worker,
+                     browser=args.browser)
+    except PortInUse as e:
+        raise UsageError(str(e)) from None

@@ -1,11 +1,14 @@
-"""What the store knows about one architecture, for hovers: its latest finished run, curve, classes, ONNX."""
+"""What the store knows about one architecture, for hovers: its latest finished run, curve, classes, ONNX, and
+its page in the model overview when a `remap serve` runs on the store."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from remapdsl.store.db import FINISHED, Store
 from remapdsl.store.estimate import TimeModel, time_model
+from remapdsl.store.services import OVERVIEW, running_service
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,24 @@ class StoreFacts:
     n_train: int | None  # training examples of this data, from any past run on it
     # fitted to past runs on the GPU, else the CPU (what trains next); None for a trained model
     timing: TimeModel | None
+    # the model's page in a running overview (`remap serve` on this store), when the store knows the model
+    overview: str | None = None
+
+
+def overview_link(url: str, model_hash: str) -> str:
+    """The overview at `url` with one model selected: `URL?model=HASH` (other query parameters kept)."""
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode({"model": model_hash})) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
 
 
 def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
-    """The newest finished run of `model_hash` on this data line, and what an estimate needs."""
+    """The newest finished run of `model_hash` on this data line, what an estimate needs, and the link into a
+    running overview. A few small queries on a store the caller keeps open (a hover must stay fast)."""
     from remapdsl.onnx.records import latest_report
+
+    url = running_service(store, OVERVIEW)
+    overview = overview_link(url, model_hash) if url is not None and store.model(model_hash) is not None else None
 
     runs = [r for r in store.runs(model_hash) if r.data_text == data_text]
     finished = [r for r in runs if r.status in FINISHED and r.val_acc is not None]
@@ -38,7 +54,7 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
     if n_train is None:
         n_train = store.latest_n_train(data_text)
     if not finished:  # only an untrained model needs an estimate: the fit is left out of other hovers
-        return StoreFacts(None, n_train, time_model(store, "cuda") or time_model(store, "cpu"))
+        return StoreFacts(None, n_train, time_model(store, "cuda") or time_model(store, "cpu"), overview)
     run = finished[-1]  # runs come oldest first
     confusion = store.confusion(run.id)
     report = latest_report(store, model_hash, trained=True)
@@ -48,4 +64,4 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
         tuple(float(a) for a in confusion.per_class) if confusion is not None else (),
         run.seconds, run.used_device, one.p50_ms if one else None,
         f"{report.session.provider}" if report is not None else "")
-    return StoreFacts(trained, n_train, None)
+    return StoreFacts(trained, n_train, None, overview)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from remapdsl.editor.facts import StoreFacts
@@ -84,6 +85,8 @@ def model_hover(info: ModelInfo, *, images: bool, facts: StoreFacts | None = Non
         facts_lines.append(line)
     if neighbours:
         facts_lines.append("closest in structure: " + " · ".join(f"`{n}` {short_distance(d)}" for n, d in neighbours))
+    if facts is not None and facts.overview is not None:
+        facts_lines.append(f"[show in overview]({facts.overview})")
     parts.append("\n\n".join(facts_lines))
     return "\n\n".join(parts)
 
@@ -127,7 +130,12 @@ def _planned(document: Document, option: str) -> int:
 
 
 def plain_text(markdown: str) -> str:
-    """A hover for clients that show plain text only. The hovers use bold, inline code and fenced text
-    blocks and nothing else, so dropping their marks leaves the text."""
+    """A hover for clients that show plain text only. The hovers use bold, inline code, fenced text blocks and
+    links and nothing else, so dropping their marks (a link becomes "text: URL") leaves the text."""
     lines = [line for line in markdown.split("\n") if not line.startswith("```")]
-    return "\n".join(lines).replace("**", "").replace("`", "")
+    text = "\n".join(lines).replace("**", "").replace("`", "")
+    return _LINK.sub(r"\1: \2", text)
+
+
+# a Markdown link that is not an image
+_LINK = re.compile(r"(?<!!)\[([^\]\n]+)\]\(([^)\s]+)\)")

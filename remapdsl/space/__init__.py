@@ -1,5 +1,5 @@
 """The model space: OTMANN structural distances, prediction distances, their cached matrices, the kept MDS
-layouts and the nearest neighbours of a model.
+layouts (landmark MDS for large populations) and the nearest neighbours of a model.
 
 Names are loaded on first use: the distances need POT and SciPy (the `distance` extra), and
 `import remapdsl.space` must not fail without them.
@@ -13,6 +13,7 @@ from remapdsl.faces import lazy_names
 
 if TYPE_CHECKING:
     from remapdsl.space.distance_cache import DistanceCache, PairValue
+    from remapdsl.space.landmarks import DEFAULT_LANDMARKS, LANDMARK_THRESHOLD, LandmarkLayout, landmark_mds
     from remapdsl.space.model_space import Members, ModelSpace, RunPredictions, check_measure
     from remapdsl.space.neighbours import Neighbour, nearest
     from remapdsl.space.otmann import OtmannDistance, OtmannError, OtmannProfile, distance, distance_matrix, profile
@@ -35,6 +36,10 @@ _HOMES = {
     "ProjectionError": "projection",
     "embed": "projection",
     "place": "projection",
+    "DEFAULT_LANDMARKS": "landmarks",
+    "LANDMARK_THRESHOLD": "landmarks",
+    "LandmarkLayout": "landmarks",
+    "landmark_mds": "landmarks",
     "Neighbour": "neighbours",
     "nearest": "neighbours",
     "ModelSpace": "model_space",
@@ -44,7 +49,10 @@ _HOMES = {
 }
 
 __all__ = [
+    "DEFAULT_LANDMARKS",
+    "LANDMARK_THRESHOLD",
     "DistanceCache",
+    "LandmarkLayout",
     "Layout",
     "Members",
     "ModelSpace",
@@ -60,6 +68,7 @@ __all__ = [
     "distance",
     "distance_matrix",
     "embed",
+    "landmark_mds",
     "nearest",
     "place",
     "prediction_distance_matrix",

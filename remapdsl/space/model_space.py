@@ -48,6 +48,7 @@ from remapdsl.space.distance_cache import (
     ordered,
     predictions_compute,
 )
+from remapdsl.space.landmarks import DEFAULT_LANDMARKS, LANDMARK_THRESHOLD
 from remapdsl.space.neighbours import Neighbour, nearest
 from remapdsl.store.db import Store
 from remapdsl.store.distances import DistanceTable
@@ -132,11 +133,17 @@ class ModelSpace:
     architecture hash and predictions per run for the life of the object.
     """
 
-    def __init__(self, store: Store | None = None, *, workers: int = 2) -> None:
+    def __init__(self, store: Store | None = None, *, workers: int = 2, landmarks: int = DEFAULT_LANDMARKS,
+                 landmark_threshold: int = LANDMARK_THRESHOLD) -> None:
+        if landmarks < 3:
+            raise ValueError(f"a landmark layout needs at least 3 landmarks; found {landmarks}")
         self.store = Store.in_memory() if store is None else store
         self.cache = DistanceCache(DistanceTable(self.store))
         self.layouts = LayoutTable(self.store)
         self.workers = workers
+        # layouts of more models than `landmark_threshold` are landmark layouts of `landmarks` landmarks
+        self.landmarks = landmarks
+        self.landmark_threshold = max(landmark_threshold, landmarks)
         self._lock = threading.RLock()
         self._profiles: dict[str, otmann.OtmannProfile] = {}  # by architecture hash
         self._by_text: dict[str, str] = {}  # architecture hash by the text of a model's layers
@@ -267,6 +274,8 @@ class ModelSpace:
 
         With `relayout`, MDS over the members (with `refine` SMACOF iterations) turned onto the stored
         positions replaces the stored layout; `refine` applies as well to the first layout of a space.
+        Over `landmark_threshold` members, MDS is landmark MDS (`remapdsl.space.landmarks`): n x L distances
+        rather than n²/2, and new models are then placed among the landmarks.
         """
         measure = check_measure(members.space, measure)
         if refine < 0:
@@ -276,27 +285,29 @@ class ModelSpace:
             rows = self.layouts.positions(space, measure)
             stored = {p.key: np.array([p.x, p.y]) for p in rows}
             refined = any(p.refined for p in rows)
+            landmarks = {p.key for p in rows if p.landmark}
             kept = [k for k in keys if k in stored]
             new = [k for k in keys if k not in stored]
             how = dict.fromkeys(kept, KEPT)
             stress: float | None = None
-            reference: Layout | None
+            coords: Mapping[str, np.ndarray] = stored
             if relayout and keys:
-                reference, stress = self._fresh(members, keys, measure, refine, stored)
-                self._write(space, measure, reference, keys, replace=True)
+                fresh, stress = self._fresh(members, keys, measure, refine, stored)
+                self._write(space, measure, fresh, keys, replace=True)
+                coords = fresh.coords
                 how = dict.fromkeys(keys, RELAID)
             elif not new:
-                reference = None
+                pass
             elif len(new) > len(kept) or not _spans_plane([stored[k] for k in kept]):
-                reference, stress = self._fresh(members, keys, measure, refine, {k: stored[k] for k in kept},
-                                                keep=True)
-                self._write(space, measure, reference, new)
+                fresh, stress = self._fresh(members, keys, measure, refine, {k: stored[k] for k in kept}, keep=True)
+                self._write(space, measure, fresh, new)
+                coords = fresh.coords
                 how.update(dict.fromkeys(new, PLACED if kept else RELAID))
             else:
-                reference = self._place(members, measure, kept, new, stored, refined)
-                self._write(space, measure, reference, new)
+                placed = self._place(members, measure, kept, new, stored, refined, landmarks)
+                self._write(space, measure, placed, new)
+                coords = {**stored, **placed.coords}
                 how.update(dict.fromkeys(new, PLACED))
-        coords = stored if reference is None else dict(zip(reference.keys, reference.coords, strict=True))
         positions = {name: (_plain(coords[k][0]), _plain(coords[k][1])) for name, k in members.keys.items()}
         by = {status: tuple(n for n, k in members.keys.items() if how[k] == status)
               for status in (KEPT, PLACED, RELAID)}
@@ -304,11 +315,14 @@ class ModelSpace:
                             None if stress is None else _plain(stress))
 
     def _fresh(self, members: Members, keys: list[str], measure: str, refine: int,
-               previous: Mapping[str, np.ndarray], keep: bool = False) -> tuple[Layout, float]:
+               previous: Mapping[str, np.ndarray], keep: bool = False) -> tuple[_Positions, float]:
         """MDS of the members turned onto `previous` over the keys they share; with `keep`, those keys then
-        take their previous positions exactly. The layout's stress comes with it."""
+        take their previous positions exactly. The layout's stress comes with it (for a landmark layout, over
+        the distances measured)."""
         from remapdsl.space.projection import Layout, align, embed, stress  # scipy: the `distance` extra
 
+        if len(keys) > self.landmark_threshold:
+            return self._fresh_landmarks(members, keys, measure, refine, previous, keep)
         d = self.cache.get_matrix(members.space, keys, self._compute(members), _COLUMN[measure])
         fresh = embed(keys, d, refine=refine)
         coords = align(fresh.coords, previous, keys)
@@ -318,46 +332,167 @@ class ModelSpace:
                     coords[i] = previous[key]
         layout = Layout(tuple(keys), coords, fresh.row_means, fresh.grand_mean, fresh.refined)
         self._references[(members.space, measure)] = layout
-        return layout, stress(d, coords)
+        return _Positions(dict(zip(keys, coords, strict=True)), fresh.refined), stress(d, coords)
+
+    def _fresh_landmarks(self, members: Members, keys: list[str], measure: str, refine: int,
+                         previous: Mapping[str, np.ndarray], keep: bool) -> tuple[_Positions, float]:
+        """Landmark MDS of the members (see `_fresh`); the landmarks' distances among themselves are stored, so
+        that a model added later is placed among them from L distances."""
+        from remapdsl.space.landmarks import landmark_mds
+        from remapdsl.space.projection import Layout, align
+
+        with self._rows(members, keys, measure) as rows:
+            laid = landmark_mds(keys, rows.row, self.landmarks, refine=refine)
+            self.cache.store(members.space, rows.pairs(laid.landmarks))
+        coords = align(laid.coords, previous, keys)
+        if keep:
+            for i, key in enumerate(keys):
+                if key in previous:
+                    coords[i] = previous[key]
+        chosen = [keys[i] for i in laid.landmarks]
+        base = laid.reference
+        self._references[(members.space, measure)] = Layout(tuple(chosen), coords[laid.landmarks], base.row_means,
+                                                            base.grand_mean, base.refined)
+        return _Positions(dict(zip(keys, coords, strict=True)), base.refined, frozenset(chosen)), laid.stress
+
+    def _rows(self, members: Members, keys: list[str], measure: str) -> _RowSource:
+        """Whole rows of distances among `keys`, for landmark MDS."""
+        if members.space == PREDICTIONS:
+            return _PredictionRows(keys, [self._predictions[k] for k in keys])
+        return _StructuralRows(keys, [self._profiles[k] for k in keys], measure, self.workers)
 
     def _place(self, members: Members, measure: str, kept: list[str], new: list[str],
-               stored: Mapping[str, np.ndarray], refined: bool) -> Layout:
-        """`new` placed one after another among the kept models (and the new ones placed before)."""
+               stored: Mapping[str, np.ndarray], refined: bool, landmarks: set[str]) -> _Positions:
+        """`new` placed one after another among the kept models (and the new ones placed before), or, in a
+        landmark layout, each among the landmarks."""
         from remapdsl.space.projection import place
 
         space, column = members.space, _COLUMN[measure]
         compute = self._compute(members)
-        reference = self._reference(members, measure, kept, stored, refined)
-        wanted = [(n, o) for i, n in enumerate(new) for o in (*kept, *new[:i])]
+        reference = self._reference(members, measure, kept, stored, refined, landmarks)
+        among_landmarks = not landmarks.isdisjoint(reference.keys) or len(reference.keys) < len(kept)
+        if among_landmarks:
+            wanted = [(n, o) for n in new for o in reference.keys]
+        else:
+            wanted = [(n, o) for i, n in enumerate(new) for o in (*kept, *new[:i])]
         values = self.cache.pairs(space, wanted, compute)
+        coords: dict[str, np.ndarray] = {}
         for key in new:
             d = np.array([_measure(values[ordered(key, o)], column) for o in reference.keys])
-            reference = reference.with_point(key, place(reference, d), d)
+            coords[key] = place(reference, d)
+            if not among_landmarks:
+                reference = reference.with_point(key, coords[key], d)
         self._references[(space, measure)] = reference
-        return reference
+        return _Positions(coords, reference.refined)
 
     def _reference(self, members: Members, measure: str, kept: list[str], stored: Mapping[str, np.ndarray],
-                   refined: bool) -> Layout:
-        """The kept models as a layout with the row means of their squared distances (what Gower needs)."""
+                   refined: bool, landmarks: set[str]) -> Layout:
+        """What new models are placed among, with the row means of the squared distances (what Gower needs): the
+        landmarks of a landmark layout, else all the kept models. A layout grown past `landmark_threshold`
+        without landmarks has them chosen among its kept models now (and marked)."""
+        from remapdsl.space.landmarks import maxmin
         from remapdsl.space.projection import Layout
 
         space, column = members.space, _COLUMN[measure]
+        chosen = [k for k in kept if k in landmarks]
+        if not chosen and len(kept) > self.landmark_threshold:
+            start = min(range(len(kept)), key=kept.__getitem__)
+            with self._rows(members, kept, measure) as rows:
+                picked, _ = maxmin(len(kept), self.landmarks, rows.row, start)
+                self.cache.store(space, rows.pairs(picked))
+            chosen = [kept[i] for i in picked]
+            self.layouts.write(space, measure, [Position(k, float(stored[k][0]), float(stored[k][1]), refined, True)
+                                                for k in chosen])
+        # (fewer than L landmarks when the other models all sit on one of them)
+        keys = chosen if chosen else kept
         cached = self._references.get((space, measure))
-        if cached is not None and len(cached.keys) == len(kept) and set(cached.keys) == set(kept) and \
+        if cached is not None and len(cached.keys) == len(keys) and set(cached.keys) == set(keys) and \
                 np.array_equal(cached.coords, np.array([stored[k] for k in cached.keys])):
             return cached
-        # every pair among the kept models, read from the cache (computed if it lost some)
-        d = self.cache.get_matrix(space, kept, self._compute(members), column)
+        # every pair among them, read from the cache (computed if it lost some)
+        d = self.cache.get_matrix(space, keys, self._compute(members), column)
         row_means = (d ** 2).mean(axis=1)
-        coords = np.array([stored[k] for k in kept])
-        return Layout(tuple(kept), coords, row_means, float(row_means.mean()), refined)
+        coords = np.array([stored[k] for k in keys])
+        return Layout(tuple(keys), coords, row_means, float(row_means.mean()), refined)
 
-    def _write(self, space: str, measure: str, layout: Layout, keys: Sequence[str], replace: bool = False) -> None:
-        """Store the positions of `keys` from `layout`; with `replace`, drop the rest of the stored layout."""
-        where = {k: i for i, k in enumerate(layout.keys)}
-        self.layouts.write(space, measure, [Position(k, float(layout.coords[where[k], 0]),
-                                                     float(layout.coords[where[k], 1]), layout.refined)
-                                            for k in keys], replace=replace)
+    def _write(self, space: str, measure: str, positions: _Positions, keys: Sequence[str],
+               replace: bool = False) -> None:
+        """Store the positions of `keys`; with `replace`, drop the rest of the stored layout."""
+        self.layouts.write(space, measure, [Position(k, float(positions.coords[k][0]), float(positions.coords[k][1]),
+                                                     positions.refined, k in positions.landmarks) for k in keys],
+                           replace=replace)
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """Positions computed by a layout step, by key; which of them are landmarks."""
+
+    coords: Mapping[str, np.ndarray]
+    refined: bool
+    landmarks: frozenset[str] = frozenset()
+
+
+class _RowSource:
+    """Rows of distances from one key to all keys (in their order), remembered for the landmarks' own pairs."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self._values: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # row → (value, lp)
+
+    def row(self, i: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def pairs(self, chosen: Sequence[int] | np.ndarray) -> dict[Pair, PairValue]:
+        """The distances among the chosen rows' keys, as the distance cache stores them."""
+        out: dict[Pair, PairValue] = {}
+        chosen = [int(i) for i in chosen]
+        for a_index, i in enumerate(chosen):
+            value, lp = self._values[i]
+            for j in chosen[a_index + 1:]:
+                if self.keys[i] != self.keys[j]:
+                    out[ordered(self.keys[i], self.keys[j])] = PairValue(float(value[j]),
+                                                                         None if lp is None else float(lp[j]))
+        return out
+
+    def __enter__(self) -> _RowSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing held by default."""
+
+
+class _StructuralRows(_RowSource):
+    def __init__(self, keys: list[str], profiles: list[otmann.OtmannProfile], measure: str, workers: int) -> None:
+        super().__init__(keys)
+        self.measure = measure
+        self._pool = otmann.RowPool(profiles, workers)
+
+    def row(self, i: int) -> np.ndarray:
+        d = self._pool.row(i)
+        self._values[i] = (d.emd, d.lp)
+        return d.lp if self.measure == "lp" else d.emd
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _PredictionRows(_RowSource):
+    def __init__(self, keys: list[str], predictions: list[np.ndarray]) -> None:
+        super().__init__(keys)
+        lengths = {len(p) for p in predictions}
+        if len(lengths) != 1 or lengths == {0}:
+            raise ValueError("the models' validation predictions differ in length or are empty; all models must be "
+                             "evaluated on the same validation split")
+        self._matrix = np.asarray(predictions, dtype=np.int64).reshape(len(predictions), -1)
+
+    def row(self, i: int) -> np.ndarray:
+        # the normalised Hamming distance of `prediction_distance`, one model against all
+        d: np.ndarray = (self._matrix != self._matrix[i]).mean(axis=1)
+        self._values[i] = (d, None)
+        return d
 
 
 def _hub(pairs: Sequence[Pair]) -> str | None:

@@ -42,6 +42,7 @@ it was.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import sys
 import threading
@@ -49,6 +50,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -471,7 +473,8 @@ class _Batch:
         return len(self.masses)
 
     def row(self, i: int, first: int, stop: int) -> list[OtmannDistance]:
-        """Distances from profile i to profiles first..stop-1."""
+        """Distances from profile i to profiles first..stop-1, pair by pair: the plain form of `row_values`, which
+        the batches use, kept as its reference."""
         if first >= stop:
             return []
         lo, hi = self.offsets[first], self.offsets[stop]
@@ -501,6 +504,40 @@ class _Batch:
             normalised = _solve(supply, demand, cost)
             out.append(OtmannDistance(lp=normalised * total, emd=normalised))
         return out
+    def row_values(self, i: int, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """What `row` gives, as arrays (lp, emd), with the per-pair work moved out of the loop: the costs of all
+        pairs in one padded block (a dummy column after each profile's nodes, a dummy row below), the supplies
+        and demands of all pairs in two array expressions. Equal to `row` to the last bit."""
+        count = stop - first
+        if count <= 0:
+            return np.zeros(0), np.zeros(0)
+        lo, hi = self.offsets[first], self.offsets[stop]
+        mine = slice(self.offsets[i], self.offsets[i + 1])
+        block = self.mislabel[self.rows[mine, None] + self.columns[None, lo:hi]]
+        for column, weight in zip(self.features, self.weights, strict=True):
+            block += weight * np.abs(column[mine, None] - column[None, lo:hi])
+        np.minimum(block, UNMATCHABLE_COST, out=block)
+        n1, ti = self.sizes[i], self.totals[i]
+        sizes = np.asarray(self.sizes[first:stop])
+        ends = np.cumsum(sizes + 1)  # each profile's segment ends with its dummy column
+        starts = ends - sizes - 1
+        padded = np.full((n1 + 1, int(ends[-1])), NON_ASSIGNMENT_PENALTY)
+        real = np.ones(int(ends[-1]), dtype=bool)
+        real[ends - 1] = False
+        padded[:n1, real] = block
+        padded[n1, ends - 1] = 0.0
+        totals = np.asarray(self.totals[first:stop])
+        pair_totals = ti + totals
+        supplies = np.empty((count, n1 + 1))
+        supplies[:, :n1] = self.masses[i][:n1][None, :] / pair_totals[:, None]
+        supplies[:, n1] = totals / pair_totals
+        demands = np.concatenate(self.masses[first:stop]) / np.repeat(pair_totals, sizes + 1)
+        demands[ends - 1] = ti / pair_totals
+        normalised = np.empty(count)
+        for k in range(count):
+            s, e = starts[k], ends[k]
+            normalised[k] = _solve(supplies[k], demands[s:e], np.ascontiguousarray(padded[:, s:e]))
+        return normalised * pair_totals, normalised
 
 
 class ProfileSet:
@@ -522,15 +559,78 @@ class ProfileSet:
         n = len(self._batch)
         if not 0 <= i < n:
             raise IndexError(f"profile {i} of a set of {n}")
-        out = [*self._batch.row(i, 0, i), OtmannDistance(0.0, 0.0), *self._batch.row(i, i + 1, n)]
-        return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
+        before, after = self._batch.row_values(i, 0, i), self._batch.row_values(i, i + 1, n)
+        return DistanceMatrices(np.concatenate((before[0], [0.0], after[0])),
+                                np.concatenate((before[1], [0.0], after[1])))
+
+
+class RowPool:
+    """Whole rows of distances (one profile against every profile of a set), each shared among `workers`
+    processes by spans of columns: what landmark MDS asks, one row after another. A context manager; the worker
+    processes start at the first large row and stop when it closes."""
+
+    def __init__(self, profiles: Sequence[OtmannProfile], workers: int = 2) -> None:
+        self._batch = _Batch(list(profiles))
+        self.workers = max(1, workers)
+        self._pool: multiprocessing.pool.Pool | None = None
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def row(self, i: int) -> DistanceMatrices:
+        """Distances from profile i to every profile of the set (0 at i itself)."""
+        n = len(self._batch)
+        if not 0 <= i < n:
+            raise IndexError(f"profile {i} of a set of {n}")
+        spans = [(i, lo, hi) for lo, hi in _spans(n, self.workers * 2)]
+        if self.workers > 1 and n >= _PARALLEL_MIN_ROW:
+            if self._pool is None:
+                context = _process_context()
+                self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self._batch,))
+            parts = self._pool.map(_worker_span, spans)
+        else:
+            parts = [_span(self._batch, *span) for span in spans]
+        lp = np.concatenate([part[0] for part in parts])
+        emd = np.concatenate([part[1] for part in parts])
+        lp[i] = emd[i] = 0.0
+        return DistanceMatrices(lp, emd)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> RowPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Below this many columns a row is solved in this process.
+_PARALLEL_MIN_ROW = 2_000
+
+
+def _spans(n: int, parts: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, n, max(1, min(parts, n)) + 1).astype(int)
+    return [(int(lo), int(hi)) for lo, hi in pairwise(edges.tolist()) if hi > lo]
+
+
+def _span(batch: _Batch, i: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    return batch.row_values(i, lo, hi)
+
+
+def _worker_span(span: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    assert _WORKER_BATCH is not None
+    return _span(_WORKER_BATCH, *span)
 
 
 def distances_to(target: OtmannProfile, profiles: Sequence[OtmannProfile]) -> DistanceMatrices:
     """Distances from one profile to each of `profiles` (vectors of length n): an incremental add costs n."""
     batch = _Batch([target, *profiles])
-    out = batch.row(0, 1, len(batch))
-    return DistanceMatrices(np.array([d.lp for d in out]), np.array([d.emd for d in out]))
+    lp, emd = batch.row_values(0, 1, len(batch))
+    return DistanceMatrices(lp, emd)
 
 
 # Below this many pairs, starting processes costs more than it saves.
@@ -614,9 +714,9 @@ def _rows(batch: _Batch, rows: list[int]) -> tuple[list[int], list[np.ndarray], 
     n = len(batch)
     all_lp, all_emd = [], []
     for i in rows:
-        out = batch.row(i, i + 1, n)
-        all_lp.append(np.array([d.lp for d in out]))
-        all_emd.append(np.array([d.emd for d in out]))
+        lp, emd = batch.row_values(i, i + 1, n)
+        all_lp.append(lp)
+        all_emd.append(emd)
     return rows, all_lp, all_emd
 
 

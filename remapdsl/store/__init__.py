@@ -6,8 +6,10 @@ All of the toolkit's SQL lives here; everything above asks the store in these na
 
 from __future__ import annotations
 
+from remapdsl.store.changes import Change, ChangeBatch, change_cursor, changes_since
 from remapdsl.store.db import (
     ACTIVE,
+    CHANGES_KEPT,
     ENDED,
     FINISHED,
     ORIGINS,
@@ -22,10 +24,20 @@ from remapdsl.store.db import (
     default_store_path,
 )
 from remapdsl.store.distances import DistanceRow, DistanceTable
+from remapdsl.store.drawer import MAX_DRAWER, Drawer, DrawerError
 from remapdsl.store.estimate import TimeModel, Timing, Work, fit, time_model
 from remapdsl.store.layouts import LayoutTable, Position
-from remapdsl.store.pareto import ModelScore, ParetoError, pareto_front
+from remapdsl.store.pareto import ModelScore, ParetoError, ParetoFront, pareto_front, pareto_mask
 from remapdsl.store.poller import JobCursor, JobUpdate, StorePoller, job_updates
+from remapdsl.store.population import (
+    UNTRAINED,
+    ModelDetail,
+    OnnxFigures,
+    Population,
+    model_detail,
+    per_class_accuracy,
+    read_population,
+)
 from remapdsl.store.queue import (
     DEFAULT_LEASE_SECONDS,
     MOVES,
@@ -39,19 +51,37 @@ from remapdsl.store.queue import (
     register_models,
 )
 from remapdsl.store.results import ResultRow, format_table, pareto_rows, result_rows, rows_json
+from remapdsl.store.services import (
+    OVERVIEW,
+    Service,
+    ServiceError,
+    heartbeat_service,
+    record_service,
+    remove_service,
+    running_service,
+    running_services,
+)
 from remapdsl.store.status import NOT_TRAINED, ModelStatus, QueueProgress, Training, model_statuses, queue_progress
 
 __all__ = [
     "ACTIVE",
+    "CHANGES_KEPT",
     "DEFAULT_LEASE_SECONDS",
     "ENDED",
     "FINISHED",
+    "MAX_DRAWER",
     "MOVES",
     "NOT_TRAINED",
     "ORIGINS",
+    "OVERVIEW",
+    "UNTRAINED",
     "ArtifactRow",
+    "Change",
+    "ChangeBatch",
     "DistanceRow",
     "DistanceTable",
+    "Drawer",
+    "DrawerError",
     "Enqueued",
     "EpochRow",
     "Job",
@@ -59,10 +89,14 @@ __all__ = [
     "JobUpdate",
     "LayoutTable",
     "MissingCheckpoint",
+    "ModelDetail",
     "ModelRow",
     "ModelScore",
     "ModelStatus",
+    "OnnxFigures",
     "ParetoError",
+    "ParetoFront",
+    "Population",
     "Position",
     "Queue",
     "QueueError",
@@ -71,6 +105,8 @@ __all__ = [
     "ResultRow",
     "RunRow",
     "RunStatus",
+    "Service",
+    "ServiceError",
     "Store",
     "StoreError",
     "StorePoller",
@@ -78,18 +114,29 @@ __all__ = [
     "Timing",
     "Training",
     "Work",
+    "change_cursor",
+    "changes_since",
     "data_line",
     "default_store_path",
     "describe_models",
     "fit",
     "format_table",
+    "heartbeat_service",
     "job_updates",
+    "model_detail",
     "model_statuses",
     "pareto_front",
+    "pareto_mask",
     "pareto_rows",
+    "per_class_accuracy",
     "queue_progress",
+    "read_population",
+    "record_service",
     "register_models",
+    "remove_service",
     "result_rows",
     "rows_json",
+    "running_service",
+    "running_services",
     "time_model",
 ]

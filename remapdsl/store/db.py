@@ -70,6 +70,76 @@ ENDED = tuple(s for s in RunStatus if s not in ACTIVE)
 # a run in one of these statuses has a result worth keeping: never trained again unless forced
 FINISHED = (RunStatus.DONE, RunStatus.STOPPED)
 
+def _logged(table: str, op: str, key: str, model_hash: str = "NULL", run_id: str = "NULL", *,
+            columns: str = "") -> str:
+    """A trigger that logs one change of `table` (`op`: insert, update, delete) in the changes table; `key`,
+    `model_hash` and `run_id` are SQL over the row (NEW or OLD)."""
+    event = f"{op.upper()}{' OF ' + columns if columns else ''}"
+    return (f"CREATE TRIGGER {table}_{op}_logged AFTER {event} ON {table} BEGIN "
+            f"INSERT INTO changes(tbl, op, key, model_hash, run_id) VALUES ('{table}', '{op}', {key}, {model_hash}, "
+            f"{run_id}); END;\n")
+
+
+def _model_of(run: str) -> str:
+    return f"(SELECT model_hash FROM runs WHERE id = {run})"
+
+
+# What the overview needs of the store. A log of changes that triggers fill, so that a reader asks what changed
+# since its cursor instead of rereading everything (`remapdsl.store.changes`); it keeps the newest
+# `CHANGES_KEPT` entries or more, pruned a thousand at a time. The drawer of kept models (`remapdsl.store.drawer`)
+# and the running services (`remap serve`) with their URLs (`remapdsl.store.services`). A position in a layout says
+# whether its model is a landmark of a landmark-MDS layout (`remapdsl.space.landmarks`). A job's heartbeat
+# (heartbeat, lease_until) is not a change worth logging: only the job's other columns are.
+CHANGES_KEPT = 20_000
+_OVERVIEW_TABLES = f"""
+    CREATE TABLE changes(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tbl TEXT NOT NULL,
+        op TEXT NOT NULL,
+        key TEXT NOT NULL,
+        model_hash TEXT,
+        run_id INTEGER
+    );
+    CREATE TABLE drawer(
+        hash TEXT PRIMARY KEY REFERENCES models(hash) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        added REAL NOT NULL
+    );
+    CREATE TABLE services(
+        kind TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        started REAL NOT NULL,
+        heartbeat REAL NOT NULL,
+        PRIMARY KEY(kind, host, pid)
+    );
+    ALTER TABLE layouts ADD COLUMN landmark INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX artifacts_model ON artifacts(model_hash, kind);
+    CREATE TRIGGER changes_pruned AFTER INSERT ON changes WHEN NEW.seq % 1000 = 0
+    BEGIN DELETE FROM changes WHERE seq <= NEW.seq - {CHANGES_KEPT}; END;
+""" + "".join((
+    *(_logged("models", op, f"{row}.hash", f"{row}.hash") for op, row in
+      (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))),
+    *(_logged("model_names", op, "NEW.source || ':' || NEW.name", "NEW.hash") for op in ("insert", "update")),
+    *(_logged("runs", op, "NEW.id", "NEW.model_hash", "NEW.id") for op in ("insert", "update")),
+    _logged("epochs", "insert", "NEW.run_id || ':' || NEW.epoch", _model_of("NEW.run_id"), "NEW.run_id"),
+    _logged("jobs", "insert", "NEW.id", _model_of("NEW.run_id"), "NEW.run_id"),
+    _logged("jobs", "update", "NEW.id", _model_of("NEW.run_id"), "NEW.run_id",
+            columns="status, priority, position, worker, attempts, cancel_requested, error"),
+    _logged("jobs", "delete", "OLD.id", _model_of("OLD.run_id"), "OLD.run_id"),
+    _logged("artifacts", "insert", "NEW.id", f"COALESCE(NEW.model_hash, {_model_of('NEW.run_id')})", "NEW.run_id"),
+    _logged("confusion", "insert", "NEW.run_id", _model_of("NEW.run_id"), "NEW.run_id"),
+    _logged("predictions", "insert", "NEW.run_id", _model_of("NEW.run_id"), "NEW.run_id"),
+    *(_logged("layouts", op, f"{row}.space || ':' || {row}.measure || ':' || {row}.key",
+              f"CASE WHEN {row}.space = 'structural' THEN {row}.key END",
+              f"CASE WHEN {row}.space = 'predictions' THEN CAST({row}.key AS INTEGER) END") for op, row in
+      (("insert", "NEW"), ("delete", "OLD"))),
+    *(_logged("drawer", op, f"{row}.hash", f"{row}.hash") for op, row in
+      (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))),
+))
+
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
     """
@@ -181,6 +251,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY(space, measure, key)
     );
     """,
+    # 3: what the overview needs of the store (see `_OVERVIEW_TABLES`)
+    _OVERVIEW_TABLES,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -437,6 +509,20 @@ class Store:
                 self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: the queries inside see one state of the store, whatever others commit meanwhile.
+        Inside the caller's transaction when one is open; works on a read-only store."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            with suppress(sqlite3.Error):
+                self.conn.execute("COMMIT")
 
     def folder(self, name: str) -> Path:
         """A folder next to the store file for files the store references (checkpoints, ONNX)."""

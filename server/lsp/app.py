@@ -12,6 +12,7 @@ from .features import (
     hover,
     lens,
     navigation,
+    overview,
     symbols,
     training,
 )
@@ -21,6 +22,6 @@ from .server import RemapServer
 def build_server() -> RemapServer:
     server = RemapServer()
     for feature in (configuration, diagnostics, hover, completion, formatting, folding, symbols, navigation, actions,
-                    lens, training):
+                    lens, training, overview):
         feature.register(server)
     return server

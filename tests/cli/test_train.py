@@ -241,7 +241,7 @@ def test_no_onnx_turns_off_the_measurement_after_training(remap_file: Path, caps
 
 def test_demo_with_no_onnx(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     code, _, err = run(capsys, "demo", "--dir", str(tmp_path / "demo"), "--models", "2", "--epochs", "1",
-                         "--jobs", "1", "--device", "cpu", "--no-onnx")
+                         "--jobs", "1", "--device", "cpu", "--no-onnx", "--no-serve")
     assert code == 0, err
     with Store(tmp_path / "demo" / ".remap" / "remap.db") as store:
         assert [r.status for r in store.runs()] == ["done", "done"]

@@ -101,3 +101,26 @@ def test_the_model_hover_names_the_closest_models_in_structure():
     assert text.rstrip().endswith("closest in structure: `twin` 0 · `near` 0.004 · `small_wide` 0.07 · `mlp` 0.10")
     assert "closest in structure" not in model_hover(info, images=False)
     assert "closest in structure: a <0.001" in plain_text(model_hover(info, images=False, neighbours=[("a", 1e-5)]))
+
+
+def test_a_running_overview_gives_the_hover_a_link_to_the_model(tmp_path):
+    from remapdsl.editor.facts import overview_link
+    from remapdsl.store.services import record_service, remove_service
+
+    result = parse(TEXT)
+    info = analyze(result.document, result.diagnostics).models["small"]
+    model_hash = architecture_hash(info.model)
+    with Store(tmp_path / "remap.db") as store:
+        store.add_model(model_hash, "model small:\n    flatten\n    dense 10\n", name="small")
+        assert store_facts(store, model_hash, "data digits").overview is None  # no overview runs
+        record_service(store, "overview", "http://127.0.0.1:5006/")
+        facts = store_facts(store, model_hash, "data digits")
+        assert facts.overview == f"http://127.0.0.1:5006/?model={model_hash}"
+        assert store_facts(store, "unknown-hash", "data digits").overview is None  # the overview would not know it
+        text = model_hover(info, images=False, facts=facts)
+        assert f"[show in overview](http://127.0.0.1:5006/?model={model_hash})" in text
+        assert f"show in overview: http://127.0.0.1:5006/?model={model_hash}" in plain_text(text)
+        remove_service(store, "overview")
+        assert store_facts(store, model_hash, "data digits").overview is None
+    assert overview_link("http://h:1/app?x=1", "ab") == "http://h:1/app?x=1&model=ab"
+    assert overview_link("http://h:1", "ab") == "http://h:1/?model=ab"

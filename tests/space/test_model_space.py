@@ -240,7 +240,8 @@ def test_an_explicit_relayout_keeps_the_orientation_by_procrustes():
         u, v = np.array([x, y]) @ turn + [5.0, -2.0]
         space.store.conn.execute("UPDATE layouts SET x = ?, y = ? WHERE key = ?", (u, v, key))
     turned = {n: stored_layout(space, "structural")[k] for n, k in members.keys.items()}
-    space.store.conn.execute("INSERT INTO layouts VALUES ('structural', 'emd', 'gone', 0, 0, 0, 0)")
+    space.store.conn.execute("INSERT INTO layouts(space, measure, key, x, y, refined, updated) "
+                             "VALUES ('structural', 'emd', 'gone', 0, 0, 0, 0)")
     result = space.layout(members, relayout=True)
     assert result.relaid == tuple(members.keys)
     for name in members.keys:

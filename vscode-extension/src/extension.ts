@@ -12,9 +12,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel("remap");
   const queueChannel = vscode.window.createOutputChannel("remap: training queue");
   const statusBar = new QueueStatusBar("remap.showQueue");
-  const overview = new Overview(log);
   server = new RemapServer(log, (params) => statusBar.update(params));
   const current = server;
+  const overview = new Overview(log, current);
   context.subscriptions.push(
     log,
     queueChannel,

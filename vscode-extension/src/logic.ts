@@ -173,6 +173,20 @@ export function findUrl(output: string): string | undefined {
   return match ? match[0].replace(/[.,;:)\]]+$/, "") : undefined;
 }
 
+/** The address in the language server's answer to `remap.overviewUrl`: an http(s) URL of a `remap serve` already
+ * running on the store, or undefined (none runs, or an answer that is not such a URL). */
+export function runningOverviewUrl(answer: unknown): string | undefined {
+  if (typeof answer !== "string") {
+    return undefined;
+  }
+  try {
+    const url = new URL(answer);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname ? answer : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What to tell the user when `remap serve` stopped before printing its address. */
 export function serveFailureMessage(code: number | null, output: string): string {
   if (/invalid choice: '?serve'?/.test(output)) {

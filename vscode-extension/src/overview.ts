@@ -1,10 +1,12 @@
-// "Open model overview": starts `remap serve` for the workspace once and opens its address in the browser.
+// "Open model overview": opens the `remap serve` already running on the store (as the language server reads it
+// from the store), or else starts one for the workspace once, and opens its address in the browser.
 
 import { ChildProcess, spawn } from "node:child_process";
 import * as net from "node:net";
 import * as vscode from "vscode";
-import { findUrl, serveFailureMessage, withStore } from "./logic";
-import { invocation, storePath, workspaceFolder } from "./server";
+import { ExecuteCommandRequest } from "vscode-languageclient/node";
+import { findUrl, runningOverviewUrl, serveFailureMessage, withStore } from "./logic";
+import { invocation, RemapServer, storePath, workspaceFolder } from "./server";
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -24,9 +26,17 @@ export class Overview implements vscode.Disposable {
   private process: ChildProcess | undefined;
   private url: Promise<string> | undefined;
 
-  constructor(private readonly log: vscode.OutputChannel) {}
+  constructor(private readonly log: vscode.OutputChannel, private readonly server: RemapServer) {}
 
   async open(): Promise<void> {
+    if (!this.url) {
+      const running = await this.running();
+      if (running) {
+        this.log.appendLine(`Opening the overview already running at ${running}`);
+        await vscode.env.openExternal(await vscode.env.asExternalUri(vscode.Uri.parse(running)));
+        return;
+      }
+    }
     this.url ??= this.start();
     try {
       const url = await vscode.window.withProgress(
@@ -40,6 +50,24 @@ export class Overview implements vscode.Disposable {
       if (choice) {
         this.log.show();
       }
+    }
+  }
+
+  /** The address of a `remap serve` running on the store, asked of the language server; undefined when none
+   * runs or the server cannot say. */
+  private async running(): Promise<string | undefined> {
+    const client = this.server.client;
+    if (!client?.isRunning()) {
+      return undefined;
+    }
+    const document = vscode.window.activeTextEditor?.document;
+    const args = document?.languageId === "remap" ? [document.uri.toString()] : [];
+    try {
+      return runningOverviewUrl(await client.sendRequest(ExecuteCommandRequest.type,
+        { command: "remap.overviewUrl", arguments: args }));
+    } catch (error) {
+      this.log.appendLine(`Could not ask for a running overview: ${String((error as Error).message ?? error)}`);
+      return undefined;
     }
   }
 

@@ -117,6 +117,46 @@ async def test_model_hover_shows_the_chip_as_an_image_or_as_text(session: Sessio
     editor.close(uri)
 
 
+async def test_a_model_hover_links_to_the_running_overview(session: Session, client: LanguageClient, editor: Editor):
+    """While a `remap serve` of the store runs (its record in the store, its process alive), a stored model's
+    hover offers "show in overview" with the model selected; once it stops, the link goes."""
+    import os
+
+    from remapdsl.language.hashing import architecture_hash
+    from remapdsl.store.db import Store
+    from remapdsl.store.services import record_service, remove_service
+
+    uri = editor.open(session.path("linked.remap"), TEXT)
+    small = next(m for m in parse(TEXT).document.models if m.name == "small")
+    model_hash = architecture_hash(small)
+    with Store(session.store) as store:
+        store.add_model(model_hash, "model small:\n    flatten\n    dense 10\n", name="small")
+        record_service(store, "overview", "http://127.0.0.1:5999/", pid=os.getpid())
+    try:
+        result = await hover(client, uri, SMALL, 8)
+        assert result is not None
+        link = f"http://127.0.0.1:5999/?model={model_hash}"
+        text = result.contents.value
+        assert f"[show in overview]({link})" in text if result.contents.kind == "markdown" else link in text
+        # the editor's "Open model overview" asks for the running one instead of starting another
+        assert await overview_url(client, uri) == "http://127.0.0.1:5999/"
+    finally:
+        with Store(session.store) as store:
+            remove_service(store, "overview", pid=os.getpid())
+    result = await hover(client, uri, SMALL, 8)
+    assert result is not None and "show in overview" not in result.contents.value
+    assert await overview_url(client, uri) is None
+    with pytest.raises(JsonRpcException, match="uri"):
+        await client.workspace_execute_command_async(types.ExecuteCommandParams("remap.overviewUrl", [42]))
+    editor.close(uri)
+
+
+async def overview_url(client: LanguageClient, uri: str) -> str | None:
+    answer = await client.workspace_execute_command_async(types.ExecuteCommandParams("remap.overviewUrl", [uri]))
+    assert answer is None or isinstance(answer, str)
+    return answer
+
+
 NEIGHBOURHOOD = TEXT + """
 model deeper from small:
     conv2d 16 kernel=3

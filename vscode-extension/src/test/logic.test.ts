@@ -9,6 +9,7 @@ import {
   modelAtLine,
   queueStatus,
   readQueueProgress,
+  runningOverviewUrl,
   serveFailureMessage,
   withStore,
 } from "../logic";
@@ -164,6 +165,18 @@ describe("queue status", () => {
     assert.deepEqual(readQueueProgress({ running: 1, current: { model: "m", epoch: 2 } })?.current,
       { model: "m", epoch: 2, epochs: 0 });
     assert.equal(queueStatus(readQueueProgress({ running: 1, current: { model: "m" } })!)?.text, "$(beaker) m");
+  });
+});
+
+describe("running overview", () => {
+  it("takes an http(s) address from the language server's answer", () => {
+    assert.equal(runningOverviewUrl("http://127.0.0.1:5006/"), "http://127.0.0.1:5006/");
+    assert.equal(runningOverviewUrl("https://host.example:8443/app"), "https://host.example:8443/app");
+  });
+  it("takes nothing else", () => {
+    for (const answer of [null, undefined, 42, "", "not a url", "javascript:alert(1)", "file:///etc/passwd", {}]) {
+      assert.equal(runningOverviewUrl(answer), undefined);
+    }
   });
 });
 
