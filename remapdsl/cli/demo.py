@@ -21,7 +21,9 @@ from remapdsl.cli.options import (
     add_no_onnx_option,
     add_serve_options,
     check_count,
+    executor_options,
     positive_int,
+    runs_on,
     worker_options,
 )
 from remapdsl.cli.workspace import (
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     check_count("--models", args.models, 1, MAX_DEMO_MODELS)
     check_count("--epochs", args.epochs, 1, MAX_EPOCHS)
     check_count("--jobs", args.jobs, 1, MAX_PROCESSES)
+    executor = executor_options(args)
     if args.serve:  # before an hour of training, not after
         check_serving(None, args)
     folder: Path = args.dir
@@ -95,11 +98,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"sampled {args.models} models into {path}", flush=True)
     checked = read_models(path, None)
     with open_store(folder / ".remap" / "remap.db") as store:
-        plan = queue_document(store, checked, epochs=None, device=args.device, force=False, origin="sampled")
+        plan = queue_document(store, checked, epochs=None, device=args.device, force=False, origin="sampled",
+                              runs_on=runs_on(executor))
         todo = report_plan(plan, sys.stdout)
         if todo:
             train_jobs(store.path, todo, jobs=args.jobs, out=sys.stdout,
-                       options=worker_options(args.device, args.onnx))
+                       options=worker_options(args.device, args.onnx), executor=executor)
         _print_front(store, plan)
         print("\nresults:")
         print_results(store, plan, sys.stdout)

@@ -131,6 +131,25 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
                             "be able to read (default: the data set is sent to the cluster once)")
 
 
+def executor_argv(args: argparse.Namespace) -> list[str]:
+    """The executor flags of `args` as `remap worker` takes them, for a worker started in a subprocess; checked
+    first (UsageError), so a bad flag is said before anything starts."""
+    executor_options(args)
+    argv = ["--executor", args.executor]
+    for dest, flag in _RAY_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None or value is False:
+            continue
+        argv += [flag] if value is True else [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return argv
+
+
+def runs_on(executor: RayOptions | None) -> str | None:
+    """The device a job queued for `executor` waits for: a cluster's devices are not this machine's, so a job
+    asking for GPUs there waits for a node that has one (None: as the device setting says, on this machine)."""
+    return None if executor is None else ("cuda" if executor.gpus_per_job else "cpu")
+
+
 def executor_options(args: argparse.Namespace) -> RayOptions | None:
     """The Ray executor's options, or None for the local executor. A Ray option given with the local executor,
     a bad value, or Ray not being installed is a usage error."""
@@ -214,3 +233,4 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-worker", dest="worker", action="store_false",
                    help="do not start a training worker (queued jobs wait for a `remap worker`)")
     p.add_argument("--no-browser", dest="browser", action="store_false", help="print the URL and open no browser")
+    add_executor_options(p)  # where the jobs train: its own, and those of the worker it starts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from remapdsl.cli.options import UsageError, add_serve_options
+from remapdsl.cli.options import UsageError, add_serve_options, executor_options
 from remapdsl.cli.workspace import check_serving, serve_file
 from remapdsl.store.db import STORE_DIR, STORE_FILE, Store, StoreError
 
@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def resolve(path: Path, store: Path | None, args: argparse.Namespace) -> tuple[Path | None, Path]:
     """The .remap file (None for a folder) and the store's path; UsageError when either is unusable or the port is
     taken. The store is opened last, so that nothing is touched when anything else is wrong."""
+    executor_options(args)  # the worker's flags, said before anything else
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
     file = path if path.is_file() else None

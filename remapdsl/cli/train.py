@@ -14,6 +14,7 @@ from remapdsl.cli.options import (
     add_store_option,
     executor_options,
     positive_int,
+    runs_on,
     worker_options,
 )
 from remapdsl.cli.workspace import (
@@ -59,10 +60,8 @@ def run(args: argparse.Namespace) -> int:
     progress_out = sys.stderr if args.json else sys.stdout
     report_skipped(checked, sys.stderr)
     with open_store(store_path(args, args.file)) as store:
-        # a cluster's devices are not this machine's: a job queued for cuda waits for a node that has one
-        runs_on = None if executor is None else ("cuda" if executor.gpus_per_job else "cpu")
         plan = queue_document(store, checked, epochs=args.epochs, device=args.device, force=args.force,
-                              runs_on=runs_on)
+                              runs_on=runs_on(executor))
         todo = report_plan(plan, progress_out)
         if todo:
             train_jobs(store.path, todo, jobs=args.jobs, out=progress_out,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from remapdsl.cli.options import UsageError
+from remapdsl.cli.options import UsageError, executor_argv
 from remapdsl.jobs import local
 from remapdsl.jobs.enqueue import Checked, Plan, check_models, load_document_data, settings_of
 from remapdsl.jobs.ray_executor import ExecutorError, RayOptions, RayWorker
@@ -663,6 +663,6 @@ def serve_file(file: Path | None, store_path: Path, args: argparse.Namespace) ->
 
     try:
         return serve(config_for(store_path, file), host=args.host, port=args.port, worker=args.worker,
-                     browser=args.browser)
+                     worker_args=executor_argv(args), browser=args.browser)
     except PortInUse as e:
         raise UsageError(str(e)) from None

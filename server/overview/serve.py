@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import webbrowser
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -92,9 +93,10 @@ WORKER_STOP_SECONDS = 15.0
 HEARTBEAT_MS = 10_000
 
 
-def start_worker(store: Path) -> subprocess.Popen[bytes]:
-    """One `remap worker` on the store, in a session of its own (a Ctrl-C reaches the server, which stops it)."""
-    return subprocess.Popen([sys.executable, "-m", "remapdsl", "worker", "--store", str(store)],
+def start_worker(store: Path, args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """One `remap worker` on the store with `args` (its executor flags), in a session of its own (a Ctrl-C reaches
+    the server, which stops it)."""
+    return subprocess.Popen([sys.executable, "-m", "remapdsl", "worker", "--store", str(store), *args],
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -111,7 +113,7 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 
 def serve(config: ServeConfig, *, host: str = LOOPBACK, port: int = DEFAULT_PORT, worker: bool = True,
-          browser: bool = True, out: TextIO = sys.stdout) -> int:
+          worker_args: Sequence[str] = (), browser: bool = True, out: TextIO = sys.stdout) -> int:
     """Serve the overview until SIGINT or SIGTERM: bind (PortInUse when the port is taken: nothing is started or
     written then), start the worker, record the URL in the store for the editor, open the browser."""
     from remapdsl_server.overview.workspace import read_header
@@ -122,7 +124,7 @@ def serve(config: ServeConfig, *, host: str = LOOPBACK, port: int = DEFAULT_PORT
 
     bound = bind(config, host, port)
     print(f"remap overview of {config.file or config.store_path} at {bound.url}", file=out, flush=True)
-    process = start_worker(config.store_path) if worker else None
+    process = start_worker(config.store_path, worker_args) if worker else None
     if process is not None:
         print(f"training worker started (pid {process.pid}); --no-worker runs none", file=out, flush=True)
     server = bound.server

@@ -71,3 +71,35 @@ def test_an_address_nothing_listens_on_is_refused_at_once(store: str, capsys: py
     code, err = run(capsys, "worker", "--store", store, "--executor", "ray", "--address", f"127.0.0.1:{port}")
     assert code == 2 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err, err
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], ["--executor", "local"]),
+    (["--executor", "ray", "--address", "10.0.0.1:6379", "--gpus-per-job", "0.25", "--cpus-per-job", "2",
+      "--max-in-flight", "8", "--shared-data"],
+     ["--executor", "ray", "--address", "10.0.0.1:6379", "--gpus-per-job", "0.25", "--cpus-per-job", "2",
+      "--max-in-flight", "8", "--shared-data"]),
+])
+def test_serve_hands_its_executor_flags_to_the_worker_it_starts(flags: list[str], expected: list[str]) -> None:
+    pytest.importorskip("ray", reason="the ray executor's options are checked against an installed ray")
+    from remapdsl.cli import build_parser
+    from remapdsl.cli.options import executor_argv
+
+    args = build_parser().parse_args(["serve", ".", *flags])
+    assert executor_argv(args) == expected
+    # what the worker is given, it parses to the same options
+    worker = build_parser().parse_args(["worker", "--store", "x.db", *expected])
+    assert executor_argv(worker) == expected
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_serve_and_demo_refuse_bad_executor_flags_before_anything_starts(command: str, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "w"
+    folder.mkdir()
+    argv = [command, str(folder), "--no-browser"] if command == "serve" else [command, "--dir", str(folder),
+                                                                               "--no-serve"]
+    code, err = run(capsys, *argv, "--cpus-per-job", "2")
+    assert code == 2
+    assert "--cpus-per-job only apply with --executor ray" in err
+    assert list(folder.iterdir()) == []  # nothing written
