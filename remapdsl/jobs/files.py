@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from remapdsl.language.sourcefile import SourceError, read_source_bytes
+
 BOM = b"\xef\xbb\xbf"
-# A .remap file the overview reads whole: anything larger is not one somebody edits by hand.
-MAX_FILE_BYTES = 64 * 1024 * 1024
 NEW_FILE_MODE = 0o644
 
 
@@ -40,19 +40,13 @@ class FileText:
 
 
 def read_text(path: str | os.PathLike[str]) -> FileText:
-    """The text of a `.remap` file, its line endings as written."""
+    """The text of a `.remap` file, its line endings as written: a regular file within the language's size limit
+    (a pipe or a device is never read)."""
     p = Path(path)
-    if p.is_dir():
-        raise FileProblem(f"{p} is a directory; expected a .remap file")
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FileProblem(f"{p} holds {size:,} bytes, more than the {MAX_FILE_BYTES:,} a .remap file may")
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise FileProblem(f"{p}: no such file") from None
-    except OSError as e:
-        raise FileProblem(f"cannot read {p}: {e.strerror or e}") from None
+        raw = read_source_bytes(p)
+    except SourceError as e:
+        raise FileProblem(str(e)) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -68,9 +62,9 @@ def replace_text(read: FileText, text: str) -> None:
     """
     path = read.path
     try:
-        now = path.read_bytes()
-    except OSError as e:
-        raise FileChanged(f"{path} cannot be read again before writing ({e.strerror or e})") from None
+        now = read_source_bytes(path)
+    except SourceError as e:
+        raise FileChanged(f"{path} cannot be read again before writing ({e})") from None
     if now != read.raw:
         raise FileChanged(f"{path} changed on disk since it was read")
     # a file nobody may write stays so, whoever runs this (root's access() says yes to anything)

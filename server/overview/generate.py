@@ -17,7 +17,6 @@ over the file's `budget params` are listed and held back until the confirmation 
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 from bokeh.layouts import column, row
@@ -35,6 +34,7 @@ from bokeh.models.widgets import (
 from remapdsl_server.overview.parents import FileModel, find
 from remapdsl_server.overview.state import OverviewState, Panel
 
+from remapdsl.jobs.files import FileProblem, read_text
 from remapdsl.jobs.generate import (
     DEFAULT_VARIATIONS,
     Ablation,
@@ -396,8 +396,8 @@ class GeneratePanel:
 def _current_text(parent: FileModel) -> str:
     """The file as it is now (another tab, the editor or a worker may have written it), else as last read."""
     try:
-        return Path(parent.path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        return read_text(parent.path).text
+    except FileProblem:
         return parent.text
 
 

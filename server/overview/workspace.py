@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from remapdsl.jobs.files import FileProblem, read_text
 from remapdsl.language.model import Document
 from remapdsl.language.parser import parse
 from remapdsl.store.db import Store
@@ -44,11 +45,9 @@ def check_file(path: Path) -> Document:
     from remapdsl.language.diagnostics import Severity
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise HeaderError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise HeaderError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        text = read_text(path).text
+    except FileProblem as e:
+        raise HeaderError(str(e)) from None
     result = parse(text)
     analysis = analyze(result.document, result.diagnostics, path.parent)
     errors = [d for d in analysis.diagnostics if d.severity == Severity.ERROR]
@@ -62,9 +61,9 @@ def read_header(file: Path | None, store: Store | None = None) -> Header:
     """The header of `file`, or of the newest run in `store` when there is no file."""
     if file is not None:
         try:
-            text = file.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as e:
-            return Header(None, None, (), None, f"cannot read {file}: {e}")
+            text = read_text(file).text
+        except FileProblem as e:
+            return Header(None, None, (), None, str(e))
         document = parse(text).document
         return _with_data(document, str(file.parent), document)
     if store is None:
