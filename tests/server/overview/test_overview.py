@@ -369,3 +369,41 @@ def test_lines_join_each_parent_to_its_children(session: Any) -> None:
                      (x[row_of(doc, "mlp")], x[row_of(doc, "mlp_tanh")])}
     widget(doc, "lineage").active = False
     assert widget(doc, "lineage_lines").data["x0"] == []
+
+
+RESIDUAL = """data digits
+train epochs=1 batch=64 seed=0
+
+model res:
+    conv2d 8 kernel=3
+    relu
+    residual:
+        conv2d 8 kernel=3
+        relu
+    maxpool 2
+    flatten
+    dense 10
+"""
+
+
+def test_a_residual_model_is_placed_drawn_with_its_arc_and_inspected(workspace: Path) -> None:
+    extra = workspace.parent / "res.remap"
+    extra.write_text(RESIDUAL, encoding="utf-8")
+    with Store(workspace.parent / ".remap" / "remap.db") as store:
+        queue_document(store, read_models(extra, None), epochs=None, device="cpu", force=False)
+    state, doc = build(workspace)
+    try:
+        i = row_of(doc, "res")
+        residual = hash_of(doc, "res")
+        assert source(doc)["params"][i] > 0  # known before training
+        widget(doc, "projection").active = 1  # structural: OTMANN over the block's graph
+        state.parts["scatter"].finish_pending(120)
+        sx = np.asarray(source(doc)["sx"], dtype=float)
+        assert not np.isnan(sx).any()
+        assert 'class="skip"' in app_chip(state, residual)  # the block's arc, to its addition
+        assert 'class="skip"' not in app_chip(state, hash_of(doc, "conv"))
+        state.select(residual)
+        assert "res" in widget(doc, "inspector_title").text
+        assert errors(doc) == ""
+    finally:
+        state.store.close()
