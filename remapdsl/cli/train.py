@@ -9,12 +9,16 @@ from typing import TextIO
 
 from remapdsl.cli.options import (
     DEFAULT_JOBS,
+    MAX_PROCESSES,
+    add_cuda_graphs_option,
     add_no_onnx_option,
     add_store_option,
+    check_count,
     positive_int,
     worker_options,
 )
 from remapdsl.cli.workspace import (
+    job_estimates,
     open_store,
     print_results,
     read_models,
@@ -40,16 +44,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--model", "-m", action="append", metavar="M", help="train this model (repeat for more)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override the file's epochs")
     p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--jobs", "-j", type=positive_int, default=DEFAULT_JOBS, metavar="N",
-                   help=f"worker processes training at once (default {DEFAULT_JOBS}; 1 trains in this process)")
+    p.add_argument("--jobs", "-j", type=positive_int, metavar="N",
+                   help=f"worker processes training at once (default {DEFAULT_JOBS}; 1 trains in this process); "
+                        "on a GPU, processes per GPU (default: as many as its free memory holds for the largest "
+                        "model)")
     p.add_argument("--force", action="store_true", help="train again even if already trained")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_cuda_graphs_option(p)
     add_no_onnx_option(p)
     add_store_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.jobs is not None:
+        check_count("--jobs", args.jobs, 1, MAX_PROCESSES)
     checked = read_models(args.file, args.model)
     progress_out = sys.stderr if args.json else sys.stdout
     report_skipped(checked, sys.stderr)
@@ -57,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         plan = queue_document(store, checked, epochs=args.epochs, device=args.device, force=args.force)
         todo = report_plan(plan, progress_out)
         if todo:
-            train_jobs(store.path, todo, jobs=args.jobs, out=progress_out,
-                       options=worker_options(args.device, args.onnx))
+            cuda = plan.device.startswith("cuda")
+            train_jobs(store.path, todo, jobs=args.jobs or (None if cuda else DEFAULT_JOBS), out=progress_out,
+                       options=worker_options(args.device, args.onnx, args.cuda_graphs),
+                       job_bytes=job_estimates(checked, plan))
         print_results(store, plan, sys.stdout, args.json)
     note_skipped(checked, sys.stderr)
     return 0

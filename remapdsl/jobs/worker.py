@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from remapdsl.train.trainer import Checkpoint, EpochResult, TrainResult
 
 CANCEL_CHECK_SECONDS = 0.5
+# The artifact that records how a run executed (precision, CUDA graphs or why not), its meta an Execution.
+EXECUTION_KIND = "execution"
 
 
 class LeaseLost(Exception):
@@ -69,8 +71,15 @@ class WorkerOptions:
     poll_seconds: float = 1.0  # wait between looks at an empty queue
     device: str | None = None  # overrides the device each job asks for
     onnx: bool = True  # export each trained model and measure it with onnxruntime, when onnx is installed
+    cuda_graphs: str = "auto"  # "auto": capture the training step in CUDA graphs where it can be; "off"
+    gpu: int | None = None  # the GPU of this worker's share: jobs asking for cuda (or auto, on CUDA) train there
 
     def __post_init__(self) -> None:
+        from remapdsl.train.execution import check_graph_switch
+
+        object.__setattr__(self, "cuda_graphs", check_graph_switch(self.cuda_graphs))
+        if self.gpu is not None and self.gpu < 0:
+            raise ValueError(f"GPU index must be 0 or more; got {self.gpu}")
         if self.lease_seconds <= 0:
             raise ValueError(f"lease must be positive; got {self.lease_seconds}")
         if not 0 < self.heartbeat_seconds < self.lease_seconds:
@@ -242,8 +251,12 @@ class Worker:
 
         should_stop = _StopCheck(self.queue, job.id, self.stop, beat)
         resume_checkpoint = Checkpoint.from_bytes(resume[1]) if resume else None
-        result: TrainResult = train(model, data, settings, self.options.device or run.device, info=info,
-                                    resume=resume_checkpoint, on_epoch=on_epoch, should_stop=should_stop)
+        result: TrainResult = train(model, data, settings, self._device_for(run.device), info=info,
+                                    resume=resume_checkpoint, on_epoch=on_epoch, should_stop=should_stop,
+                                    graphs=self.options.cuda_graphs)
+        if result.execution is not None:
+            self.store.add_artifact(EXECUTION_KIND, "", run_id=job.run_id, model_hash=job.model_hash,
+                                    meta=result.execution.to_dict())
         if beat.lost.is_set():
             raise LeaseLost(job.id)
         if result.status == RunStatus.CANCELLED and not should_stop.cancelled_by_user:
@@ -274,6 +287,16 @@ class Worker:
             record_onnx_failure(self.store, job.run_id, job.model_hash, str(e))
         except Exception as e:  # onnxruntime's own errors from running the model, or anything else on the way
             record_onnx_failure(self.store, job.run_id, job.model_hash, _describe(e))
+
+    def _device_for(self, asked: str) -> str:
+        """Where a job that asks for `asked` trains here: the worker's own device if it has one, and a job
+        for CUDA without an index on the GPU of this worker's share."""
+        device = self.options.device or asked
+        if self.options.gpu is None or device.strip().lower() not in ("auto", "cuda"):
+            return device
+        from remapdsl.train.trainer import resolve_device
+
+        return f"cuda:{self.options.gpu}" if resolve_device(device).startswith("cuda") else device
 
     def _resume_point(self, run_id: int) -> tuple[int, bytes] | None:
         """The last checkpoint, or None to start from scratch. Nothing recorded is dropped here: when the
