@@ -260,6 +260,14 @@ def _reference_loop(models: list[ModelSpec], data: Dataset, settings: TrainSetti
     return Timing(time.perf_counter() - started, accuracies, 0)
 
 
+def training_flops(models: list[ModelSpec], data: Dataset, epochs: int) -> int:
+    """Arithmetic of the whole population's training: per epoch a forward and backward pass (three forwards)
+    over the training examples and a forward pass over the validation examples, as the language counts FLOPs."""
+    info = data.info()
+    per_epoch = sum(analyze_model(m, info).flops * (3 * len(data.y_train) + len(data.y_val)) for m in models)
+    return per_epoch * epochs
+
+
 def where_time_goes(models: list[ModelSpec], data: Dataset, timing: Timing, batch: int,
                     peak_gflops: float) -> list[dict[str, float | int | str]]:
     """Per quarter of the population by FLOPs per example: the median step time, the time the step's arithmetic
@@ -354,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{errors['flops_only_median']:.0%} (p90 {errors['flops_only_p90']:.0%})")
     print(f"\nours:      {ours_s:7.1f} s  {model_epochs / ours_s:7.1f} model-epochs/s  "
           f"median val acc {figures['ours_median_val_acc']:.3f}")
+    arithmetic = training_flops(models, data, epochs)
+    figures.update(training_flops=arithmetic, ours_gflops_per_s=arithmetic / ours_s / 1e9)
+    print(f"arithmetic: {arithmetic / 1e12:.2f} TFLOP in all; ours {arithmetic / ours_s / 1e9:.1f} GFLOP/s")
     ref_s = None
     if reference:
         ref_s = statistics.median(t.seconds for t in reference)

@@ -438,8 +438,8 @@ class _CapturedStep:
 
     order: torch.Tensor
     cursor: torch.Tensor
-    full: Any  # torch.cuda.CUDAGraph
-    tail: Any  # torch.cuda.CUDAGraph | None
+    full: Any  # torch.cuda.CUDAGraph | None: None when an epoch is one short batch
+    tail: Any  # torch.cuda.CUDAGraph | None: None when the last batch is a full one
     steps: int
 
     def start_epoch(self, order: torch.Tensor) -> None:
@@ -460,7 +460,8 @@ class _CapturedStep:
         dev = torch.device(run.device)
         order = torch.arange(n, device=dev)
         cursor = torch.zeros((), dtype=torch.int64, device=dev)
-        sizes = [b] if tail == b else [b, tail]
+        # a full batch's graph when an epoch has one, and the shorter last batch's when it differs
+        sizes = ([b] if steps > 1 or tail == b else []) + ([tail] if tail != b else [])
         offsets = {size: torch.arange(size, device=dev) for size in sizes}
 
         def step(size: int) -> None:
@@ -474,6 +475,7 @@ class _CapturedStep:
         saved_optimizer = {p: {k: v.clone() for k, v in st.items() if isinstance(v, torch.Tensor)}
                            for p, st in optimizer.state.items()}
         graphs: dict[int, Any] = {}
+        run.net.train()  # the graphs keep the mode they were captured in: dropout on, batch statistics
         try:
             side = torch.cuda.Stream(dev)
             side.wait_stream(torch.cuda.current_stream(dev))
@@ -503,7 +505,7 @@ class _CapturedStep:
                             v.zero_()
             assert run.metrics is not None
             run.metrics.reset()
-        return _CapturedStep(order, cursor, graphs[b], graphs.get(tail) if tail != b else None, steps)
+        return _CapturedStep(order, cursor, graphs.get(b), graphs.get(tail) if tail != b else None, steps)
 
 
 # The data set last placed on a device, kept for the next run in the same process: a worker trains many
