@@ -95,3 +95,65 @@ def test_a_pool_of_processes_serves_the_queue_on_the_cpu(tmp_path: Path) -> None
             [execution] = store.artifacts(run_id=j.run_id, kind="execution")
             assert execution.meta == {"device": "cpu", "autocast": "float32", "cuda_graphs": False,
                                       "reason": "CUDA graphs are switched off"}
+
+
+# A worker whose address space is capped a little above what it uses once warm: the big model's first batch
+# cannot be allocated, a real out-of-memory, while the small one still trains.
+CAPPED_WORKER = """
+import resource, sys, threading
+import torch
+from remapdsl.jobs.local import leave_on_out_of_memory
+from remapdsl.jobs.pool import ShareCounter
+from remapdsl.jobs.worker import Worker, WorkerOptions
+from remapdsl.language.header import TrainSettings
+from remapdsl.language.parser import parse
+from remapdsl.train.data import load_dataset
+from remapdsl.train.trainer import train
+
+torch.set_num_threads(1)
+path, live = sys.argv[1], int(sys.argv[2])
+warm = parse("model warm:\\n    flatten\\n    dense 10\\n").document.models[0]
+train(warm, load_dataset(None), TrainSettings(epochs=1), "cpu")  # lazy loading and allocations happen first
+counter, stop = ShareCounter(live), threading.Event()
+options = WorkerOptions(device="cpu", onnx=False, lease_seconds=60, heartbeat_seconds=10, poll_seconds=0.1)
+with Worker(path, options=options, on_event=leave_on_out_of_memory(counter, stop), stop=stop) as worker:
+    used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + 256 * 2**20, resource.RLIM_INFINITY))
+    worker.run(until_empty=True)
+print("live", counter.live)
+"""
+BIG = """model big:
+    conv2d 512 kernel=3
+    relu
+    conv2d 512 kernel=3
+    relu
+    flatten
+    dense 10
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("live", "small_after"), [(2, "queued"), (1, "done")])
+def test_out_of_memory_fails_the_job_and_shrinks_the_share(tmp_path: Path, live: int, small_after: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.jobs.test_worker import header, queue_text, tiny_models
+    from tests.paths import ROOT
+
+    path = tmp_path / "remap.db"
+    with Store(path) as store:
+        big, small = queue_text(store, header(1, batch=2048) + BIG + "\n" + tiny_models(1))
+    done = subprocess.run([sys.executable, "-c", CAPPED_WORKER, str(path), str(live)], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                                                                  "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    with Store(path) as store:
+        queue = Queue(store)
+        failed = queue.require(big)
+        run = store.run(failed.run_id)
+        assert failed.status == "failed" and run is not None and run.reason.startswith("out of memory on cpu: ")
+        # with another process in the share this one left it, and the small job waits for the other; alone,
+        # it stays and trains it
+        assert queue.require(small).status == small_after
+    assert done.stdout.strip() == f"live {max(1, live - 1)}"
