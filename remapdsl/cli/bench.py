@@ -1,9 +1,10 @@
 """`remap bench FILE`: export each model to ONNX and measure it with onnxruntime.
 
 Prints parameters, file size, latency p50/p95 at batch 1 and 64 and the execution provider, then the
-budget lines each model exceeds. Trained weights are used where the store has them, fresh ones otherwise;
-the reports go into the store when there is one. Exits 1 when a model fails a check (parity, parameter
-count) or a measured budget.
+budget lines each model exceeds. By default each model is measured with every provider onnxruntime has (the
+CPU, and CUDA with the `gpu` extra), one row per provider. Trained weights are used where the store has
+them, fresh ones otherwise; the reports go into the store when there is one. Exits 1 when a model fails a
+check (parity, parameter count) or a measured budget.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="measure only this model (repeatable; default: every valid model)")
     p.add_argument("--untrained", action="store_true", help="measure fresh weights even where trained ones exist")
     p.add_argument("--seed", type=int, default=0, help="seed of fresh weights and of random inputs (default 0)")
-    p.add_argument("--provider", choices=PROVIDERS, default="auto",
-                   help="onnxruntime execution provider (auto: CUDA where it works, else CPU)")
+    p.add_argument("--provider", choices=("all", *PROVIDERS), default="all",
+                   help="onnxruntime execution provider (all, the default: each one onnxruntime has; auto: CUDA "
+                        "where it works, else CPU)")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                    help=f"onnxruntime intra-op threads (default {DEFAULT_THREADS}; 0: onnxruntime's choice)")
     p.add_argument("--runs", type=int, default=MIN_RUNS, help=f"timed runs per batch size ({MIN_RUNS} to {MAX_RUNS:,})")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _bench(ws: Workspace, args: argparse.Namespace) -> int:
-    from remapdsl.onnx.bench import OnnxReport, measure_model
+    from remapdsl.onnx.bench import OnnxReport, measure_on_providers, measured_providers
     from remapdsl.onnx.budgets import check_report
     from remapdsl.onnx.export import OnnxError
     from remapdsl.onnx.records import store_report
@@ -75,24 +77,28 @@ def _bench(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"note: parity is checked on random inputs: {ws.data_problem or 'no validation examples'}",
               file=sys.stderr)
 
+    providers = measured_providers(_available()) if args.provider == "all" else (args.provider,)
     reports: list[OnnxReport] = []
     diagnostics: list[Diagnostic] = []
     stored = 0
     for info in infos:
         weights = None if args.untrained else find_trained(ws, info)[0]
         try:
-            report, artifact = measure_model(
-                info.model, ws.input_shape, info.param_count, state_dict=weights.state if weights else None,
-                seed=args.seed, inputs=inputs, exporter=args.exporter, provider=args.provider,
-                threads=args.threads, runs=args.runs)
+            measured, artifact = measure_on_providers(
+                info.model, ws.input_shape, info.param_count, providers,
+                state_dict=weights.state if weights else None, seed=args.seed, inputs=inputs,
+                exporter=args.exporter, threads=args.threads, runs=args.runs)
             if ws.store is not None and not args.no_store:
-                store_report(ws.store, report, artifact, info.model, weights.run_id if weights else None)
+                for report in measured:
+                    store_report(ws.store, report, artifact, info.model, weights.run_id if weights else None)
                 stored += 1
         except OnnxError as e:
             raise UsageError(str(e)) from e
-        reports.append(report)
-        # the CLI names each model once; the same finding on the budget line is for the editor
-        diagnostics += [d for d in check_report(ws.analysis.document, report) if d.range == info.model.name_range]
+        reports += measured
+        # the CLI names each model once; the same finding on the budget line is for the editor. Budgets are
+        # checked against the report stored last (the CPU's when both are measured), as the editor does.
+        diagnostics += [d for d in check_report(ws.analysis.document, measured[-1])
+                        if d.range == info.model.name_range]
 
     if args.json:
         print(json.dumps({"reports": [r.to_dict() for r in reports],
@@ -100,12 +106,14 @@ def _bench(ws: Workspace, args: argparse.Namespace) -> int:
                           "stored_in": str(ws.store_path) if stored else None}, indent=1))
     else:
         print(table(reports))
-        settings = reports[0].session
-        print(f"\n{settings.provider} on {settings.device}; {settings.intra_op_threads} intra-op / "
-              f"{settings.inter_op_threads} inter-op thread(s); onnxruntime {settings.onnxruntime_version}; "
-              f"{args.runs} timed runs after {reports[0].latency[0].warmup} warm-up runs")
-        if settings.fallback:
-            print(f"fell back to the CPU: {settings.fallback}")
+        print()
+        sessions = {(r.session.provider, r.session.fallback): r.session for r in reports}
+        for settings in sessions.values():
+            print(f"{settings.provider} on {settings.device}; {settings.intra_op_threads} intra-op / "
+                  f"{settings.inter_op_threads} inter-op thread(s); onnxruntime {settings.onnxruntime_version}; "
+                  f"{args.runs} timed runs after {reports[0].latency[0].warmup} warm-up runs")
+            if settings.fallback:
+                print(f"fell back to the CPU: {settings.fallback}")
         if stored:
             print(f"recorded in {ws.store_path}")
         for d in diagnostics:
@@ -114,6 +122,15 @@ def _bench(ws: Workspace, args: argparse.Namespace) -> int:
     for p in problems:
         print(f"remap bench: {p}", file=sys.stderr)
     return 1 if problems or any(d.severity == Severity.ERROR for d in diagnostics) else 0
+
+
+def _available() -> list[str]:
+    from remapdsl.onnx.bench import available_providers
+
+    try:
+        return available_providers()
+    except ImportError:  # measuring then reports what is missing
+        return []
 
 
 def table(reports: list[Any]) -> str:

@@ -87,9 +87,16 @@ def add_no_onnx_option(p: argparse.ArgumentParser) -> None:
                    help="do not export trained models to ONNX and measure them with onnxruntime")
 
 
-def worker_options(device: str, onnx: bool) -> WorkerOptions:
-    """How `--device` and `--no-onnx` train here: on the device asked for (each job's own for auto)."""
-    return WorkerOptions(device=device if device != "auto" else None, onnx=onnx)
+def add_cuda_graphs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cuda-graphs", choices=("auto", "off"), default="auto",
+                   help="on a GPU, capture each training step in a CUDA graph where the model allows it (auto, "
+                        "the default) or never (off); each run records whether it did and why not")
+
+
+def worker_options(device: str, onnx: bool, cuda_graphs: str = "auto") -> WorkerOptions:
+    """How `--device`, `--no-onnx` and `--cuda-graphs` train here: on the device asked for (each job's own for
+    auto)."""
+    return WorkerOptions(device=device if device != "auto" else None, onnx=onnx, cuda_graphs=cuda_graphs)
 
 
 EXECUTORS = ("local", "ray")

@@ -9,15 +9,19 @@ from typing import TextIO
 
 from remapdsl.cli.options import (
     DEFAULT_JOBS,
+    MAX_PROCESSES,
+    add_cuda_graphs_option,
     add_executor_options,
     add_no_onnx_option,
     add_store_option,
+    check_count,
     executor_options,
     positive_int,
     runs_on,
     worker_options,
 )
 from remapdsl.cli.workspace import (
+    job_estimates,
     open_store,
     print_results,
     read_models,
@@ -43,11 +47,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--model", "-m", action="append", metavar="M", help="train this model (repeat for more)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override the file's epochs")
     p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--jobs", "-j", type=positive_int, default=DEFAULT_JOBS, metavar="N",
+    p.add_argument("--jobs", "-j", type=positive_int, metavar="N",
                    help=f"worker processes training at once (default {DEFAULT_JOBS}; 1 trains in this process); "
-                        "with --executor ray, see --max-in-flight")
+                        "on a GPU, processes per GPU (default: as many as its free memory holds for the largest "
+                        "model); with --executor ray, see --max-in-flight")
     p.add_argument("--force", action="store_true", help="train again even if already trained")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_cuda_graphs_option(p)
     add_no_onnx_option(p)
     add_store_option(p)
     add_executor_options(p)
@@ -56,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     executor = executor_options(args)
+    if args.jobs is not None:
+        check_count("--jobs", args.jobs, 1, MAX_PROCESSES)
     checked = read_models(args.file, args.model)
     progress_out = sys.stderr if args.json else sys.stdout
     report_skipped(checked, sys.stderr)
@@ -64,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
                               runs_on=runs_on(executor))
         todo = report_plan(plan, progress_out)
         if todo:
-            train_jobs(store.path, todo, jobs=args.jobs, out=progress_out,
-                       options=worker_options(args.device, args.onnx), executor=executor)
+            cuda = plan.device.startswith("cuda")
+            train_jobs(store.path, todo, jobs=args.jobs or (None if cuda else DEFAULT_JOBS), out=progress_out,
+                       options=worker_options(args.device, args.onnx, args.cuda_graphs),
+                       job_bytes=job_estimates(checked, plan), executor=executor)
         print_results(store, plan, sys.stdout, args.json)
     note_skipped(checked, sys.stderr)
     return 0

@@ -9,6 +9,7 @@ from collections import Counter
 from remapdsl.cli.options import (
     MAX_PROCESSES,
     UsageError,
+    add_cuda_graphs_option,
     add_executor_options,
     add_no_onnx_option,
     add_store_option,
@@ -19,6 +20,7 @@ from remapdsl.cli.options import (
     positive_int,
 )
 from remapdsl.cli.workspace import Progress, open_store, store_path
+from remapdsl.jobs.local import serve_pool
 from remapdsl.jobs.ray_executor import ExecutorError, RayWorker
 from remapdsl.jobs.worker import Worker, WorkerEvent, WorkerOptions
 from remapdsl.store.queue import DEFAULT_LEASE_SECONDS
@@ -46,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--threads", type=positive_int, default=1, metavar="N",
                    help=f"CPU threads for torch, 1 to {MAX_PROCESSES} (default 1: small models train fastest one "
                         "thread per worker; run one worker per core)")
+    p.add_argument("--jobs", "-j", type=positive_int, metavar="N",
+                   help="worker processes: on a GPU, N per GPU (every cuda:N gets its own; a process whose job "
+                        "runs out of memory leaves its GPU's share), on the CPU N in all sharing the cores; "
+                        "--max-jobs then counts per process (default: this one process)")
+    add_cuda_graphs_option(p)
     add_no_onnx_option(p)
     p.add_argument("--id", metavar="NAME", help="this worker's name in the queue (default host:pid)")
     add_executor_options(p)
@@ -56,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     check_count("--threads", args.threads, 1, MAX_PROCESSES)
     try:
         options = WorkerOptions(lease_seconds=args.lease, heartbeat_seconds=args.heartbeat or args.lease / 4,
-                                poll_seconds=args.poll, device=args.device, onnx=args.onnx)
+                                poll_seconds=args.poll, device=args.device, onnx=args.onnx,
+                                cuda_graphs=args.cuda_graphs)
     except ValueError as e:
         raise UsageError(str(e)) from None
     executor = executor_options(args)
@@ -64,6 +72,19 @@ def run(args: argparse.Namespace) -> int:
         device_of(args.device)
     path = store_path(args)
     open_store(path).close()
+    if args.jobs is not None and executor is not None:
+        raise UsageError("--jobs starts worker processes on this machine; with --executor ray, --max-in-flight "
+                         "says how many jobs train on the cluster at once")
+    if args.jobs is not None:
+        check_count("--jobs", args.jobs, 1, MAX_PROCESSES)
+        print(f"{args.jobs} worker process(es){' per GPU' if device_of(args.device or 'auto') != 'cpu' else ''} "
+              f"on {path}", flush=True)
+        crashed = serve_pool(path, processes=args.jobs, options=options, report=print_progress,
+                             until_empty=args.until_empty, max_jobs=args.max_jobs)
+        if crashed:
+            print(f"note: {len(crashed)} worker process(es) ended abnormally (exit {crashed[0]}); their jobs go "
+                  "back to the queue when their lease runs out", file=sys.stderr)
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
@@ -89,6 +110,16 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(e)) from None
     print(f"worker {worker.id}: {summary(endings)}", flush=True)
     return 0
+
+
+# One progress printer per worker process of a pool (the function crosses into the processes by name).
+_progress: list[Progress] = []
+
+
+def print_progress(event: WorkerEvent) -> None:
+    if not _progress:
+        _progress.append(Progress(sys.stdout, 0, tty=False))
+    _progress[0](event)
 
 
 def summary(endings: Counter[str]) -> str:

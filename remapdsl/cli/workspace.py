@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from remapdsl.cli.options import UsageError, executor_argv
 from remapdsl.jobs import local
 from remapdsl.jobs.enqueue import Checked, Plan, check_models, load_document_data, settings_of
+from remapdsl.jobs.pool import GpuShare
 from remapdsl.jobs.ray_executor import ExecutorError, RayOptions, RayWorker
 from remapdsl.jobs.ray_executor import train_jobs as train_on_ray
 from remapdsl.jobs.worker import ENDED, WorkerEvent, WorkerOptions
@@ -347,10 +348,11 @@ def _ending(event: WorkerEvent) -> str:
     return f"{event.status}: {event.reason}" if event.reason else event.status
 
 
-def train_jobs(path: Path, job_ids: Sequence[int], *, jobs: int, out: TextIO, options: WorkerOptions,
-               tty: bool | None = None, executor: RayOptions | None = None) -> None:
+def train_jobs(path: Path, job_ids: Sequence[int], *, jobs: int | None, out: TextIO, options: WorkerOptions,
+               tty: bool | None = None, job_bytes: Sequence[int] = (), executor: RayOptions | None = None) -> None:
     """Train the given queued jobs in this process (jobs=1) or in a pool of worker processes, with progress; or,
-    with `executor`, on a Ray cluster."""
+    with `executor`, on a Ray cluster. On CUDA `jobs` counts per GPU, and None sizes each GPU's share from
+    `job_bytes` (see `job_estimates`)."""
     progress = Progress(out, len(job_ids), tty)
     if executor is not None:
         def connected(worker: RayWorker) -> None:
@@ -361,10 +363,31 @@ def train_jobs(path: Path, job_ids: Sequence[int], *, jobs: int, out: TextIO, op
         except ExecutorError as e:
             raise UsageError(str(e)) from None
         return
-    crashed = local.train_jobs(path, job_ids, processes=jobs, options=options, on_event=progress)
+
+    def on_pool(shares: list[GpuShare]) -> None:
+        for share in shares:
+            print(f"cuda:{share.gpu}: {share.processes} training process(es) ({share.reason})", file=out, flush=True)
+
+    crashed = local.train_jobs(path, job_ids, processes=jobs, options=options, on_event=progress,
+                               job_bytes=job_bytes, on_pool=on_pool)
     if crashed:
         print(f"note: {len(crashed)} worker process(es) ended abnormally (exit {crashed[0]}); "
               "their jobs go back to the queue when their lease runs out", file=sys.stderr)
+
+
+def job_estimates(checked: Checked, plan: Plan) -> list[int]:
+    """The estimated GPU memory of training each model of a plan, in bytes, for sizing the pool on a GPU;
+    empty on the CPU."""
+    if not plan.device.startswith("cuda"):
+        return []
+    from remapdsl.language.analysis import analyze_model
+    from remapdsl.train.memory import model_job_bytes
+
+    data = plan.data
+    data_bytes = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_val, data.y_val))
+    models = {m.name: m for m in checked.document.models}
+    return [model_job_bytes(analyze_model(models[r.name], data.info()), plan.settings.batch, data_bytes)
+            for r in plan.registered if r.name in models]
 
 
 def report_plan(plan: Plan, out: TextIO) -> list[int]:

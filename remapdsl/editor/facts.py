@@ -4,11 +4,15 @@ its page in the model overview when a `remap serve` runs on the store."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from remapdsl.store.db import FINISHED, Store
 from remapdsl.store.estimate import TimeModel, time_model
 from remapdsl.store.services import OVERVIEW, running_service
+
+if TYPE_CHECKING:
+    from remapdsl.onnx.bench import OnnxReport
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,9 @@ class TrainedFacts:
     seconds: float | None
     device: str | None
     latency_ms: float | None  # ONNX p50 at batch 1
-    latency_where: str = ""
+    latency_where: str = ""  # the execution provider of latency_ms
+    # the same figure with each other provider measured (CUDA, with the gpu extra): (provider, ms)
+    other_latencies: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,5 +69,18 @@ def store_facts(store: Store, model_hash: str, data_text: str) -> StoreFacts:
         run.id, float(run.val_acc or 0.0), tuple(e.val_acc for e in store.epochs(run.id)),
         tuple(float(a) for a in confusion.per_class) if confusion is not None else (),
         run.seconds, run.used_device, one.p50_ms if one else None,
-        f"{report.session.provider}" if report is not None else "")
+        f"{report.session.provider}" if report is not None else "", _other_latencies(store, model_hash, report))
     return StoreFacts(trained, n_train, None, overview)
+
+
+def _other_latencies(store: Store, model_hash: str, newest: OnnxReport | None) -> tuple[tuple[str, float], ...]:
+    from remapdsl.onnx.records import latest_reports
+
+    if newest is None:
+        return ()
+    out = []
+    for provider, report in latest_reports(store, model_hash, trained=True).items():
+        one = report.at_batch(1)
+        if provider != newest.session.provider and one is not None:
+            out.append((provider, one.p50_ms))
+    return tuple(out)

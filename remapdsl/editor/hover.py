@@ -71,7 +71,8 @@ def model_hover(info: ModelInfo, *, images: bool, facts: StoreFacts | None = Non
             facts_lines.append(f"best classes: {best} · worst: {worst}")
         if trained.latency_ms is not None:
             facts_lines.append(f"ONNX latency {trained.latency_ms:.3g} ms per example at batch 1 (p50"
-                               + (f", {trained.latency_where})" if trained.latency_where else ")"))
+                               + (f", {trained.latency_where})" if trained.latency_where else ")")
+                               + "".join(f" · {ms:.3g} ms with {where}" for where, ms in trained.other_latencies))
     elif facts is not None and facts.n_train and epochs and facts.timing is not None:
         estimate = facts.timing.seconds(Work(info.flops, facts.n_train, batch, len(info.layers)), epochs)
         facts_lines.append(f"not trained · estimated training time {duration(estimate)} for {epochs} epoch(s)")

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from remapdsl.train.trainer import EpochResult, TrainResult
 
 CANCEL_CHECK_SECONDS = 0.5
+# The artifact that records how a run executed (precision, CUDA graphs or why not), its meta an Execution.
+EXECUTION_KIND = "execution"
 
 
 class LeaseLost(Exception):
@@ -71,8 +73,15 @@ class WorkerOptions:
     poll_seconds: float = 1.0  # wait between looks at an empty queue
     device: str | None = None  # overrides the device each job asks for
     onnx: bool = True  # export each trained model and measure it with onnxruntime, when onnx is installed
+    cuda_graphs: str = "auto"  # "auto": capture the training step in CUDA graphs where it can be; "off"
+    gpu: int | None = None  # the GPU of this worker's share: jobs asking for cuda (or auto, on CUDA) train there
 
     def __post_init__(self) -> None:
+        from remapdsl.train.execution import check_graph_switch
+
+        object.__setattr__(self, "cuda_graphs", check_graph_switch(self.cuda_graphs))
+        if self.gpu is not None and self.gpu < 0:
+            raise ValueError(f"GPU index must be 0 or more; got {self.gpu}")
         if self.lease_seconds <= 0:
             raise ValueError(f"lease must be positive; got {self.lease_seconds}")
         if not 0 < self.heartbeat_seconds < self.lease_seconds:
@@ -246,9 +255,9 @@ class Worker:
         should_stop = _StopCheck(self.queue, job.id, self.stop, beat)
         resume = job_ready.resume
         result: TrainResult = train(job_ready.model, job_ready.data, job_ready.settings,
-                                    self.options.device or job_ready.device, info=job_ready.info,
+                                    self._device_for(job_ready.device), info=job_ready.info,
                                     resume=Checkpoint.from_bytes(resume[1]) if resume else None,
-                                    on_epoch=on_epoch, should_stop=should_stop)
+                                    on_epoch=on_epoch, should_stop=should_stop, graphs=self.options.cuda_graphs)
         if beat.lost.is_set():
             raise LeaseLost(job.id)
         model_state = result.checkpoint.model_state if result.checkpoint is not None else None
@@ -288,6 +297,9 @@ class Worker:
         """Record how a training ended (or give the job back when the worker is stopping); then the ONNX
         measurement of a finished one, from the weights `model_state` of its last epoch."""
         job = job_ready.job
+        if result.execution is not None:
+            self.store.add_artifact(EXECUTION_KIND, "", run_id=job.run_id, model_hash=job.model_hash,
+                                    meta=result.execution.to_dict())
         if result.status == RunStatus.CANCELLED and not cancelled_by_user:
             # the worker is shutting down: the job goes back to the queue and resumes later
             self.queue.release(job.id, self.id)
@@ -316,6 +328,16 @@ class Worker:
             record_onnx_failure(self.store, job.run_id, job.model_hash, str(e))
         except Exception as e:  # onnxruntime's own errors from running the model, or anything else on the way
             record_onnx_failure(self.store, job.run_id, job.model_hash, describe_failure(e))
+
+    def _device_for(self, asked: str) -> str:
+        """Where a job that asks for `asked` trains here: the worker's own device if it has one, and a job
+        for CUDA without an index on the GPU of this worker's share."""
+        device = self.options.device or asked
+        if self.options.gpu is None or device.strip().lower() not in ("auto", "cuda"):
+            return device
+        from remapdsl.train.trainer import resolve_device
+
+        return f"cuda:{self.options.gpu}" if resolve_device(device).startswith("cuda") else device
 
     def _resume_point(self, run_id: int) -> tuple[int, bytes] | None:
         """The last checkpoint, or None to start from scratch. Nothing recorded is dropped here: when the

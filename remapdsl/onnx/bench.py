@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +126,18 @@ class OnnxReport:
         fields["latency"] = tuple(Latency(**lat) for lat in d["latency"])
         fields["session"] = SessionSettings(**d["session"])
         return OnnxReport(**fields)
+
+
+def measured_providers(available: Sequence[str]) -> tuple[str, ...]:
+    """The providers a model is measured with, given onnxruntime's available ones: the CPU always, and CUDA
+    first where onnxruntime has it (the `gpu` extra), so that the CPU's report is the newest of the two."""
+    return ("cuda", "cpu") if _CUDA in available else ("cpu",)
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
 
 
 def onnx_param_count(proto: onnx.ModelProto) -> int:
@@ -284,6 +296,21 @@ def measure_model(model: ModelSpec, input_shape: Shape, expected_params: int, *,
     report = benchmark(artifact, module, expected_params, trained=state_dict is not None, inputs=inputs,
                        provider=provider, threads=threads, runs=runs, warmup=warmup, seed=seed)
     return report, artifact
+
+
+def measure_on_providers(model: ModelSpec, input_shape: Shape, expected_params: int, providers: Sequence[str], *,
+                         state_dict: Mapping[str, Any] | None = None, seed: int = 0,
+                         inputs: np.ndarray | None = None, exporter: str = DEFAULT_EXPORTER,
+                         threads: int = DEFAULT_THREADS, runs: int = MIN_RUNS,
+                         warmup: int = DEFAULT_WARMUP) -> tuple[list[OnnxReport], OnnxArtifact]:
+    """Export one model once and measure it with each provider; a provider that fell back to another is left
+    out when that other is measured too (its figure would be the other's twice)."""
+    artifact, module = export_model(model, input_shape, state_dict=state_dict, seed=seed, exporter=exporter)
+    reports = [benchmark(artifact, module, expected_params, trained=state_dict is not None, inputs=inputs,
+                         provider=p, threads=threads, runs=runs, warmup=warmup, seed=seed) for p in providers]
+    used = [r.session.provider for r in reports]
+    kept = [r for r in reports if not r.session.fallback or used.count(r.session.provider) == 1]
+    return kept, artifact
 
 
 def _device_name(provider: str) -> str:

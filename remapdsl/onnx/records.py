@@ -3,7 +3,9 @@
 A report is an artifact of kind "onnx": the ONNX file lies in the store's `onnx/` folder and the report
 (`OnnxReport.to_dict()`) is the artifact's meta. A trained model's report hangs off its run and its
 architecture; an untrained one's off the architecture alone. The newest report of a model is the one that
-counts, so the overview and the language server read `latest_report`.
+counts, so the overview and the language server read `latest_report`. A trained model is measured with every
+execution provider onnxruntime has (CUDA too with the `gpu` extra), each report saying which; the CPU's is
+stored last, so the newest report, which measured budgets are checked against, is the CPU's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from remapdsl.language.model import ModelSpec
-from remapdsl.onnx.bench import DEFAULT_THREADS, OnnxReport, measure_model
+from remapdsl.onnx.bench import (
+    DEFAULT_THREADS,
+    OnnxReport,
+    available_providers,
+    measure_on_providers,
+    measured_providers,
+)
 from remapdsl.onnx.export import DEFAULT_EXPORTER, OnnxArtifact
 from remapdsl.store.db import FINISHED, Store
 
@@ -77,6 +85,15 @@ def latest_report(store: Store, model_hash: str, *, trained: bool | None = None)
     return next((r for r in stored_reports(store, model_hash) if trained is None or r.trained == trained), None)
 
 
+def latest_reports(store: Store, model_hash: str, *, trained: bool | None = None) -> dict[str, OnnxReport]:
+    """The newest report of an architecture per execution provider, the newest provider first."""
+    out: dict[str, OnnxReport] = {}
+    for r in stored_reports(store, model_hash):
+        if (trained is None or r.trained == trained) and r.session.provider not in out:
+            out[r.session.provider] = r
+    return out
+
+
 def record_onnx_failure(store: Store, run_id: int | None, model_hash: str, error: str) -> int:
     """Record why a model could not be exported or measured, under its run; returns the artifact id."""
     return store.add_artifact(ONNX_ERROR_KIND, "", run_id=run_id, model_hash=model_hash, meta={"error": error})
@@ -90,8 +107,9 @@ def onnx_failure(store: Store, run_id: int) -> str | None:
 
 def measure_and_store(store: Store, run_id: int, model: ModelSpec, data: Dataset, model_state: Mapping[str, Any],
                       *, provider: str = "auto", threads: int = DEFAULT_THREADS,
-                      exporter: str = DEFAULT_EXPORTER) -> OnnxReport:
-    """Export a trained model, measure it on its validation data and store the report under its run.
+                      exporter: str = DEFAULT_EXPORTER) -> list[OnnxReport]:
+    """Export a trained model, measure it on its validation data with each provider asked for ("auto": every
+    one onnxruntime has, see `measured_providers`) and store the reports under its run.
 
     Raises OnnxError (export, checker or onnxruntime failure; onnx not installed) for the caller to record;
     a report whose parity or parameter check fails is stored all the same, with `ok` false.
@@ -107,7 +125,9 @@ def measure_and_store(store: Store, run_id: int, model: ModelSpec, data: Dataset
                          "(install the 'onnx' extra, or 'gpu' on a CUDA machine)") from e
     expected = analyze_model(model, data.info()).param_count
     inputs = data.x_val[:PARITY_EXAMPLES] if len(data.x_val) else None
-    report, artifact = measure_model(model, data.input_shape, expected, state_dict=model_state, inputs=inputs,
-                                     exporter=exporter, provider=provider, threads=threads)
-    store_report(store, report, artifact, model, run_id)
-    return report
+    providers = measured_providers(available_providers()) if provider == "auto" else (provider,)
+    reports, artifact = measure_on_providers(model, data.input_shape, expected, providers, state_dict=model_state,
+                                             inputs=inputs, exporter=exporter, threads=threads)
+    for report in reports:
+        store_report(store, report, artifact, model, run_id)
+    return reports

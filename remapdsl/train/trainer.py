@@ -1,12 +1,16 @@
 """Train one model on one data set: the fast path for many small models, on CUDA when there is one.
 
-The data lives on the device as tensors and each step slices a seeded permutation, so no DataLoader
-runs per step. Images and convolutions use the channels-last layout; on CUDA the model also runs under
-autocast (bfloat16 where supported, else float16 with a gradient scaler). The loss is cross-entropy on
-logits. Small models on a CPU are fastest with one torch thread per process (see `remapdsl.jobs.local`).
-Nothing is read back from the device inside an epoch: losses and predictions are gathered and checked
-once at its end, where a non-finite loss ends the run as failed and names the epoch and step where it
-appeared.
+The data lives on the device as tensors and each step slices a seeded permutation drawn on the device, so
+no DataLoader runs per step. Images and convolutions use the channels-last layout; on CUDA the model also
+runs under autocast (bfloat16 where supported, else float16 with a gradient scaler). The loss is
+cross-entropy on logits. Small models on a CPU are fastest with one torch thread per process (see
+`remapdsl.jobs.local`). Nothing is read back from the device inside an epoch: each step's loss and the count
+of correct predictions accumulate in device tensors, read once at the epoch's end, where a non-finite loss
+ends the run as failed and names the epoch and step where it appeared.
+
+A small model cannot keep a GPU busy one kernel launch at a time, so on CUDA the whole training step (batch
+gathering, forward, backward, optimizer, metrics) is captured once in a CUDA graph and replayed, where
+`remapdsl.train.execution.graph_decision` allows it; the run records why when it does not.
 
 Every finished epoch yields a Checkpoint holding the weights, optimizer and random states, so that a
 run resumed from it continues exactly as the uninterrupted run would have (bit for bit on CPU).
@@ -29,6 +33,7 @@ from remapdsl.language.analysis import ModelInfo, analyze_model
 from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import ModelSpec
 from remapdsl.train.data import Dataset
+from remapdsl.train.execution import WARMUP_STEPS, Execution, autocast_dtype, check_graph_switch, graph_decision
 from remapdsl.train.torch_model import ModelBuildError, build_module, check_buildable
 
 if TYPE_CHECKING:
@@ -93,6 +98,7 @@ class TrainResult:
     device: str
     seconds: float
     checkpoint: Checkpoint | None  # the last finished epoch
+    execution: Execution | None = None  # precision and CUDA graphs, when the run got as far as deciding them
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -121,14 +127,16 @@ def train(model: ModelSpec, data: Dataset, settings: TrainSettings, device: str 
           info: ModelInfo | None = None,
           resume: Checkpoint | None = None,
           on_epoch: Callable[[EpochResult, Checkpoint], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None, graphs: str = "auto") -> TrainResult:
     """Train `model` on `data`; a model that cannot be built or a non-finite loss gives status "failed".
 
     `info` is the model's analysis on this data, when the caller has one; without it the model is analysed here.
+    `graphs` ("auto" or "off") says whether the step may be captured in a CUDA graph on a GPU.
     """
     import torch
 
     started = time.perf_counter()
+    graphs = check_graph_switch(graphs)
     dev = resolve_device(device)
     if info is None:
         info = analyze_model(model, data.info())
@@ -146,7 +154,7 @@ def train(model: ModelSpec, data: Dataset, settings: TrainSettings, device: str 
         torch.manual_seed(settings.seed)
         net = build_module(info)
         widest = max(_numel(shape) for li in info.layers for shape in (li.input_shape, li.output_shape) if shape)
-        run = _Run(net, data, settings, dev, widest)
+        run = _Run(net, data, settings, dev, widest, graphs)
         try:
             return run.execute(resume, on_epoch, should_stop, info.param_count, info.flops, started)
         except RuntimeError as e:
@@ -156,8 +164,16 @@ def train(model: ModelSpec, data: Dataset, settings: TrainSettings, device: str 
             release_device_data()
             if dev.startswith("cuda"):
                 torch.cuda.empty_cache()
-            return _unrun("failed", f"out of memory on {dev}: {str(e).splitlines()[0]}", dev, started,
-                          run.last_checkpoint or resume, run.history, info.param_count, info.flops)
+            return _unrun("failed", f"{OUT_OF_MEMORY} on {dev}: {str(e).splitlines()[0]}", dev, started,
+                          run.last_checkpoint or resume, run.history, info.param_count, info.flops, run.execution)
+
+
+# The words a failed run's reason starts with when the device ran out of memory (the pool shrinks on them).
+OUT_OF_MEMORY = "out of memory"
+
+
+def is_out_of_memory(reason: str) -> bool:
+    return reason.startswith(OUT_OF_MEMORY)
 
 
 # --- the training loop -------------------------------------------------------------------------------------
@@ -177,6 +193,7 @@ class _Run:
     settings: TrainSettings
     device: str
     widest: int  # largest activation of one example, in elements
+    graphs: str = "auto"
     history: tuple[EpochResult, ...] = ()
     last_checkpoint: Checkpoint | None = None
     # The evaluation of the last finished epoch's weights.
@@ -185,6 +202,9 @@ class _Run:
     resident: bool = True
     channels_last: bool = False
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    execution: Execution | None = None
+    metrics: _Metrics | None = None
+    captured: _CapturedStep | None = None
 
     def execute(self, resume: Checkpoint | None, on_epoch: Callable[[EpochResult, Checkpoint], None] | None,
                 should_stop: Callable[[], bool] | None, param_count: int, flops: int,
@@ -202,23 +222,41 @@ class _Run:
             # Module.to's stubs omit memory_format, which it has accepted since torch 1.5.
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._place_data()
-        optimizer = _optimizer(self.net, self.settings, cuda)
+        precision = autocast_dtype(self.device, cuda and torch.cuda.is_bf16_supported())
+        first = resume.epoch + 1 if resume is not None else 1
+        n, b = len(self.data.y_train), self.settings.batch
+        steps = math.ceil(_used(n, b) / b)
+        why_not = graph_decision(self.graphs, device=self.device, resident=self.resident, autocast=precision,
+                                 steps=steps * max(0, self.settings.epochs - first + 1))
+        optimizer = _optimizer(self.net, self.settings, cuda, capturable=not why_not)
         scaler = None
         amp: Callable[[], Any] = contextlib.nullcontext
         if cuda:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            amp = functools.partial(torch.autocast, "cuda", dtype=dtype)
-            if dtype == torch.float16:
+            # No cache of cast weights: a CUDA graph must recast them at every replay, and eager steps lose
+            # nothing (each weight is cast once per forward pass either way).
+            amp = functools.partial(torch.autocast, "cuda", dtype=getattr(torch, precision), cache_enabled=False)
+            if precision == "float16":
                 scaler = torch.amp.GradScaler("cuda")
-        batches = torch.Generator()
+        # The permutation is drawn where the data lies: on a GPU no index crosses from the host.
+        batches = torch.Generator(device=self.device if self.resident else "cpu")
         batches.manual_seed(self.settings.seed)
-        best, bad, first = math.inf, 0, 1
+        best, bad = math.inf, 0
         if resume is not None:
             self.net.load_state_dict(resume.model_state)
-            optimizer.load_state_dict(resume.optimizer_state)
-            _set_rng(resume.rng_state, batches, self.device)
-            best, bad, first = resume.best_val_loss, resume.bad_epochs, resume.epoch + 1
+            _load_optimizer(optimizer, resume.optimizer_state)
+            _set_rng(resume.rng_state, batches, self.device, self.settings.seed * 100_003 + resume.epoch)
+            best, bad = resume.best_val_loss, resume.bad_epochs
             self.last_checkpoint = resume
+        self.metrics = _Metrics.on(steps, self.device)
+        if not why_not and first <= self.settings.epochs:
+            try:
+                self.captured = _CapturedStep.capture(self, optimizer, amp, steps)
+            except RuntimeError as e:
+                # Out of memory during capture is the model's failure like any other out of memory.
+                if isinstance(e, torch.cuda.OutOfMemoryError):
+                    raise
+                why_not = f"capturing the step failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        self.execution = Execution(self.device, precision, self.captured is not None, why_not)
         status, reason = "done", ""
         for epoch in range(first, self.settings.epochs + 1):
             t0 = time.perf_counter()
@@ -256,7 +294,7 @@ class _Run:
             self.net.load_state_dict(self.last_checkpoint.model_state)
             self.final = self._evaluate(amp)
         return _result(status, reason, self.history, self.final, self.data, param_count, flops, self.device,
-                       time.perf_counter() - started, self.last_checkpoint)
+                       time.perf_counter() - started, self.last_checkpoint, self.execution)
 
     def _place_data(self) -> None:
         key = (id(self.data), self.device, self.channels_last)
@@ -279,50 +317,52 @@ class _Run:
                      batches: torch.Generator, should_stop: Callable[[], bool] | None) -> tuple[float, float] | str:
         """Mean loss and accuracy over the epoch, or why it ended early ("cancelled ..." or a failure)."""
         import torch
-        from torch.nn import functional
 
         x, y = self.tensors["x_train"], self.tensors["y_train"]
         n, b = len(y), self.settings.batch
-        # A last batch of one example would break batch normalisation's statistics; it sits out this epoch.
-        used = n - 1 if n % b == 1 and n > 1 else n
-        order = torch.randperm(n, generator=batches)
-        if self.resident:
-            order = order.to(self.device)
+        used = _used(n, b)
+        order = torch.randperm(n, generator=batches, device=batches.device)
+        metrics = self.metrics
+        assert metrics is not None
+        metrics.reset()
         self.net.train()
-        losses: list[torch.Tensor] = []
-        predicted: list[torch.Tensor] = []
-        for start in range(0, used, b):
+        captured = self.captured
+        if captured is not None:
+            captured.start_epoch(order)
+        for step, start in enumerate(range(0, used, b)):
             if should_stop is not None and should_stop():
-                return f"cancelled during epoch {epoch}, before step {start // b + 1}"
+                return f"cancelled during epoch {epoch}, before step {step + 1}"
+            if captured is not None:
+                captured.replay(step)
+                continue
             idx = order[start:min(start + b, used)]
             xb, yb = x[idx], y[idx]  # indexing keeps the channels-last layout; index_select does not
             if not self.resident:
                 xb, yb = self._to_device(xb, yb)
-            with amp():
-                logits = self.net(xb)
-                loss = functional.cross_entropy(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            losses.append(loss.detach())
-            predicted.append(logits.detach().argmax(1))
-        if not losses:
+            self._step(xb, yb, optimizer, scaler, amp)
+        if used == 0:
             return math.nan, math.nan
-        step_losses = torch.stack(losses).float().cpu()
-        finite = torch.isfinite(step_losses)
-        if not bool(finite.all()):
-            step = int((~finite).nonzero()[0, 0]) + 1
-            return f"loss became {float(step_losses[step - 1])} at epoch {epoch}, step {step}"
-        sizes = torch.full((len(losses),), float(b))
-        sizes[-1] = used - b * (len(losses) - 1)
-        truth = y.index_select(0, order[:used].to(y.device))
-        correct = (torch.cat(predicted).to(y.device) == truth).sum().item()
-        return float((step_losses * sizes).sum() / used), correct / used
+        return metrics.read(epoch, used, b)
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: Any,
+              amp: Callable[[], Any]) -> None:
+        """One training step on a batch, its loss and correct predictions added to the epoch's metrics; the same
+        code runs eagerly and under CUDA graph capture (without a scaler there)."""
+        from torch.nn import functional
+
+        with amp():
+            logits = self.net(xb)
+            loss = functional.cross_entropy(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        assert self.metrics is not None
+        self.metrics.add(loss.detach(), logits.detach(), yb)
 
     def _evaluate(self, amp: Callable[[], Any]) -> _Evaluation:
         """Loss, accuracy and predictions over the whole validation set, in large batches."""
@@ -347,6 +387,130 @@ class _Run:
         loss = float(total) / max(1, n)
         acc = float((predictions == self.data.y_val).mean()) if n else math.nan
         return _Evaluation(loss, acc, predictions)
+
+
+@dataclass
+class _Metrics:
+    """An epoch's loss per step and count of correct predictions, accumulated on the device and read once."""
+
+    losses: torch.Tensor  # float32, one slot per step
+    correct: torch.Tensor  # int64 scalar
+    step: torch.Tensor  # int64 scalar: the slot of the next step's loss
+
+    @staticmethod
+    def on(steps: int, device: str) -> _Metrics:
+        import torch
+
+        return _Metrics(torch.zeros(max(1, steps), device=device), torch.zeros((), dtype=torch.int64, device=device),
+                        torch.zeros((), dtype=torch.int64, device=device))
+
+    def reset(self) -> None:
+        self.losses.zero_()
+        self.correct.zero_()
+        self.step.zero_()
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, yb: torch.Tensor) -> None:
+        # a device-side slot index, not a Python one, so that a captured step writes where it is replayed
+        self.losses.index_copy_(0, self.step.view(1), loss.view(1))
+        self.step.add_(1)
+        self.correct.add_((logits.argmax(1) == yb).sum())
+
+    def read(self, epoch: int, used: int, b: int) -> tuple[float, float] | str:
+        """Mean loss and accuracy over `used` examples in batches of `b`, or where the loss became non-finite."""
+        import torch
+
+        steps = math.ceil(used / b)
+        # one copy from the device; float64 holds both the float32 losses and the count exactly
+        packed = torch.cat([self.losses[:steps].double(), self.correct.view(1).double()]).cpu()
+        step_losses = packed[:steps].float()
+        finite = torch.isfinite(step_losses)
+        if not bool(finite.all()):
+            step = int((~finite).nonzero()[0, 0]) + 1
+            return f"loss became {float(step_losses[step - 1])} at epoch {epoch}, step {step}"
+        sizes = torch.full((steps,), float(b))
+        sizes[-1] = used - b * (steps - 1)
+        return float((step_losses * sizes).sum() / used), int(packed[-1]) / used
+
+
+@dataclass
+class _CapturedStep:
+    """The training step captured in CUDA graphs: one for full batches and one for an epoch's shorter last batch
+    (its size is the same every epoch), so that an epoch is a replay per step and nothing else.
+
+    A graph reads its batch through static tensors: the epoch's permutation, copied in at the epoch's start,
+    and a cursor on the device that each replay advances.
+    """
+
+    order: torch.Tensor
+    cursor: torch.Tensor
+    full: Any  # torch.cuda.CUDAGraph | None: None when an epoch is one short batch
+    tail: Any  # torch.cuda.CUDAGraph | None: None when the last batch is a full one
+    steps: int
+
+    def start_epoch(self, order: torch.Tensor) -> None:
+        self.order.copy_(order)
+        self.cursor.zero_()
+
+    def replay(self, step: int) -> None:
+        graph = self.tail if self.tail is not None and step == self.steps - 1 else self.full
+        graph.replay()
+
+    @staticmethod
+    def capture(run: _Run, optimizer: torch.optim.Optimizer, amp: Callable[[], Any], steps: int) -> _CapturedStep:
+        import torch
+
+        x, y = run.tensors["x_train"], run.tensors["y_train"]
+        n, b = len(y), run.settings.batch
+        tail = _used(n, b) - b * (steps - 1)
+        dev = torch.device(run.device)
+        order = torch.arange(n, device=dev)
+        cursor = torch.zeros((), dtype=torch.int64, device=dev)
+        # a full batch's graph when an epoch has one, and the shorter last batch's when it differs
+        sizes = ([b] if steps > 1 or tail == b else []) + ([tail] if tail != b else [])
+        offsets = {size: torch.arange(size, device=dev) for size in sizes}
+
+        def step(size: int) -> None:
+            idx = order[cursor + offsets[size]]
+            run._step(x[idx], y[idx], optimizer, None, amp)
+            cursor.add_(size)
+
+        # The warm-up steps train on real batches: the weights, statistics and optimizer state are put back
+        # afterwards, in place, since the graphs read and write these very tensors.
+        saved_model = {k: v.detach().clone() for k, v in run.net.state_dict().items()}
+        saved_optimizer = {p: {k: v.clone() for k, v in st.items() if isinstance(v, torch.Tensor)}
+                           for p, st in optimizer.state.items()}
+        graphs: dict[int, Any] = {}
+        run.net.train()  # the graphs keep the mode they were captured in: dropout on, batch statistics
+        try:
+            side = torch.cuda.Stream(dev)
+            side.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(side):
+                for size in sizes:
+                    for _ in range(WARMUP_STEPS):
+                        cursor.zero_()
+                        step(size)
+            torch.cuda.current_stream(dev).wait_stream(side)
+            for size in sizes:
+                cursor.zero_()
+                graph = torch.cuda.CUDAGraph()
+                # thread-local: the heartbeat thread may use SQLite meanwhile; it never touches CUDA
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                    step(size)
+                graphs[size] = graph
+        finally:
+            with torch.no_grad():
+                for k, v in run.net.state_dict().items():
+                    v.copy_(saved_model[k])
+                for p, st in optimizer.state.items():
+                    before = saved_optimizer.get(p, {})
+                    for k, v in st.items():
+                        if isinstance(v, torch.Tensor) and k in before:
+                            v.copy_(before[k])
+                        elif isinstance(v, torch.Tensor):  # created by the warm-up: zero, as in a fresh optimizer
+                            v.zero_()
+            assert run.metrics is not None
+            run.metrics.reset()
+        return _CapturedStep(order, cursor, graphs.get(b), graphs.get(tail) if tail != b else None, steps)
 
 
 # The data set last placed on a device, kept for the next run in the same process: a worker trains many
@@ -387,33 +551,59 @@ def _place(data: Dataset, device: str, channels_last: bool) -> dict[str, torch.T
     return out
 
 
-def _optimizer(net: nn.Module, s: TrainSettings, cuda: bool) -> torch.optim.Optimizer:
+def _used(n: int, b: int) -> int:
+    """Examples trained on per epoch: a last batch of one example would break batch normalisation's
+    statistics, so it sits out."""
+    return n - 1 if n % b == 1 and n > 1 else n
+
+
+# The optimizer's own execution flags, which a checkpoint written elsewhere (a GPU run's, say) must not override.
+_EXECUTION_FLAGS = ("fused", "capturable", "foreach", "differentiable")
+
+
+def _optimizer(net: nn.Module, s: TrainSettings, cuda: bool, *, capturable: bool = False) -> torch.optim.Optimizer:
     import torch
 
     params = list(net.parameters())
-    # The fused kernels do one pass over all parameters per step: fewer dispatches for small models.
+    # The fused kernels do one pass over all parameters per step: fewer dispatches for small models. A
+    # capturable optimizer keeps its step count on the device, as a CUDA graph needs.
     if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay, fused=True, capturable=capturable)
     if s.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, fused=True)
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, fused=True, capturable=capturable)
     return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
                            fused=cuda or None)
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a checkpoint's optimizer state, keeping this optimizer's execution flags (a capturable GPU run's
+    state resumes on a CPU, and a CPU run's under CUDA graphs)."""
+    own = [{k: g[k] for k in _EXECUTION_FLAGS if k in g} for g in optimizer.param_groups]
+    groups = [{**saved, **mine} for saved, mine in zip(state["param_groups"], own, strict=False)]
+    # a copy: the optimizer keeps the tensors it is given where their device and type fit, and would change
+    # the caller's checkpoint as it trains
+    optimizer.load_state_dict({**state, "state": _cpu_copy(state["state"]), "param_groups": groups})
 
 
 def _rng_state(batches: torch.Generator, device: str) -> dict[str, Any]:
     import torch
 
-    state = {"cpu": torch.get_rng_state(), "batches": batches.get_state()}
+    state = {"cpu": torch.get_rng_state(), "batches": batches.get_state(), "batches_device": batches.device.type}
     if device.startswith("cuda"):
         state["cuda"] = torch.cuda.get_rng_state(torch.device(device))
     return state
 
 
-def _set_rng(state: dict[str, Any], batches: torch.Generator, device: str) -> None:
+def _set_rng(state: dict[str, Any], batches: torch.Generator, device: str, reseed: int) -> None:
+    """Restore the random states of a checkpoint. The batch order's generator state belongs to one kind of
+    device; a run resumed on another kind continues with an order seeded from `reseed`."""
     import torch
 
     torch.set_rng_state(state["cpu"])
-    batches.set_state(state["batches"])
+    if state.get("batches_device", "cpu") == batches.device.type:
+        batches.set_state(state["batches"])
+    else:
+        batches.manual_seed(reseed)
     if device.startswith("cuda") and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], torch.device(device))
 
@@ -436,7 +626,8 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def _result(status: str, reason: str, history: tuple[EpochResult, ...], final: _Evaluation | None, data: Dataset,
-            param_count: int, flops: int, device: str, seconds: float, checkpoint: Checkpoint | None) -> TrainResult:
+            param_count: int, flops: int, device: str, seconds: float, checkpoint: Checkpoint | None,
+            execution: Execution | None) -> TrainResult:
     confusion = per_class = predictions = None
     if final is not None:
         k = data.num_classes
@@ -447,10 +638,11 @@ def _result(status: str, reason: str, history: tuple[EpochResult, ...], final: _
             per_class = np.where(support > 0, np.diag(confusion) / np.maximum(support, 1), np.nan)
         predictions = pred.astype(np.uint8 if k <= 256 else np.int16)
     return TrainResult(status, reason, history, confusion, per_class, predictions, param_count, flops, device,
-                       seconds, checkpoint)
+                       seconds, checkpoint, execution)
 
 
 def _unrun(status: str, reason: str, device: str, started: float, checkpoint: Checkpoint | None,
-           history: tuple[EpochResult, ...] = (), param_count: int = 0, flops: int = 0) -> TrainResult:
+           history: tuple[EpochResult, ...] = (), param_count: int = 0, flops: int = 0,
+           execution: Execution | None = None) -> TrainResult:
     return TrainResult(status, reason, history, None, None, None, param_count, flops, device,
-                       time.perf_counter() - started, checkpoint)
+                       time.perf_counter() - started, checkpoint, execution)

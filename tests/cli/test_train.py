@@ -286,3 +286,31 @@ def test_progress_draws_bars_on_a_terminal() -> None:
     assert "[#####.....] 2/4  val acc 75.0%" in text
     assert "\x1b[1A" in text  # redrawn in place
     assert text.endswith("[1/1] small: done after 0 epoch(s)\n")
+
+
+def test_a_worker_pool_serves_the_queue_in_processes(remap_file: Path, capfd) -> None:  # type: ignore[no-untyped-def]
+    from remapdsl.cli.workspace import read_models
+    from remapdsl.jobs.enqueue import queue_document
+    from remapdsl.jobs.worker import EXECUTION_KIND
+
+    with store_of(remap_file) as store:
+        plan = queue_document(store, read_models(remap_file, None), epochs=1, device="cpu", force=False)
+    db = str(remap_file.parent / ".remap" / "remap.db")
+    code = main(["worker", "--store", db, "--until-empty", "--poll", "0.1", "--jobs", "2", "--cuda-graphs", "off",
+                 "--no-onnx"])
+    out = capfd.readouterr().out
+    assert code == 0 and "2 worker process(es) on" in out
+    # each process reports what it trains: three jobs ended between them
+    assert all(f"{name}: epoch 1/1" in out for name in ("small", "small_wide", "linear"))
+    with store_of(remap_file) as store:
+        for job in plan.jobs:
+            run_ = store.run(job.run_id)
+            assert run_ is not None and run_.status == "done"
+            [execution] = store.artifacts(run_id=job.run_id, kind=EXECUTION_KIND)
+            assert execution.meta["reason"] == "CUDA graphs are switched off"
+
+
+def test_a_bad_cuda_graphs_setting_is_a_usage_error(remap_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as e:
+        main(["train", str(remap_file), "--cuda-graphs", "always"])
+    assert e.value.code == 2 and "invalid choice: 'always'" in capsys.readouterr().err

@@ -483,7 +483,7 @@ def test_trained_weights_come_from_the_newest_finished_run(tmp_path) -> None:
 
 def test_measure_and_store_records_the_report_under_the_run(tmp_path) -> None:
     from remapdsl.language.hashing import architecture_hash
-    from remapdsl.onnx.records import latest_report, measure_and_store, stored_reports
+    from remapdsl.onnx.records import latest_report, latest_reports, measure_and_store, stored_reports
     from remapdsl.store.db import Store
     from remapdsl.train.data import load_dataset
 
@@ -492,9 +492,12 @@ def test_measure_and_store_records_the_report_under_the_run(tmp_path) -> None:
     state = as_if_trained(build_torch_model(spec, data.input_shape))
     with Store(tmp_path / "remap.db") as store:
         run_id = add_run(store, spec, "done", state)
-        report = measure_and_store(store, run_id, spec, data, state)
+        # onnxruntime here has the CPU's provider only: one report, which says so
+        [report] = measure_and_store(store, run_id, spec, data, state)
         [row] = store.artifacts(run_id=run_id, kind="onnx")
         h = architecture_hash(spec)
+        assert report.session.provider == "CPUExecutionProvider" and report.session.fallback == ""
+        assert latest_reports(store, h) == {"CPUExecutionProvider": report}
         assert report.trained and report.ok
         assert report.parity_inputs == "validation" and report.parity_batch == 64
         assert row.model_hash == h and Path(row.path).read_bytes() == onnx.load(row.path).SerializeToString()
@@ -518,3 +521,26 @@ def test_measure_and_store_without_onnxruntime(tmp_path, monkeypatch: pytest.Mon
         with pytest.raises(OnnxError, match="onnxruntime is not installed"):
             measure_and_store(store, run_id, MODELS[0], data, build_torch_model(MODELS[0], (1, 8, 8)).state_dict())
         assert store.artifacts(kind="onnx") == []
+
+
+def test_a_model_is_measured_with_every_provider_onnxruntime_has() -> None:
+    import onnxruntime as ort
+
+    from remapdsl.onnx.bench import available_providers, measured_providers
+
+    assert measured_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ("cuda", "cpu")
+    assert measured_providers(["CPUExecutionProvider"]) == ("cpu",)
+    assert available_providers() == ort.get_available_providers()
+    # this machine's onnxruntime is the CPU build
+    assert measured_providers(available_providers()) == ("cpu",)
+
+
+def test_asking_for_cuda_without_it_falls_back_once_and_says_why() -> None:
+    from remapdsl.onnx.bench import measure_on_providers
+
+    spec = MODELS[0]
+    reports, _ = measure_on_providers(spec, (1, 8, 8), 0, ("cuda", "cpu"), runs=100)
+    # the CUDA attempt fell back to the CPU, whose own report is kept instead of a second CPU figure
+    assert [r.session.requested for r in reports] == ["cpu"]
+    [alone] = measure_on_providers(spec, (1, 8, 8), 0, ("cuda",), runs=100)[0]
+    assert alone.session.provider == "CPUExecutionProvider" and "onnxruntime-gpu" in alone.session.fallback

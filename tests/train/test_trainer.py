@@ -14,6 +14,8 @@ from remapdsl.language.analysis import analyze_model
 from remapdsl.language.header import TrainSettings
 from remapdsl.language.model import Arg, Document, Layer, ModelSpec, TrainSpec
 from remapdsl.train.data import Dataset, load_dataset
+from remapdsl.train.execution import Execution
+from remapdsl.train.torch_model import build_model
 from remapdsl.train.trainer import (
     Checkpoint,
     resolve_device,
@@ -225,3 +227,49 @@ def test_settings_from_the_document_with_overrides() -> None:
         TrainSettings(optimizer="lbfgs")
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainSettings.from_document(doc, epoch=3)
+
+
+def test_a_run_records_how_it_executed(digits: Dataset) -> None:
+    result = train(LINEAR, digits, TrainSettings(epochs=1), "cpu")
+    assert result.execution == Execution("cpu", "float32", False,
+                                         "CUDA graphs need a CUDA device; this run trains on cpu")
+    off = train(LINEAR, digits, TrainSettings(epochs=1), "cpu", graphs="off")
+    assert off.execution is not None and off.execution.reason == "CUDA graphs are switched off"
+    with pytest.raises(ValueError, match="unknown CUDA graphs setting"):
+        train(LINEAR, digits, TrainSettings(epochs=1), "cpu", graphs="always")
+
+
+def test_epoch_metrics_are_the_means_over_the_examples_trained(digits: Dataset) -> None:
+    # 1,438 training examples in batches of 128: 11 full batches and one of 30, all counted
+    torch.manual_seed(0)
+    result = train(LINEAR, digits, TrainSettings(epochs=1, lr=1e-9, optimizer="sgd"), "cpu")
+    assert result.checkpoint is not None
+    net = build_model(LINEAR, digits.input_shape, digits.num_classes)
+    net.load_state_dict(result.checkpoint.model_state)  # lr 1e-9: about the weights every step trained with
+    with torch.no_grad():
+        logits = net(torch.from_numpy(digits.x_train))
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(digits.y_train))
+        acc = (logits.argmax(1).numpy() == digits.y_train).mean()
+    [epoch] = result.epochs
+    assert epoch.train_loss == pytest.approx(float(loss), rel=1e-4)
+    assert epoch.train_acc == pytest.approx(acc)
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(digits: Dataset) -> None:
+    """A GPU run's checkpoint has a capturable optimizer and a batch generator of the GPU; the CPU run that
+    resumes it keeps its own optimizer flags and draws its batch order from a seeded generator of its own."""
+    settings = TrainSettings(epochs=3, lr=0.01)
+    saved: dict[int, Checkpoint] = {}
+    train(SMALL_CONV, digits, settings, "cpu", on_epoch=lambda e, c: saved.__setitem__(e.epoch, c),
+          should_stop=lambda: 1 in saved)
+    state = saved[1]
+    groups = [{**g, "capturable": True} for g in state.optimizer_state["param_groups"]]
+    foreign = replace(state, optimizer_state={**state.optimizer_state, "param_groups": groups},
+                      rng_state={**state.rng_state, "batches_device": "cuda"})
+    resumed = train(SMALL_CONV, digits, settings, "cpu", resume=foreign)
+    assert resumed.status == "done" and [e.epoch for e in resumed.epochs] == [2, 3]
+    assert resumed.checkpoint is not None
+    assert all(g["capturable"] is False for g in resumed.checkpoint.optimizer_state["param_groups"])
+    assert resumed.checkpoint.rng_state["batches_device"] == "cpu"
+    again = train(SMALL_CONV, digits, settings, "cpu", resume=foreign)
+    assert [replace(e, seconds=0) for e in again.epochs] == [replace(e, seconds=0) for e in resumed.epochs]
