@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 from remapdsl.cli.options import UsageError, executor_argv
 from remapdsl.jobs import local
 from remapdsl.jobs.enqueue import Checked, Plan, check_models, load_document_data, settings_of
+from remapdsl.jobs.files import FileProblem, read_text, write_new
 from remapdsl.jobs.pool import GpuShare
 from remapdsl.jobs.ray_executor import ExecutorError, RayOptions, RayWorker
 from remapdsl.jobs.ray_executor import train_jobs as train_on_ray
@@ -28,7 +28,6 @@ from remapdsl.language.diagnostics import Diagnostic, Severity
 from remapdsl.language.model import Document, ModelSpec
 from remapdsl.language.parser import parse
 from remapdsl.language.printer import format_document
-from remapdsl.language.sourcefile import SourceError, read_source_bytes
 from remapdsl.search.changes import Child
 from remapdsl.search.children import Parent, appended, blocking_errors, model_errors
 from remapdsl.store.db import EpochRow, ReadOnlyStore, Store, StoreError, default_store_path
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
     from remapdsl.space.model_space import Members, ModelSpace, RunPredictions
     from remapdsl.train.data import Dataset
 
-BOM = b"\xef\xbb\xbf"
 
 
 # --- reading a file --------------------------------------------------------------------------------------
@@ -59,14 +57,10 @@ def read_source(path: str | os.PathLike[str]) -> SourceText:
     """The text of a .remap file, its line endings as written, or a UsageError saying why it cannot be read (a
     device, a pipe or a file over the size limit is refused before it is read)."""
     try:
-        data = read_source_bytes(path)
-    except SourceError as e:
+        read = read_text(path)
+    except FileProblem as e:
         raise UsageError(str(e)) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not UTF-8 text (byte {e.start})") from None
-    return SourceText(text, data.startswith(BOM))
+    return SourceText(read.text, read.bom)
 
 
 def read_analysis(path: str | os.PathLike[str]) -> Analysis:
@@ -426,23 +420,10 @@ def write_atomic(path: str, text: str, bom: bool = False) -> None:
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{path} is a directory; expected a file name")
-    folder = target.parent
     try:
-        mode = target.stat().st_mode & 0o777 if target.exists() else None
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write((BOM if bom else b"") + text.encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-            if mode is not None:
-                os.chmod(temp, mode)
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+        write_new(target, text, bom=bom, replace=True)
+    except FileProblem as e:
+        raise UsageError(str(e)) from None
 
 
 @dataclass(frozen=True)
